@@ -1,0 +1,83 @@
+"""Generation backends: one object per loaded model, shared by every candidate that uses it.
+
+A backend turns chat conversations (``[{"role", "content"}]``) into :class:`Generation` results, batched,
+and can stream one reply. :func:`load_generator` maps a parsed :class:`~bakeoff.models.ModelRef` to a
+backend; heavy libraries are imported only there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from bakeoff.models import CandidateRef, EmbeddedRef, HFRef, ModelRef, OllamaRef, OpenAICompatibleRef
+from bakeoff.plugins import GenerationSettings
+
+__all__ = ["BackendError", "Generation", "Generator", "Message", "load_generator"]
+
+Message = dict[str, str]
+
+
+class BackendError(Exception):
+    """A model cannot be loaded or reached; the message says what to do."""
+
+
+@dataclass
+class Generation:
+    """One generated reply."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0  # wall time of the batch divided by its size
+    truncated: bool = False  # stopped by max_new_tokens, not by end of turn
+    error: str | None = None
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """What every backend offers."""
+
+    name: str
+
+    def generate(
+        self,
+        conversations: Sequence[list[Message]],
+        settings: GenerationSettings,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Generation]:
+        """Reply to each conversation; ``progress(n)`` is called as ``n`` more replies finish."""
+        ...
+
+    def stream(self, conversation: list[Message], settings: GenerationSettings) -> Iterator[str]:
+        """Yield the reply to one conversation piece by piece."""
+        ...
+
+
+def load_generator(ref: ModelRef) -> Generator:
+    """Load (or connect to) the model a reference names.
+
+    Raises:
+        BackendError: the model cannot be found, imported or reached.
+    """
+    if isinstance(ref, EmbeddedRef):
+        from bakeoff.backends.embedded import ensure_imported
+        from bakeoff.backends.transformers_backend import TransformersGenerator
+
+        return TransformersGenerator.from_path(ensure_imported(ref.name), name=str(ref))
+    if isinstance(ref, HFRef):
+        from bakeoff.backends.transformers_backend import TransformersGenerator
+
+        return TransformersGenerator.from_path(ref.path, name=str(ref))
+    if isinstance(ref, OpenAICompatibleRef):
+        from bakeoff.backends.openai_compatible import OpenAICompatibleGenerator
+
+        return OpenAICompatibleGenerator(ref.base_url, ref.model)
+    if isinstance(ref, OllamaRef):
+        from bakeoff.backends.openai_compatible import ollama_generator
+
+        return ollama_generator(ref.model)
+    if isinstance(ref, CandidateRef):
+        raise BackendError(f"{ref} names a candidate; resolve it through the run context, not load_generator")
+    raise BackendError(f"no backend for model reference {ref}")

@@ -1,0 +1,124 @@
+"""Models behind an OpenAI-compatible HTTP API (vLLM, llama.cpp server, Ollama's ``/v1``).
+
+Requests go out concurrently (a server batches them itself); a failed request becomes an answer with an
+``error``, never an exception that sinks the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from bakeoff.backends import BackendError, Generation, Message
+from bakeoff.plugins import GenerationSettings
+
+__all__ = ["OpenAICompatibleGenerator", "ollama_generator", "ollama_host"]
+
+DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
+
+
+def ollama_host() -> str:
+    """``OLLAMA_HOST`` as a URL (it may be given as ``host:port``)."""
+    host = os.environ.get("OLLAMA_HOST", "").strip() or DEFAULT_OLLAMA_HOST
+    if not host.startswith(("http://", "https://")):
+        host = "http://" + host
+    return host.rstrip("/")
+
+
+class OpenAICompatibleGenerator:
+    """Chat completions against ``{base_url}/chat/completions``."""
+
+    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout_s: float = 300.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.name = f"{self.base_url}#{model}"
+        # The key is read from the environment and never written anywhere.
+        self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or "bakeoff"
+        self.timeout_s = timeout_s
+
+    def _client(self):
+        import httpx
+
+        return httpx.Client(timeout=self.timeout_s, headers={"Authorization": f"Bearer {self._api_key}"})
+
+    def _body(self, conversation: list[Message], settings: GenerationSettings, stream: bool) -> dict:
+        return {
+            "model": self.model,
+            "messages": conversation,
+            "max_tokens": settings.max_new_tokens,
+            "temperature": settings.temperature,
+            "top_p": settings.top_p,
+            "seed": settings.seed,
+            "stream": stream,
+        }
+
+    def _one(self, client, conversation: list[Message], settings: GenerationSettings) -> Generation:
+        import httpx
+
+        t0 = time.perf_counter()
+        try:
+            resp = client.post(f"{self.base_url}/chat/completions", json=self._body(conversation, settings, False))
+        except httpx.HTTPError as exc:
+            return Generation("", error=f"cannot reach {self.base_url}: {exc}")
+        if resp.status_code >= 400:
+            return Generation("", error=f"{self.base_url} answered HTTP {resp.status_code}: {resp.text[:300]}")
+        try:
+            data = resp.json()
+            choice = data["choices"][0]
+            usage = data.get("usage") or {}
+            return Generation(
+                choice["message"]["content"] or "",
+                prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                completion_tokens=int(usage.get("completion_tokens", 0)),
+                latency_s=time.perf_counter() - t0,
+                truncated=choice.get("finish_reason") == "length",
+            )
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            return Generation("", error=f"unexpected reply from {self.base_url}: {exc}")
+
+    def generate(
+        self,
+        conversations: Sequence[list[Message]],
+        settings: GenerationSettings,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Generation]:
+        with self._client() as client, ThreadPoolExecutor(max_workers=min(8, settings.batch_size)) as pool:
+            futures = [pool.submit(self._one, client, c, settings) for c in conversations]
+            results = []
+            for fut in futures:
+                results.append(fut.result())
+                if progress:
+                    progress(1)
+        return results
+
+    def stream(self, conversation: list[Message], settings: GenerationSettings) -> Iterator[str]:
+        import httpx
+
+        try:
+            with self._client() as client, client.stream(
+                "POST", f"{self.base_url}/chat/completions", json=self._body(conversation, settings, True)
+            ) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise BackendError(f"{self.base_url} answered HTTP {resp.status_code}: {resp.text[:300]}")
+                for line in resp.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line.removeprefix("data:").strip()
+                    if payload == "[DONE]":
+                        break
+                    delta = json.loads(payload)["choices"][0].get("delta", {}).get("content")
+                    if delta:
+                        yield delta
+        except httpx.HTTPError as exc:
+            raise BackendError(f"cannot reach {self.base_url}: {exc}") from None
+
+
+def ollama_generator(model: str) -> OpenAICompatibleGenerator:
+    """An Ollama model through Ollama's OpenAI-compatible endpoint at ``OLLAMA_HOST``."""
+    gen = OpenAICompatibleGenerator(f"{ollama_host()}/v1", model)
+    gen.name = f"ollama:{model}"
+    return gen

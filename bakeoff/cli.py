@@ -1,0 +1,219 @@
+"""The ``bakeoff`` command line.
+
+Start-up must stay fast (``bakeoff --help`` well under half a second): only typer and rich are imported here;
+everything heavy (torch, transformers, chromadb, ...) is imported inside the command that needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+# Never download weights at run time unless the user explicitly turned this off.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+app = typer.Typer(
+    name="bakeoff",
+    help="Compare few-shot, RAG and fine-tuned candidates declared in one YAML recipe.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Folder that holds runs.", envvar="BAKEOFF_RUNS_DIR")]
+DEFAULT_RUNS = Path("runs")
+
+
+def _load(path: Path):
+    """Load a recipe or exit 2 with every problem on stderr."""
+    from bakeoff.recipe import RecipeError, load_recipe
+
+    try:
+        return load_recipe(path)
+    except RecipeError as exc:
+        # Plain writes, never wrapped: editors and CI parse FILE:LINE:COL lines.
+        for problem in exc.problems:
+            sys.stderr.write(f"{problem}\n")
+        n = len(exc.problems)
+        sys.stderr.write(f"{n} problem{'s' if n != 1 else ''} found\n")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def validate(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")]) -> None:
+    """Check a recipe; print every problem as FILE:LINE:COL: field: message (exit 2 if any)."""
+    r = _load(recipe)
+    console.print(f"[green]✓[/] {recipe}: recipe {r.name!r}, task {r.task}, {len(r.candidates)} candidates "
+                  f"({', '.join(r.names)})")
+
+
+@app.command()
+def schema() -> None:
+    """Print the recipe JSON Schema (for editor completion: `# yaml-language-server: $schema=...`)."""
+    from bakeoff.recipe import dump_schema
+
+    sys.stdout.write(dump_schema() + "\n")
+
+
+@app.command()
+def run(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Candidate names to run (comma-separated; repeatable).")
+    ] = None,
+    runs_dir: RunsDir = DEFAULT_RUNS,
+) -> None:
+    """Prepare, train, answer and score every candidate; write a run and print the comparison."""
+    r = _load(recipe)
+    from bakeoff.runner import RunError, run_recipe
+    from bakeoff.store import read_run
+    from bakeoff.eval.table import comparison_table
+
+    try:
+        path = run_recipe(r, recipe_text=recipe.read_text(encoding="utf-8"), runs_dir=runs_dir, only=only,
+                          console=console)
+    except RunError as exc:
+        err.print(f"error: {exc}", style="red")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err.print("interrupted; the run is marked failed", style="red")
+        raise typer.Exit(130) from None
+    info = read_run(path)
+    console.print(comparison_table(info.scores or {}, title=f"{info.recipe} · {info.run_id}"))
+    console.print(f"run written to {path}  (bakeoff show {info.run_id})")
+
+
+@app.command("runs")
+def runs_cmd(
+    recipe: Annotated[str | None, typer.Option("--recipe", help="Only runs of this recipe.")] = None,
+    runs_dir: RunsDir = DEFAULT_RUNS,
+) -> None:
+    """List runs, newest first."""
+    from rich.table import Table
+
+    from bakeoff.store import list_runs
+
+    runs = list_runs(runs_dir, recipe)
+    if not runs:
+        console.print(f"no runs in {runs_dir}")
+        return
+    table = Table()
+    for col in ("run", "recipe", "status", "started", "candidates"):
+        table.add_column(col)
+    colors = {"complete": "green", "failed": "red", "running": "yellow", "interrupted": "red", "unreadable": "red"}
+    for info in runs:
+        status = info.status + (f" ({info.problem})" if info.problem else "")
+        table.add_row(info.run_id, info.recipe, f"[{colors.get(info.status, 'white')}]{status}[/]",
+                      str(info.manifest.get("started_at", "")), ", ".join(info.candidates))
+    console.print(table)
+
+
+@app.command()
+def show(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id (prefix), recipe name (its latest run), "
+                                           "'latest' or a run folder.")] = "latest",
+    runs_dir: RunsDir = DEFAULT_RUNS,
+) -> None:
+    """Print a run's comparison table (best value per metric marked)."""
+    from bakeoff.eval.table import comparison_table
+    from bakeoff.store import RunStoreError, find_run
+
+    try:
+        info = find_run(runs_dir, run_ref)
+    except RunStoreError as exc:
+        err.print(f"error: {exc}", style="red")
+        raise typer.Exit(2) from None
+    if info.problem:
+        err.print(f"error: run {info.path} is unreadable: {info.problem}", style="red")
+        raise typer.Exit(1)
+    console.print(f"{info.recipe} · {info.run_id} · [bold]{info.status}[/]")
+    if not info.scores:
+        console.print("no scores yet (the run did not finish)")
+        return
+    console.print(comparison_table(info.scores))
+    if info.scores.get("task") == "classification":
+        from rich.table import Table
+
+        for name, cand in info.scores["candidates"].items():
+            rep = cand.get("classification") or {}
+            t = Table(title=f"{name}: per-label", title_justify="left")
+            for col in ("label", "precision", "recall", "f1", "support"):
+                t.add_column(col, justify="right" if col != "label" else "left")
+            for label, v in rep.get("per_label", {}).items():
+                t.add_row(label, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", str(v["support"]))
+            t.caption = f"unparsed answers: {rep.get('unparsed', 0)}"
+            console.print(t)
+
+
+@app.command()
+def metrics() -> None:
+    """List the metrics a recipe can name."""
+    from bakeoff.eval import METRICS, get_metric
+
+    for name, (_cls, task) in METRICS.items():
+        console.print(f"{name:14} {task or 'any':15} {get_metric(name).description}")
+
+
+@app.command()
+def chat(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    candidate: Annotated[str, typer.Argument(help="Candidate name.")],
+) -> None:
+    """Chat with one candidate in the terminal (history kept for the session; /reset clears it, /quit ends)."""
+    r = _load(recipe)
+    from bakeoff.runner import RunError, build_agents, make_context, select_candidates
+
+    try:
+        _, needed = select_candidates(r, [candidate])
+    except RunError as exc:
+        err.print(f"error: {exc}", style="red")
+        raise typer.Exit(2) from None
+    ctx = make_context(r, console)
+    agents = build_agents(needed, ctx)
+    for cand in needed:
+        agents[cand.name].prepare()
+    agent = agents[candidate]
+    history: list[dict[str, str]] = []
+    console.print(f"chatting with [bold]{candidate}[/] ({agent.settings.agent}); /reset, /quit")
+    while True:
+        try:
+            text = console.input("[bold cyan]you>[/] ").strip()
+        except (EOFError, KeyboardInterrupt):
+            console.print()
+            break
+        if text in ("/quit", "/exit"):
+            break
+        if text == "/reset":
+            history.clear()
+            console.print("[dim]history cleared[/]")
+            continue
+        if not text:
+            continue
+        history.append({"role": "user", "content": text})
+        console.print(f"[bold magenta]{candidate}>[/] ", end="")
+        reply = ""
+        try:
+            for piece in agent.chat(history):
+                reply += piece
+                console.print(piece, end="", markup=False, highlight=False)
+        except NotImplementedError as exc:
+            err.print(f"\nerror: {exc}", style="red")
+            raise typer.Exit(2) from None
+        console.print()
+        history.append({"role": "assistant", "content": reply})
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

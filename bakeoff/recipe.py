@@ -1,0 +1,379 @@
+"""The recipe: one YAML file that declares a comparison.
+
+The schema is pydantic v2 with unknown keys rejected. Candidates are a union over the registered agent
+kinds, chosen by their ``agent:`` key, so each kind validates its own settings and a plugin's settings are
+checked exactly like the built-ins'. :func:`load_recipe` reports every problem at once, each as
+``FILE:LINE:COL: field.path: message``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    create_model,
+)
+
+from bakeoff._yaml import YamlError, load_yaml
+from bakeoff.fields import ExistingFile, RecipePath
+from bakeoff.models import EmbeddedRef, ModelRefField
+from bakeoff.plugins import AgentError, AgentSettings, available_agents, load_agent_class
+
+__all__ = [
+    "DEFAULT_BASE_MODEL",
+    "EvalSpec",
+    "Problem",
+    "Recipe",
+    "RecipeError",
+    "cross_check",
+    "RecipePath",
+    "json_schema",
+    "load_recipe",
+    "recipe_model",
+]
+
+DEFAULT_BASE_MODEL = "embedded:smollm2-135m-instruct"
+
+
+def _known_metric(name: str) -> str:
+    from bakeoff.eval import metric_names  # light module, no heavy imports
+
+    if name not in metric_names():
+        raise ValueError(f"unknown metric {name!r}; available: {', '.join(metric_names())}")
+    return name
+
+
+class EvalSpec(BaseModel):
+    """The evaluation set and how answers are scored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    questions: ExistingFile = Field(
+        ...,
+        description="JSONL file, one item per line: `id`, `question`, `reference` (QA), or `id`, `text`, `label` "
+        "(classification); optional `passage`/`source` (the supporting text, for retrieval metrics).",
+    )
+    metrics: list[Annotated[str, AfterValidator(_known_metric)]] | None = Field(
+        None,
+        description="Metrics to compute; default depends on the task (QA: bleu, rouge1, rouge2, rougeL, "
+        "exact_match, token_f1; classification: accuracy, macro_f1 with per-label P/R/F1). `bakeoff metrics` lists all.",
+    )
+    limit: int | None = Field(None, ge=1, description="Use only the first N questions (quick iterations).")
+
+
+class RecipeBase(BaseModel):
+    """Top-level recipe keys (the candidates list is added per registry by :func:`recipe_model`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        ...,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+        max_length=80,
+        description="Recipe name; runs are stored under `runs/<name>/`.",
+    )
+    description: str = Field("", description="What this recipe compares, in a sentence or two.")
+    base_model: ModelRefField = Field(
+        EmbeddedRef("smollm2-135m-instruct"),
+        description="Default model for every candidate: `embedded:NAME`, `hf:PATH_OR_ID`, `ollama:MODEL`, "
+        "`openai-compatible:URL#MODEL`.",
+        json_schema_extra={"default": DEFAULT_BASE_MODEL},
+    )
+    task: Literal["qa", "classification"] = Field(
+        "qa", description="`qa`: free-text answers scored against references; `classification`: one of `labels`."
+    )
+    labels: list[str] | None = Field(
+        None, min_length=2, description="The label set (required for, and only for, `task: classification`)."
+    )
+    eval: EvalSpec = Field(..., description="The question set and metrics.")
+
+
+class Recipe(RecipeBase):
+    """A validated recipe (the concrete class is built by :func:`recipe_model` for the installed agents)."""
+
+    candidates: list[AgentSettings]
+    source_path: Path | None = Field(None, exclude=True)
+
+    def candidate(self, name: str) -> AgentSettings:
+        for cand in self.candidates:
+            if cand.name == name:
+                return cand
+        raise KeyError(f"recipe {self.name!r} has no candidate {name!r}; candidates: {', '.join(self.names)}")
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.candidates]
+
+
+def cross_check(data: dict[str, Any]) -> list[tuple[tuple, str]]:
+    """Checks that span several fields, on the raw document so they run even when other keys are invalid.
+
+    Returns (location, message) pairs.
+    """
+    from bakeoff.eval import METRICS, metric_task
+
+    problems: list[tuple[tuple, str]] = []
+    candidates = data.get("candidates") if isinstance(data.get("candidates"), list) else []
+    seen: dict[str, int] = {}
+    for i, cand in enumerate(candidates):
+        name = cand.get("name") if isinstance(cand, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in seen:
+            problems.append((("candidates", i, "name"), f"duplicate candidate name {name!r} (also candidates[{seen[name]}])"))
+        seen.setdefault(name, i)
+    task = data.get("task", "qa")
+    if task == "classification" and not data.get("labels"):
+        problems.append((("task",), "task 'classification' needs a `labels:` list"))
+    if task == "qa" and data.get("labels"):
+        problems.append((("labels",), "`labels` only applies to task: classification"))
+    spec = data.get("eval") if isinstance(data.get("eval"), dict) else {}
+    metrics = spec.get("metrics") if isinstance(spec.get("metrics"), list) else []
+    for j, metric in enumerate(metrics):
+        if isinstance(metric, str) and metric in METRICS and task in ("qa", "classification"):
+            wanted = metric_task(metric)
+            if wanted not in (None, task):
+                problems.append((("eval", "metrics", j), f"metric {metric!r} is for task {wanted!r}, this recipe is {task!r}"))
+    for i, cand in enumerate(candidates):
+        model = cand.get("model") if isinstance(cand, dict) else None
+        if isinstance(model, str) and model.startswith("candidate:"):
+            target = model.partition(":")[2]
+            if target not in seen:
+                problems.append((("candidates", i, "model"), f"no candidate named {target!r}"))
+            elif target == cand.get("name"):
+                problems.append((("candidates", i, "model"), "a candidate cannot use its own model"))
+    return problems
+
+
+def _settings_for(kind: str) -> type[AgentSettings]:
+    """The settings model of an agent kind, with ``agent`` pinned to that kind for the union."""
+    cls = load_agent_class(kind).settings_model
+    return create_model(
+        f"{cls.__name__}_{abs(hash(kind))}" if ":" in kind else cls.__name__,
+        __base__=cls,
+        __doc__=cls.__doc__,
+        agent=(Literal[kind], Field(..., description=f"`{kind}`")),
+    )
+
+
+def _agent_of(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return value.get("agent")
+    return getattr(value, "agent", None)
+
+
+def recipe_model(extra_kinds: tuple[str, ...] = ()) -> type[Recipe]:
+    """Build the Recipe class for the registered agents plus any ``module:Class`` kinds named in a recipe."""
+    kinds = sorted(available_agents()) + [k for k in extra_kinds if k not in available_agents()]
+    members = []
+    for kind in kinds:
+        members.append(Annotated[_settings_for(kind), Tag(kind)])
+    if len(members) == 1:
+        members.append(Annotated[_settings_for(kinds[0]), Tag(kinds[0] + " ")])  # keep it a union
+    union = Annotated[Union[tuple(members)], Discriminator(_agent_of)]  # noqa: UP007
+    return create_model(
+        "Recipe",
+        __base__=Recipe,
+        __doc__=Recipe.__doc__,
+        candidates=(
+            list[union],
+            Field(..., min_length=1, description="The candidates to compare; each has a unique `name` and an `agent` kind."),
+        ),
+    )
+
+
+@dataclass
+class Problem:
+    """One validation problem, located in the file."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.file}:{self.line}:{self.column}: {where}{self.message}"
+
+
+class RecipeError(Exception):
+    """A recipe failed to load; ``problems`` holds every problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def _format_loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _clean_loc(loc: tuple, data: Any) -> tuple:
+    """Drop pydantic's union-tag elements so the location is a path in the document."""
+    out: list = []
+    node = data
+    for part in loc:
+        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and part == _agent_of(node):
+            continue  # the discriminator tag
+        else:
+            out.append(part)
+            node = None
+    return tuple(out)
+
+
+_MESSAGES = {
+    "extra_forbidden": "unknown key{suggest}",
+    "missing": "required key is missing",
+}
+
+
+def _message(err: dict, data: Any, loc: tuple, model: type[BaseModel]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"unknown key {loc[-1]!r}{_suggest(loc, data, model)}"
+    if kind == "missing":
+        return f"required key {loc[-1]!r} is missing"
+    if kind == "union_tag_not_found":
+        return "candidate needs an `agent:` key (e.g. agent: fewshot)"
+    if kind == "union_tag_invalid":
+        tag = err.get("ctx", {}).get("tag", "?")
+        known = ", ".join(sorted(available_agents()))
+        return f"unknown agent {tag!r}; registered agents: {known}; or write 'package.module:Class'"
+    msg = err["msg"]
+    msg = msg.removeprefix("Value error, ")
+    if "input" in err and kind not in ("value_error",) and not isinstance(err["input"], dict | list):
+        msg += f" (got {err['input']!r})"
+    return msg
+
+
+def _suggest(loc: tuple, data: Any, model: type[BaseModel]) -> str:
+    import difflib
+
+    key = str(loc[-1])
+    allowed = _allowed_keys(loc[:-1], data, model)
+    close = difflib.get_close_matches(key, allowed, n=1)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f"; allowed keys: {', '.join(sorted(allowed))}" if allowed else ""
+
+
+def _allowed_keys(parent: tuple, data: Any, model: type[BaseModel]) -> list[str]:
+    cls: Any = model
+    node = data
+    for part in parent:
+        if isinstance(part, int):
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            if parent[:1] == ("candidates",) and isinstance(node, dict):
+                try:
+                    cls = load_agent_class(str(node.get("agent"))).settings_model
+                except AgentError:
+                    return []
+            continue
+        if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or part not in cls.model_fields:
+            return []
+        ann = cls.model_fields[part].annotation
+        node = node.get(part) if isinstance(node, dict) else None
+        cls = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), ann)
+    if isinstance(cls, type) and issubclass(cls, BaseModel):
+        return list(cls.model_fields)
+    return []
+
+
+def load_recipe(path: str | Path, *, check_files: bool = True, text: str | bytes | None = None) -> Recipe:
+    """Read, parse and validate a recipe file.
+
+    Args:
+        path: the YAML file; relative paths inside it resolve against its folder.
+        check_files: also check that referenced input files exist.
+        text: the file's content, if already read (the console validates unsaved edits this way).
+
+    Raises:
+        RecipeError: with every problem found, each located as file:line:column.
+    """
+    path = Path(path)
+    shown = str(path)
+    if text is None:
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise RecipeError([Problem(shown, 1, 1, "", f"cannot read recipe: {exc.strerror or exc}")]) from None
+    try:
+        data, smap = load_yaml(text)
+    except YamlError as exc:
+        raise RecipeError([Problem(shown, exc.line, exc.column, "", exc.message)]) from None
+    if not isinstance(data, dict):
+        raise RecipeError([Problem(shown, 1, 1, "", "a recipe is a YAML mapping (key: value lines)")])
+
+    problems: list[Problem] = []
+    extra_kinds: list[str] = []
+    candidates = data.get("candidates")
+    if isinstance(candidates, list):
+        for i, cand in enumerate(candidates):
+            kind = cand.get("agent") if isinstance(cand, dict) else None
+            if not isinstance(kind, str):
+                continue
+            try:
+                load_agent_class(kind)
+            except AgentError as exc:
+                line, col = smap.locate(("candidates", i, "agent"))
+                problems.append(Problem(shown, line, col, f"candidates[{i}].agent", str(exc)))
+                continue
+            if ":" in kind:
+                extra_kinds.append(kind)
+    model = recipe_model(tuple(extra_kinds))
+    context = {"base_dir": path.parent.resolve(), "check_files": check_files}
+    recipe = None
+    try:
+        recipe = model.model_validate(data, context=context)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            loc = _clean_loc(err["loc"], data)
+            if err["type"] == "union_tag_invalid" and any(p.path == _format_loc((*loc, "agent")) for p in problems):
+                continue  # already reported with the import error
+            prefer_key = err["type"] == "extra_forbidden"
+            line, col = smap.locate(loc, prefer_key=prefer_key)
+            problems.append(Problem(shown, line, col, _format_loc(loc), _message(err, data, loc, model)))
+    for loc, msg in cross_check(data):
+        line, col = smap.locate(loc)
+        problems.append(Problem(shown, line, col, _format_loc(loc), msg))
+    if problems or recipe is None:
+        problems.sort(key=lambda p: (p.line, p.column))
+        raise RecipeError(problems)
+    recipe.source_path = path.resolve()
+    return recipe
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of recipes for the installed agents (editors use it for completion)."""
+    schema = recipe_model().model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "bakeoff recipe"
+    schema.get("properties", {}).pop("source_path", None)
+    return schema
+
+
+def dump_schema() -> str:
+    return json.dumps(json_schema(), indent=2)

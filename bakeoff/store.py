@@ -1,0 +1,272 @@
+"""The run store: ``runs/<recipe>/<run-id>/`` folders.
+
+A run folder holds ``recipe.yaml`` (as run), ``manifest.json`` (status, timings, versions, hardware),
+``answers.jsonl`` (one line per answer, appended as answers arrive) and ``scores.json``. Whole files are
+written to a temporary name and renamed, so a reader never sees half a file, and the manifest says
+``complete`` only after everything else is on disk. A run killed part-way stays ``running`` (its process is
+gone, so :func:`read_run` reports it as ``interrupted``) or ``failed``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import secrets
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "RunInfo",
+    "RunStoreError",
+    "RunWriter",
+    "find_run",
+    "list_runs",
+    "read_answers",
+    "read_run",
+    "write_json_atomic",
+]
+
+STATUSES = ("running", "complete", "failed", "interrupted")
+_VERSIONED = (
+    "bakeoff", "torch", "transformers", "peft", "trl", "accelerate", "sacrebleu", "rouge-score",
+    "chromadb", "ragas", "llama-cpp-python", "sentence-transformers", "pydantic",
+)
+
+
+class RunStoreError(Exception):
+    """A run cannot be found or read."""
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` via a temporary file and an atomic rename (fsynced)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, ensure_ascii=False, default=str)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def hardware() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "host": socket.gethostname(),
+    }
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        info["ram_gib"] = round(pages * page_size / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    if "torch" in sys.modules:  # only report the GPU if torch is already loaded (never import it for this)
+        torch = sys.modules["torch"]
+        info["cuda"] = bool(torch.cuda.is_available())
+        if info["cuda"]:
+            info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+class RunWriter:
+    """Writes one run folder; see the module docstring for the layout."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path = path
+        self.manifest = manifest
+        self._answers = (path / "answers.jsonl").open("a", encoding="utf-8")
+
+    @classmethod
+    def create(cls, runs_dir: Path, recipe_name: str, recipe_text: str, **facts: Any) -> RunWriter:
+        """Make ``runs_dir/recipe_name/<run-id>/`` with ``recipe.yaml`` and a ``running`` manifest."""
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_id = f"{stamp}-{secrets.token_hex(2)}"
+        path = Path(runs_dir) / recipe_name / run_id
+        path.mkdir(parents=True)
+        (path / "recipe.yaml").write_text(recipe_text, encoding="utf-8")
+        manifest = {
+            "run_id": run_id,
+            "recipe": recipe_name,
+            "status": "running",
+            "started_at": _now(),
+            "ended_at": None,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "argv": sys.argv,
+            "versions": package_versions(),
+            "hardware": hardware(),
+            "timings_s": {},
+            "candidates": {},
+            "notes": [],
+            **facts,
+        }
+        writer = cls(path, manifest)
+        writer.save_manifest()
+        return writer
+
+    def save_manifest(self) -> None:
+        write_json_atomic(self.path / "manifest.json", self.manifest)
+
+    def append_answers(self, candidate: str, rows: list[dict[str, Any]]) -> None:
+        """Append answer rows (each one line, flushed and fsynced, so a crash loses at most a partial line)."""
+        for row in rows:
+            line = json.dumps({"candidate": candidate, **row}, ensure_ascii=False, default=str)
+            self._answers.write(line + "\n")
+        self._answers.flush()
+        os.fsync(self._answers.fileno())
+
+    def write_scores(self, scores: dict[str, Any]) -> None:
+        write_json_atomic(self.path / "scores.json", scores)
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        """Close the run with ``complete`` or ``failed``; the manifest is written last."""
+        if status not in ("complete", "failed"):
+            raise ValueError(f"a run finishes complete or failed, not {status!r}")
+        self._answers.close()
+        self.manifest["status"] = status
+        self.manifest["ended_at"] = _now()
+        if error:
+            self.manifest["error"] = error
+        self.manifest["hardware"] = hardware()
+        self.save_manifest()
+
+
+@dataclass
+class RunInfo:
+    """A run folder as read back."""
+
+    path: Path
+    manifest: dict[str, Any]
+    scores: dict[str, Any] | None = None
+    problem: str | None = None  # why the run could not be read, if it could not
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return self.manifest.get("run_id", self.path.name)
+
+    @property
+    def recipe(self) -> str:
+        return self.manifest.get("recipe", self.path.parent.name)
+
+    @property
+    def status(self) -> str:
+        return self.manifest.get("status", "unreadable")
+
+    @property
+    def candidates(self) -> list[str]:
+        if self.scores:
+            return list(self.scores.get("candidates", {}))
+        return list(self.manifest.get("candidates", {}))
+
+
+def _pid_alive(pid: Any, host: Any) -> bool:
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return True  # cannot tell: trust the manifest
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_run(path: Path) -> RunInfo:
+    """Read a run folder; a broken one comes back with ``problem`` set instead of raising."""
+    path = Path(path)
+    try:
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict):
+            raise ValueError("manifest is not a JSON object")
+    except (OSError, ValueError) as exc:
+        return RunInfo(path, {"run_id": path.name, "recipe": path.parent.name, "status": "unreadable"},
+                       problem=f"manifest.json: {exc}")
+    if manifest.get("status") == "running" and not _pid_alive(manifest.get("pid"), manifest.get("host")):
+        manifest["status"] = "interrupted"
+    scores = None
+    if (path / "scores.json").is_file():
+        try:
+            scores = json.loads((path / "scores.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            return RunInfo(path, manifest, problem=f"scores.json: {exc}")
+    return RunInfo(path, manifest, scores)
+
+
+def list_runs(runs_dir: Path, recipe: str | None = None) -> list[RunInfo]:
+    """Every run under ``runs_dir`` (newest first), optionally of one recipe."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    out = []
+    for recipe_dir in runs_dir.iterdir():
+        if not recipe_dir.is_dir() or (recipe and recipe_dir.name != recipe):
+            continue
+        for run_dir in recipe_dir.iterdir():
+            if run_dir.is_dir() and not run_dir.name.startswith("."):
+                out.append(read_run(run_dir))
+    out.sort(key=lambda r: (str(r.manifest.get("started_at") or ""), r.run_id), reverse=True)
+    return out
+
+
+def find_run(runs_dir: Path, ref: str) -> RunInfo:
+    """A run by path, by id (or unique id prefix), by ``recipe/id``, or ``latest`` / a recipe name (its newest).
+
+    Raises:
+        RunStoreError: nothing or several runs match.
+    """
+    as_path = Path(ref)
+    if (as_path / "manifest.json").is_file():
+        return read_run(as_path)
+    runs = list_runs(runs_dir)
+    if not runs:
+        raise RunStoreError(f"no runs in {runs_dir}; start one with: bakeoff run RECIPE")
+    if ref == "latest":
+        return runs[0]
+    by_recipe = [r for r in runs if r.recipe == ref]
+    if by_recipe:
+        return by_recipe[0]
+    matches = [r for r in runs if r.run_id.startswith(ref) or f"{r.recipe}/{r.run_id}".startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise RunStoreError(f"no run matches {ref!r} in {runs_dir}; `bakeoff runs` lists them")
+    raise RunStoreError(f"{ref!r} matches {len(matches)} runs; give more of the id")
+
+
+def read_answers(path: Path) -> list[dict[str, Any]]:
+    """The answer rows of a run; a torn last line (a crash mid-write) is dropped."""
+    rows = []
+    file = Path(path) / "answers.jsonl"
+    if not file.is_file():
+        return rows
+    with file.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                break  # torn last line
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows

@@ -1,0 +1,47 @@
+"""Shared fixtures. Tests never reach a network: HF_HUB_OFFLINE=1, and each test session gets its own
+BAKEOFF_HOME (training cache, vector stores) while the imported embedded model is shared across sessions
+(importing it is slow and its result is deterministic)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+
+def pytest_configure(config):
+    from bakeoff import paths
+
+    os.environ.setdefault("BAKEOFF_MODELS_DIR", str(paths.models_dir()))
+    home = Path(config.cache.mkdir("bakeoff-home")) if config.cache else Path("/tmp/bakeoff-test-home")
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["BAKEOFF_HOME"] = str(home)
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture
+def bakeoff_cmd() -> list[str]:
+    """The installed console script (falls back to ``python -m bakeoff``)."""
+    exe = Path(sys.executable).with_name("bakeoff")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "bakeoff"]
+
+
+@pytest.fixture(scope="session")
+def embedded_generator():
+    """The real embedded model (imported on first use), loaded once per test session."""
+    from bakeoff.backends import load_generator
+    from bakeoff.models import parse_model_ref
+
+    return load_generator(parse_model_ref("embedded:smollm2-135m-instruct"))

@@ -1,0 +1,63 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bakeoff.store import RunStoreError, RunWriter, find_run, list_runs, read_answers, read_run
+
+
+def test_lifecycle_running_then_complete(tmp_path):
+    w = RunWriter.create(tmp_path, "demo", "name: demo\n", task="qa")
+    assert read_run(w.path).status == "running"
+    assert (w.path / "recipe.yaml").read_text() == "name: demo\n"
+    w.append_answers("a", [{"question_id": "q1", "answer": "x"}])
+    w.write_scores({"metrics": [], "candidates": {"a": {}}})
+    w.finish("complete")
+    info = read_run(w.path)
+    assert info.status == "complete" and info.scores["candidates"] == {"a": {}}
+    m = json.loads((w.path / "manifest.json").read_text())
+    assert m["ended_at"] and m["versions"]["python"] and m["hardware"]["cpu_count"] >= 1
+    assert not list(w.path.glob(".*tmp*"))  # no temp files left behind
+    with pytest.raises(ValueError):
+        w.finish("running")
+
+
+def test_dead_process_reads_as_interrupted(tmp_path):
+    code = (
+        "import os, sys; from pathlib import Path; from bakeoff.store import RunWriter;"
+        f"w = RunWriter.create(Path({str(tmp_path)!r}), 'demo', 'x'); print(w.path); os._exit(9)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    path = out.stdout.strip()
+    assert json.loads(open(os.path.join(path, "manifest.json")).read())["status"] == "running"
+    assert read_run(path).status == "interrupted"
+
+
+def test_torn_last_line_is_dropped(tmp_path):
+    (tmp_path / "answers.jsonl").write_text('{"a": 1}\n{"a": 2}\n{"a": 3')
+    assert read_answers(tmp_path) == [{"a": 1}, {"a": 2}]
+
+
+def test_corrupt_run_is_listed_not_raised(tmp_path):
+    good = RunWriter.create(tmp_path, "demo", "x")
+    good.finish("complete")
+    bad = tmp_path / "demo" / "20000101-000000-dead"
+    bad.mkdir()
+    (bad / "manifest.json").write_text("{not json")
+    runs = list_runs(tmp_path)
+    assert len(runs) == 2
+    broken = [r for r in runs if r.problem]
+    assert broken and broken[0].status == "unreadable" and "manifest.json" in broken[0].problem
+
+
+def test_find_run(tmp_path):
+    a = RunWriter.create(tmp_path, "one", "x")
+    a.finish("complete")
+    assert find_run(tmp_path, "one").path == a.path
+    assert find_run(tmp_path, a.path.name[:17]).path == a.path
+    assert find_run(tmp_path, str(a.path)).path == a.path
+    assert find_run(tmp_path, "latest").path == a.path
+    with pytest.raises(RunStoreError, match="no run matches"):
+        find_run(tmp_path, "zzz")

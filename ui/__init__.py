@@ -1,0 +1,1 @@
+"""The Streamlit console, imported as ``bakeoff.ui`` (reads runs; never trains in-process)."""
