@@ -20,7 +20,8 @@ def best_per_metric(scores: dict[str, Any]) -> dict[str, set[str]]:
             best[metric] = set()
             continue
         top = max(values.values())
-        best[metric] = {n for n, v in values.items() if abs(v - top) < 1e-12}
+        winners = {n for n, v in values.items() if abs(v - top) < 1e-12}
+        best[metric] = winners if len(winners) < len(values) else set()  # all tied: nobody is best
     return best
 
 

@@ -72,3 +72,13 @@ def test_perfect_classification():
 def test_metric_names_cover_defaults():
     for names in DEFAULT_METRICS.values():
         assert set(names) <= set(metric_names())
+
+
+def test_best_marks_skip_full_ties():
+    from bakeoff.eval.table import best_per_metric
+
+    scores = {"metrics": ["a", "b"], "candidates": {
+        "x": {"metrics": {"a": {"mean": 0.5}, "b": {"mean": 0.0}}},
+        "y": {"metrics": {"a": {"mean": 0.7}, "b": {"mean": 0.0}}},
+        "z": {"metrics": {"a": {"mean": 0.7}, "b": {"mean": 0.0}}}}}
+    assert best_per_metric(scores) == {"a": {"y", "z"}, "b": set()}

@@ -51,7 +51,9 @@ class TransformersGenerator:
         """Load a model folder (or an already-cached hub id; nothing is downloaded)."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # bakeoff shows its own progress
         try:
             tokenizer = AutoTokenizer.from_pretrained(path)
             device = pick_device()
