@@ -34,6 +34,7 @@ demo: install
 	$(BAKEOFF) run recipes/quickstart.yaml
 
 test: install-dev
+	$(VENV)/bin/ruff check bakeoff agents eval ui tests
 	$(PY) -m pytest
 
 test-slow: install-dev

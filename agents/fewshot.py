@@ -23,7 +23,9 @@ __all__ = ["Example", "FewShotAgent", "FewShotSettings", "parse_label"]
 
 DEFAULT_QA_SYSTEM = "You answer questions about documents. Answer briefly and factually, in one sentence."
 DEFAULT_CLASSIFY_SYSTEM = "Classify the text as one of: {labels}. Reply with the label only."
-DEFAULT_CLASSIFY_JSON_SYSTEM = 'Classify the text as one of: {labels}. Reply with JSON only: {{"label": "<label>"}}.'
+DEFAULT_CLASSIFY_JSON_SYSTEM = (
+    'Classify the text as one of: {labels}. Reply with JSON only: {{"label": "<label>"}}.'
+)
 
 
 class Example(BaseModel):
@@ -39,7 +41,9 @@ class FewShotSettings(AgentSettings):
     """A prompt-only candidate: zero-shot, or k examples before the question."""
 
     agent: Literal["fewshot"] = "fewshot"
-    k: int = Field(0, ge=0, le=64, description="Number of examples shown before the question; 0 is zero-shot.")
+    k: int = Field(
+        0, ge=0, le=64, description="Number of examples shown before the question; 0 is zero-shot."
+    )
     examples: ExistingFile | list[Example] | None = Field(
         None,
         description="Examples: a JSONL file (keys question/answer, or text/label, or instruction/output) or an "
@@ -55,7 +59,8 @@ class FewShotSettings(AgentSettings):
         "instruction (QA) or a classify-into-labels instruction (classification).",
     )
     prompt: str = Field(
-        "{question}", description="User message template; `{question}` is the question, `{labels}` the label list."
+        "{question}",
+        description="User message template; `{question}` is the question, `{labels}` the label list.",
     )
     output: Literal["text", "json"] = Field(
         "text", description='Classification only: `json` asks for {"label": ...} and parses it.'
@@ -115,7 +120,9 @@ class FewShotAgent(Agent):
         super().__init__(settings, ctx)
         pool = _load_examples(settings.examples)
         if settings.k > len(pool):
-            raise ValueError(f"candidate {settings.name!r}: k={settings.k} but only {len(pool)} examples available")
+            raise ValueError(
+                f"candidate {settings.name!r}: k={settings.k} but only {len(pool)} examples available"
+            )
         if settings.select == "random":
             pool = random.Random(settings.seed).sample(pool, settings.k)
         self.examples = pool[: settings.k]
@@ -132,7 +139,9 @@ class FewShotAgent(Agent):
         if self.settings.system is not None:
             return self._fill(self.settings.system)
         if self._classify:
-            return self._fill(DEFAULT_CLASSIFY_JSON_SYSTEM if self.settings.output == "json" else DEFAULT_CLASSIFY_SYSTEM)
+            return self._fill(
+                DEFAULT_CLASSIFY_JSON_SYSTEM if self.settings.output == "json" else DEFAULT_CLASSIFY_SYSTEM
+            )
         return DEFAULT_QA_SYSTEM
 
     def _shown_answer(self, answer: str) -> str:

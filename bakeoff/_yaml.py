@@ -126,7 +126,9 @@ def load_yaml(text: str | bytes) -> tuple[Any, SourceMap]:
             out: dict[Any, Any] = {}
             for key_node, value_node in n.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
-                    raise YamlError("merge keys (<<) are not supported in recipes; write the keys out", *pos(key_node))
+                    raise YamlError(
+                        "merge keys (<<) are not supported in recipes; write the keys out", *pos(key_node)
+                    )
                 if not isinstance(key_node, ScalarNode):
                     raise YamlError("mapping keys must be plain scalars", *pos(key_node))
                 key = build(key_node, (*path, "<key>"), depth + 1)

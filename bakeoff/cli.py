@@ -28,7 +28,9 @@ app = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 
-RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Folder that holds runs.", envvar="BAKEOFF_RUNS_DIR")]
+RunsDir = Annotated[
+    Path, typer.Option("--runs-dir", help="Folder that holds runs.", envvar="BAKEOFF_RUNS_DIR")
+]
 DEFAULT_RUNS = Path("runs")
 
 
@@ -51,8 +53,10 @@ def _load(path: Path):
 def validate(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")]) -> None:
     """Check a recipe; print every problem as FILE:LINE:COL: field: message (exit 2 if any)."""
     r = _load(recipe)
-    console.print(f"[green]✓[/] {recipe}: recipe {r.name!r}, task {r.task}, {len(r.candidates)} candidates "
-                  f"({', '.join(r.names)})")
+    console.print(
+        f"[green]✓[/] {recipe}: recipe {r.name!r}, task {r.task}, {len(r.candidates)} candidates "
+        f"({', '.join(r.names)})"
+    )
 
 
 @app.command()
@@ -73,13 +77,14 @@ def run(
 ) -> None:
     """Prepare, train, answer and score every candidate; write a run and print the comparison."""
     r = _load(recipe)
+    from bakeoff.eval.table import comparison_table
     from bakeoff.runner import RunError, run_recipe
     from bakeoff.store import read_run
-    from bakeoff.eval.table import comparison_table
 
     try:
-        path = run_recipe(r, recipe_text=recipe.read_text(encoding="utf-8"), runs_dir=runs_dir, only=only,
-                          console=console)
+        path = run_recipe(
+            r, recipe_text=recipe.read_text(encoding="utf-8"), runs_dir=runs_dir, only=only, console=console
+        )
     except RunError as exc:
         err.print(f"error: {exc}", style="red")
         raise typer.Exit(2) from None
@@ -108,18 +113,33 @@ def runs_cmd(
     table = Table()
     for col in ("run", "recipe", "status", "started", "candidates"):
         table.add_column(col)
-    colors = {"complete": "green", "failed": "red", "running": "yellow", "interrupted": "red", "unreadable": "red"}
+    colors = {
+        "complete": "green",
+        "failed": "red",
+        "running": "yellow",
+        "interrupted": "red",
+        "unreadable": "red",
+    }
     for info in runs:
         status = info.status + (f" ({info.problem})" if info.problem else "")
-        table.add_row(info.run_id, info.recipe, f"[{colors.get(info.status, 'white')}]{status}[/]",
-                      str(info.manifest.get("started_at", "")), ", ".join(info.candidates))
+        table.add_row(
+            info.run_id,
+            info.recipe,
+            f"[{colors.get(info.status, 'white')}]{status}[/]",
+            str(info.manifest.get("started_at", "")),
+            ", ".join(info.candidates),
+        )
     console.print(table)
 
 
 @app.command()
 def show(
-    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id (prefix), recipe name (its latest run), "
-                                           "'latest' or a run folder.")] = "latest",
+    run_ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="RUN", help="Run id (prefix), recipe name (its latest run), 'latest' or a run folder."
+        ),
+    ] = "latest",
     runs_dir: RunsDir = DEFAULT_RUNS,
 ) -> None:
     """Print a run's comparison table (best value per metric marked)."""
@@ -148,7 +168,9 @@ def show(
             for col in ("label", "precision", "recall", "f1", "support"):
                 t.add_column(col, justify="right" if col != "label" else "left")
             for label, v in rep.get("per_label", {}).items():
-                t.add_row(label, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", str(v["support"]))
+                t.add_row(
+                    label, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", str(v["support"])
+                )
             t.caption = f"unparsed answers: {rep.get('unparsed', 0)}"
             console.print(t)
 

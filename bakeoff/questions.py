@@ -54,7 +54,9 @@ def _pick(row: dict[str, Any], keys: tuple[str, ...]) -> Any:
     return None
 
 
-def load_questions(path: Path, *, task: str, labels: list[str] | None = None, limit: int | None = None) -> list[Question]:
+def load_questions(
+    path: Path, *, task: str, labels: list[str] | None = None, limit: int | None = None
+) -> list[Question]:
     """Load an evaluation set.
 
     Each line has an ``id`` (optional: the line number is used), a question (``question``, ``text`` or
@@ -81,7 +83,13 @@ def load_questions(path: Path, *, task: str, labels: list[str] | None = None, li
         if task == "classification" and labels and reference not in labels:
             raise DataError(f"{where}: label {reference!r} is not one of {labels}")
         questions.append(
-            Question(id=qid, question=text, reference=reference, passage=row.get("passage"), source=row.get("source"))
+            Question(
+                id=qid,
+                question=text,
+                reference=reference,
+                passage=row.get("passage"),
+                source=row.get("source"),
+            )
         )
         if limit and len(questions) >= limit:
             break

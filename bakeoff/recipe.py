@@ -25,8 +25,9 @@ from pydantic import (
 )
 
 from bakeoff._yaml import YamlError, load_yaml
+from bakeoff.corpus import CorpusSpec
 from bakeoff.fields import ExistingFile, RecipePath
-from bakeoff.models import EmbeddedRef, ModelRefField
+from bakeoff.models import EmbeddedRef, EmbeddingRefField, ModelRefField
 from bakeoff.plugins import AgentError, AgentSettings, available_agents, load_agent_class
 
 __all__ = [
@@ -90,12 +91,23 @@ class RecipeBase(BaseModel):
         json_schema_extra={"default": DEFAULT_BASE_MODEL},
     )
     task: Literal["qa", "classification"] = Field(
-        "qa", description="`qa`: free-text answers scored against references; `classification`: one of `labels`."
+        "qa",
+        description="`qa`: free-text answers scored against references; `classification`: one of `labels`.",
     )
     labels: list[str] | None = Field(
         None, min_length=2, description="The label set (required for, and only for, `task: classification`)."
     )
     eval: EvalSpec = Field(..., description="The question set and metrics.")
+    corpus: CorpusSpec | None = Field(
+        None,
+        description="The private documents: RAG candidates retrieve from them, causal fine-tunes train on them.",
+    )
+    embeddings: EmbeddingRefField = Field(
+        EmbeddedRef("all-minilm-l6-v2"),
+        description="Embedding model for retrieval and semantic similarity: `embedded:all-minilm-l6-v2` "
+        "(default, offline), `ollama:MODEL` or `hf:/path/to/sentence-transformers-model`.",
+        json_schema_extra={"default": "embedded:all-minilm-l6-v2"},
+    )
 
 
 class Recipe(RecipeBase):
@@ -130,7 +142,12 @@ def cross_check(data: dict[str, Any]) -> list[tuple[tuple, str]]:
         if not isinstance(name, str):
             continue
         if name in seen:
-            problems.append((("candidates", i, "name"), f"duplicate candidate name {name!r} (also candidates[{seen[name]}])"))
+            problems.append(
+                (
+                    ("candidates", i, "name"),
+                    f"duplicate candidate name {name!r} (also candidates[{seen[name]}])",
+                )
+            )
         seen.setdefault(name, i)
     task = data.get("task", "qa")
     if task == "classification" and not data.get("labels"):
@@ -143,7 +160,12 @@ def cross_check(data: dict[str, Any]) -> list[tuple[tuple, str]]:
         if isinstance(metric, str) and metric in METRICS and task in ("qa", "classification"):
             wanted = metric_task(metric)
             if wanted not in (None, task):
-                problems.append((("eval", "metrics", j), f"metric {metric!r} is for task {wanted!r}, this recipe is {task!r}"))
+                problems.append(
+                    (
+                        ("eval", "metrics", j),
+                        f"metric {metric!r} is for task {wanted!r}, this recipe is {task!r}",
+                    )
+                )
     for i, cand in enumerate(candidates):
         model = cand.get("model") if isinstance(cand, dict) else None
         if isinstance(model, str) and model.startswith("candidate:"):
@@ -187,7 +209,11 @@ def recipe_model(extra_kinds: tuple[str, ...] = ()) -> type[Recipe]:
         __doc__=Recipe.__doc__,
         candidates=(
             list[union],
-            Field(..., min_length=1, description="The candidates to compare; each has a unique `name` and an `agent` kind."),
+            Field(
+                ...,
+                min_length=1,
+                description="The candidates to compare; each has a unique `name` and an `agent` kind.",
+            ),
         ),
     )
 
@@ -230,10 +256,13 @@ def _clean_loc(loc: tuple, data: Any) -> tuple:
     out: list = []
     node = data
     for part in loc:
-        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            out.append(part)
-            node = node[part]
-        elif isinstance(node, dict) and part in node:
+        if (
+            isinstance(node, list)
+            and isinstance(part, int)
+            and 0 <= part < len(node)
+            or isinstance(node, dict)
+            and part in node
+        ):
             out.append(part)
             node = node[part]
         elif isinstance(node, dict) and isinstance(part, str) and part == _agent_of(node):
@@ -296,7 +325,10 @@ def _allowed_keys(parent: tuple, data: Any, model: type[BaseModel]) -> list[str]
             return []
         ann = cls.model_fields[part].annotation
         node = node.get(part) if isinstance(node, dict) else None
-        cls = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), ann)
+        cls = next(
+            (a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)),
+            ann,
+        )
     if isinstance(cls, type) and issubclass(cls, BaseModel):
         return list(cls.model_fields)
     return []
@@ -319,7 +351,9 @@ def load_recipe(path: str | Path, *, check_files: bool = True, text: str | bytes
         try:
             text = path.read_bytes()
         except OSError as exc:
-            raise RecipeError([Problem(shown, 1, 1, "", f"cannot read recipe: {exc.strerror or exc}")]) from None
+            raise RecipeError(
+                [Problem(shown, 1, 1, "", f"cannot read recipe: {exc.strerror or exc}")]
+            ) from None
     try:
         data, smap = load_yaml(text)
     except YamlError as exc:
@@ -351,7 +385,9 @@ def load_recipe(path: str | Path, *, check_files: bool = True, text: str | bytes
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             loc = _clean_loc(err["loc"], data)
-            if err["type"] == "union_tag_invalid" and any(p.path == _format_loc((*loc, "agent")) for p in problems):
+            if err["type"] == "union_tag_invalid" and any(
+                p.path == _format_loc((*loc, "agent")) for p in problems
+            ):
                 continue  # already reported with the import error
             prefer_key = err["type"] == "extra_forbidden"
             line, col = smap.locate(loc, prefer_key=prefer_key)

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from bakeoff.context import RunContext
 from bakeoff.models import CandidateRef
@@ -38,13 +45,17 @@ def progress_bar(console: Console) -> Progress:
     )
 
 
-def select_candidates(recipe: Recipe, only: Iterable[str] | None) -> tuple[list[AgentSettings], list[AgentSettings]]:
+def select_candidates(
+    recipe: Recipe, only: Iterable[str] | None
+) -> tuple[list[AgentSettings], list[AgentSettings]]:
     """The candidates to answer (``--only``) and every candidate they need (``candidate:NAME`` models),
     dependencies first."""
     wanted = [n.strip() for item in (only or []) for n in item.split(",") if n.strip()]
     unknown = [n for n in wanted if n not in recipe.names]
     if unknown:
-        raise RunError(f"--only names unknown candidates {unknown}; the recipe has: {', '.join(recipe.names)}")
+        raise RunError(
+            f"--only names unknown candidates {unknown}; the recipe has: {', '.join(recipe.names)}"
+        )
     answering = [c for c in recipe.candidates if not wanted or c.name in wanted]
     needed: list[AgentSettings] = []
 
@@ -70,6 +81,8 @@ def make_context(recipe: Recipe, console: Console, run_dir: Path | None = None) 
         recipe_name=recipe.name,
         console=console,
         run_dir=run_dir,
+        corpus=recipe.corpus,
+        embeddings=recipe.embeddings,
     )
 
 
@@ -103,8 +116,15 @@ def _answer_rows(agent: Agent, batch: list[Question]) -> list[dict[str, Any]]:
     for q, a in zip(batch, answers, strict=True):
         row = a.to_dict()
         text = row.pop("text")
-        rows.append({"question_id": q.id, "question": q.question, "reference": q.reference, "answer": text,
-                     **{k: v for k, v in row.items() if k != "question_id"}})
+        rows.append(
+            {
+                "question_id": q.id,
+                "question": q.question,
+                "reference": q.reference,
+                "answer": text,
+                **{k: v for k, v in row.items() if k != "question_id"},
+            }
+        )
     return rows
 
 
@@ -126,12 +146,16 @@ def run_recipe(
     from bakeoff.questions import DataError
 
     try:
-        questions = load_questions(recipe.eval.questions, task=recipe.task, labels=recipe.labels, limit=recipe.eval.limit)
+        questions = load_questions(
+            recipe.eval.questions, task=recipe.task, labels=recipe.labels, limit=recipe.eval.limit
+        )
     except DataError as exc:
         raise RunError(str(exc)) from None
 
     writer = RunWriter.create(
-        runs_dir, recipe.name, recipe_text,
+        runs_dir,
+        recipe.name,
+        recipe_text,
         recipe_path=str(recipe.source_path) if recipe.source_path else None,
         task=recipe.task,
         n_questions=len(questions),

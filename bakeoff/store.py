@@ -9,13 +9,13 @@ gone, so :func:`read_run` reports it as ``interrupted``) or ``failed``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import secrets
 import socket
 import sys
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -35,8 +35,19 @@ __all__ = [
 
 STATUSES = ("running", "complete", "failed", "interrupted")
 _VERSIONED = (
-    "bakeoff", "torch", "transformers", "peft", "trl", "accelerate", "sacrebleu", "rouge-score",
-    "chromadb", "ragas", "llama-cpp-python", "sentence-transformers", "pydantic",
+    "bakeoff",
+    "torch",
+    "transformers",
+    "peft",
+    "trl",
+    "accelerate",
+    "sacrebleu",
+    "rouge-score",
+    "chromadb",
+    "ragas",
+    "llama-cpp-python",
+    "sentence-transformers",
+    "pydantic",
 )
 
 
@@ -62,10 +73,8 @@ def _now() -> str:
 def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in _VERSIONED:
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out[name] = version(name)
-        except PackageNotFoundError:
-            pass
     return out
 
 
@@ -201,8 +210,11 @@ def read_run(path: Path) -> RunInfo:
         if not isinstance(manifest, dict):
             raise ValueError("manifest is not a JSON object")
     except (OSError, ValueError) as exc:
-        return RunInfo(path, {"run_id": path.name, "recipe": path.parent.name, "status": "unreadable"},
-                       problem=f"manifest.json: {exc}")
+        return RunInfo(
+            path,
+            {"run_id": path.name, "recipe": path.parent.name, "status": "unreadable"},
+            problem=f"manifest.json: {exc}",
+        )
     if manifest.get("status") == "running" and not _pid_alive(manifest.get("pid"), manifest.get("host")):
         manifest["status"] = "interrupted"
     scores = None

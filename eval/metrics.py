@@ -189,8 +189,12 @@ class MacroF1(Metric):
     def score(self, *, response: str | None, reference: str) -> MetricResult:  # type: ignore[override]
         return MetricResult(None, "macro-F1 is defined over the whole set")
 
-    def aggregate(self, *, predictions: Sequence[str | None], references: Sequence[str], labels: Sequence[str]) -> float:
-        return classification_report(predictions=predictions, references=references, labels=labels)["macro_f1"]
+    def aggregate(
+        self, *, predictions: Sequence[str | None], references: Sequence[str], labels: Sequence[str]
+    ) -> float:
+        return classification_report(predictions=predictions, references=references, labels=labels)[
+            "macro_f1"
+        ]
 
 
 def classification_report(
@@ -212,7 +216,9 @@ def classification_report(
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         per_label[label] = {"precision": precision, "recall": recall, "f1": f1, "support": tp + fn}
     confusion: dict[str, dict[str, int]] = {
-        gold: Counter("(none)" if p is None else p for p, r in zip(predictions, references, strict=True) if r == gold)
+        gold: Counter(
+            "(none)" if p is None else p for p, r in zip(predictions, references, strict=True) if r == gold
+        )
         for gold in labels
     }
     n = len(references)

@@ -53,11 +53,21 @@ def score_answers(
     names = list(metrics or DEFAULT_METRICS[task])
     by_id = {q.id: q for q in questions}
     metric_objs = {name: get_metric(name) for name in names}
-    out: dict[str, Any] = {"task": task, "metrics": names, "n_questions": len(questions), "candidates": {}, "per_answer": {}}
+    out: dict[str, Any] = {
+        "task": task,
+        "metrics": names,
+        "n_questions": len(questions),
+        "candidates": {},
+        "per_answer": {},
+    }
     for candidate, rows in answers.items():
         rows = [r for r in rows if r["question_id"] in by_id]
         per_answer: dict[str, dict[str, Any]] = {}
-        summary: dict[str, Any] = {"metrics": {}, "errors": sum(1 for r in rows if r.get("error")), "n": len(rows)}
+        summary: dict[str, Any] = {
+            "metrics": {},
+            "errors": sum(1 for r in rows if r.get("error")),
+            "n": len(rows),
+        }
         references = [by_id[r["question_id"]].reference for r in rows]
         for name, metric in metric_objs.items():
             if getattr(metric, "corpus_level", False):
@@ -70,9 +80,13 @@ def score_answers(
             missing: dict[str, int] = {}
             for row, ref in zip(rows, references, strict=True):
                 if task == "classification":
-                    result = metric.score(response=row.get("label") if not row.get("error") else None, reference=ref)
+                    result = metric.score(
+                        response=row.get("label") if not row.get("error") else None, reference=ref
+                    )
                 else:
-                    result = metric.score(response="" if row.get("error") else (row.get("answer") or ""), reference=ref)
+                    result = metric.score(
+                        response="" if row.get("error") else (row.get("answer") or ""), reference=ref
+                    )
                 per_answer.setdefault(row["question_id"], {})[name] = result.value
                 if result.value is None:
                     missing[result.reason] = missing.get(result.reason, 0) + 1

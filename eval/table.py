@@ -64,7 +64,9 @@ def comparison_table(scores: dict[str, Any], title: str | None = None):
         table.add_row(*cells)
     table.add_section()
     table.add_row("errors", *[str(r["errors"]) for r in rows])
-    table.add_row("p50 s/answer", *["—" if r["latency_p50_s"] is None else f"{r['latency_p50_s']:.2f}" for r in rows])
+    table.add_row(
+        "p50 s/answer", *["—" if r["latency_p50_s"] is None else f"{r['latency_p50_s']:.2f}" for r in rows]
+    )
     table.add_row("tokens out", *[str(r["completion_tokens"] or 0) for r in rows])
     n = scores.get("n_questions")
     table.caption = f"{n} questions; ★ best mean per metric" if n else "★ best mean per metric"

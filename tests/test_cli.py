@@ -21,7 +21,9 @@ def _timed(cmd) -> float:
 
 
 def test_show_without_runs_is_a_clear_error(tmp_path, bakeoff_cmd):
-    proc = subprocess.run([*bakeoff_cmd, "show", "--runs-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [*bakeoff_cmd, "show", "--runs-dir", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2 and "no runs in" in proc.stderr and "Traceback" not in proc.stderr
 
 

@@ -1,9 +1,6 @@
 """The real embedded model: import, batched greedy generation, streaming."""
 
 import json
-from pathlib import Path
-
-import pytest
 
 from bakeoff.plugins import GenerationSettings
 
@@ -30,11 +27,18 @@ def test_model_answers_a_general_knowledge_question(embedded_generator):
 
 
 def test_batched_greedy_matches_one_by_one(embedded_generator):
-    questions = ["What is the capital of France?", "Name a primary colour.", "What is 2 + 2?", "Who wrote Hamlet?"]
+    questions = [
+        "What is the capital of France?",
+        "Name a primary colour.",
+        "What is 2 + 2?",
+        "Who wrote Hamlet?",
+    ]
     convos = [[{"role": "user", "content": q}] for q in questions]
     settings = GenerationSettings(max_new_tokens=16, batch_size=4)
     batched = embedded_generator.generate(convos, settings)
-    single = [embedded_generator.generate([c], settings.model_copy(update={"batch_size": 1}))[0] for c in convos]
+    single = [
+        embedded_generator.generate([c], settings.model_copy(update={"batch_size": 1}))[0] for c in convos
+    ]
     assert len(batched) == 4
     # left padding must not change greedy answers (allow one numerically borderline divergence)
     same = sum(b.text == s.text for b, s in zip(batched, single, strict=True))

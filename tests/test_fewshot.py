@@ -25,8 +25,14 @@ def test_parse_label(text, json_mode, expected):
 
 
 def ctx(task="qa", labels=()):
-    return RunContext(task=task, labels=list(labels), base_model=EmbeddedRef("smollm2-135m-instruct"),
-                      recipe_dir=None, recipe_name="t", console=Console(quiet=True))
+    return RunContext(
+        task=task,
+        labels=list(labels),
+        base_model=EmbeddedRef("smollm2-135m-instruct"),
+        recipe_dir=None,
+        recipe_name="t",
+        console=Console(quiet=True),
+    )
 
 
 def test_conversation_has_k_example_turns_before_the_question():
@@ -40,7 +46,9 @@ def test_conversation_has_k_example_turns_before_the_question():
 
 def test_random_selection_is_seeded_and_json_examples_are_json():
     examples = [{"question": f"t{i}", "answer": LABELS[i % 3]} for i in range(9)]
-    s = FewShotSettings(name="r", agent="fewshot", k=3, examples=examples, select="random", seed=3, output="json")
+    s = FewShotSettings(
+        name="r", agent="fewshot", k=3, examples=examples, select="random", seed=3, output="json"
+    )
     a = FewShotAgent(s, ctx("classification", LABELS))
     b = FewShotAgent(s, ctx("classification", LABELS))
     assert [e.question for e in a.examples] == [e.question for e in b.examples]

@@ -12,22 +12,37 @@ def test_identical_texts_score_one(name):
     assert get_metric(name).score(response=text, reference=text).value == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("name", ["bleu", "rouge1", "rouge2", "rougeL", "exact_match", "token_f1", "contains"])
+@pytest.mark.parametrize(
+    "name", ["bleu", "rouge1", "rouge2", "rougeL", "exact_match", "token_f1", "contains"]
+)
 def test_disjoint_texts_score_zero(name):
-    assert get_metric(name).score(response="blue whales swim", reference="forty two days").value == pytest.approx(0.0)
+    assert get_metric(name).score(
+        response="blue whales swim", reference="forty two days"
+    ).value == pytest.approx(0.0)
 
 
 def test_known_values():
     # rouge-score on a hand-checkable pair: reference 4 tokens, response 2 of them -> P=1, R=0.5, F=2/3
-    assert get_metric("rouge1").score(response="thirty days", reference="thirty calendar days notice").value == pytest.approx(2 / 3)
+    assert get_metric("rouge1").score(
+        response="thirty days", reference="thirty calendar days notice"
+    ).value == pytest.approx(2 / 3)
     # LCS "thirty days" = 2 tokens as well
-    assert get_metric("rougeL").score(response="thirty days", reference="thirty calendar days notice").value == pytest.approx(2 / 3)
+    assert get_metric("rougeL").score(
+        response="thirty days", reference="thirty calendar days notice"
+    ).value == pytest.approx(2 / 3)
     # SQuAD token F1 ignores case, punctuation and articles
     assert get_metric("token_f1").score(response="The EUR 18,500.", reference="eur 18500").value == 1.0
     # 2 of 4 predicted tokens right, both gold tokens found: P=0.5, R=1, F1=2/3
-    assert get_metric("token_f1").score(response="EUR 18,500 per month", reference="eur 18500").value == pytest.approx(2 / 3)
+    assert get_metric("token_f1").score(
+        response="EUR 18,500 per month", reference="eur 18500"
+    ).value == pytest.approx(2 / 3)
     assert get_metric("exact_match").score(response="The answer: Oslo!", reference="answer Oslo").value == 1.0
-    assert get_metric("contains").score(response="It is governed by the laws of England.", reference="England").value == 1.0
+    assert (
+        get_metric("contains")
+        .score(response="It is governed by the laws of England.", reference="England")
+        .value
+        == 1.0
+    )
     # BLEU is sacrebleu's sentence BLEU scaled to 0-1
     from sacrebleu.metrics import BLEU
 
@@ -51,10 +66,14 @@ def test_classification_report_properties():
     preds = ["pos", "neg", "neg", "neg", None, "pos"]
     rep = classification_report(predictions=preds, references=refs, labels=["pos", "neg", "neu"])
     assert rep["accuracy"] == pytest.approx(3 / 6)
-    assert rep["per_label"]["pos"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
+    assert rep["per_label"]["pos"] == pytest.approx(
+        {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+    )
     assert rep["per_label"]["neg"]["precision"] == pytest.approx(2 / 3)
     assert rep["per_label"]["neg"]["recall"] == pytest.approx(1.0)
-    assert rep["per_label"]["neu"] == pytest.approx({"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2})
+    assert rep["per_label"]["neu"] == pytest.approx(
+        {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2}
+    )
     assert rep["macro_f1"] == pytest.approx((0.5 + 0.8 + 0.0) / 3)
     assert rep["unparsed"] == 1
     assert rep["confusion"]["neu"] == {"(none)": 1, "pos": 1}
@@ -77,8 +96,12 @@ def test_metric_names_cover_defaults():
 def test_best_marks_skip_full_ties():
     from bakeoff.eval.table import best_per_metric
 
-    scores = {"metrics": ["a", "b"], "candidates": {
-        "x": {"metrics": {"a": {"mean": 0.5}, "b": {"mean": 0.0}}},
-        "y": {"metrics": {"a": {"mean": 0.7}, "b": {"mean": 0.0}}},
-        "z": {"metrics": {"a": {"mean": 0.7}, "b": {"mean": 0.0}}}}}
+    scores = {
+        "metrics": ["a", "b"],
+        "candidates": {
+            "x": {"metrics": {"a": {"mean": 0.5}, "b": {"mean": 0.0}}},
+            "y": {"metrics": {"a": {"mean": 0.7}, "b": {"mean": 0.0}}},
+            "z": {"metrics": {"a": {"mean": 0.7}, "b": {"mean": 0.0}}},
+        },
+    }
     assert best_per_metric(scores) == {"a": {"y", "z"}, "b": set()}

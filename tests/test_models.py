@@ -17,7 +17,10 @@ from bakeoff.models import (
         ("hf:/models/llama", HFRef("/models/llama")),
         ("hf:mistralai/Mistral-7B-v0.3", HFRef("mistralai/Mistral-7B-v0.3")),
         ("ollama:mistral:7b", OllamaRef("mistral:7b")),
-        ("openai-compatible:http://gpu:8000/v1#qwen2.5-7b", OpenAICompatibleRef("http://gpu:8000/v1", "qwen2.5-7b")),
+        (
+            "openai-compatible:http://gpu:8000/v1#qwen2.5-7b",
+            OpenAICompatibleRef("http://gpu:8000/v1", "qwen2.5-7b"),
+        ),
         ("candidate:lora", CandidateRef("lora")),
     ],
 )

@@ -19,8 +19,12 @@ def plugin_dist(tmp_path, monkeypatch):
     """A real installed distribution (dist-info with entry_points.txt) that registers `echo`."""
     site = tmp_path / "site"
     (site / "toy_plugin-0.1.dist-info").mkdir(parents=True)
-    (site / "toy_plugin-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-plugin\nVersion: 0.1\n")
-    (site / "toy_plugin-0.1.dist-info" / "entry_points.txt").write_text("[bakeoff.agents]\necho = toy_agents:EchoAgent\n")
+    (site / "toy_plugin-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: toy-plugin\nVersion: 0.1\n"
+    )
+    (site / "toy_plugin-0.1.dist-info" / "entry_points.txt").write_text(
+        "[bakeoff.agents]\necho = toy_agents:EchoAgent\n"
+    )
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.syspath_prepend(str(HERE))
     available_agents.cache_clear()
@@ -32,7 +36,11 @@ def plugin_dist(tmp_path, monkeypatch):
 
 def make_recipe(tmp_path, candidates: str) -> Path:
     (tmp_path / "qa.jsonl").write_text(
-        "\n".join(json.dumps({"id": f"q{i}", "question": f"what is {i}", "reference": f"what is {i}"}) for i in range(5)) + "\n"
+        "\n".join(
+            json.dumps({"id": f"q{i}", "question": f"what is {i}", "reference": f"what is {i}"})
+            for i in range(5)
+        )
+        + "\n"
     )
     path = tmp_path / "r.yaml"
     path.write_text(f"name: toy\ntask: qa\neval:\n  questions: qa.jsonl\ncandidates:\n{candidates}")
@@ -46,16 +54,31 @@ def test_builtin_registered_through_entry_point():
 
 def test_entry_point_plugin_loads_validates_and_runs(plugin_dist, tmp_path):
     assert "echo" in available_agents()
-    recipe = load_recipe(make_recipe(tmp_path, "  - name: e\n    agent: echo\n    prefix: ''\n  - name: z\n    agent: fewshot\n"))
+    recipe = load_recipe(
+        make_recipe(
+            tmp_path, "  - name: e\n    agent: echo\n    prefix: ''\n  - name: z\n    agent: fewshot\n"
+        )
+    )
     assert type(recipe.candidates[0]).__name__ == "EchoSettings"
-    path = run_recipe(recipe, recipe_text="x", runs_dir=tmp_path / "runs", only=["e"], console=Console(quiet=True))
+    path = run_recipe(
+        recipe, recipe_text="x", runs_dir=tmp_path / "runs", only=["e"], console=Console(quiet=True)
+    )
     info = read_run(path)
     assert info.status == "complete"
     assert info.scores["candidates"]["e"]["metrics"]["exact_match"]["mean"] == 1.0
     rows = read_answers(path)
     assert len(rows) == 5 and {r["candidate"] for r in rows} == {"e"}
-    assert set(rows[0]) >= {"candidate", "question_id", "question", "reference", "answer", "latency_s",
-                            "prompt_tokens", "completion_tokens", "error"}
+    assert set(rows[0]) >= {
+        "candidate",
+        "question_id",
+        "question",
+        "reference",
+        "answer",
+        "latency_s",
+        "prompt_tokens",
+        "completion_tokens",
+        "error",
+    }
 
 
 def test_plugin_settings_are_validated_like_builtins(plugin_dist, tmp_path):
@@ -67,7 +90,9 @@ def test_plugin_settings_are_validated_like_builtins(plugin_dist, tmp_path):
 
 def test_module_class_escape_hatch(monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(HERE))
-    recipe = load_recipe(make_recipe(tmp_path, "  - name: e\n    agent: toy_agents:EchoAgent\n    prefix: 'A: '\n"))
+    recipe = load_recipe(
+        make_recipe(tmp_path, "  - name: e\n    agent: toy_agents:EchoAgent\n    prefix: 'A: '\n")
+    )
     path = run_recipe(recipe, recipe_text="x", runs_dir=tmp_path / "runs", console=Console(quiet=True))
     assert read_answers(path)[0]["answer"] == "A: what is 0"
 
@@ -88,7 +113,12 @@ def test_escape_hatch_import_error_says_what_to_install(tmp_path):
 
 def test_broken_agent_is_failure_as_data(monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(HERE))
-    recipe = load_recipe(make_recipe(tmp_path, "  - name: bad\n    agent: toy_agents:BrokenAgent\n  - name: ok\n    agent: toy_agents:EchoAgent\n"))
+    recipe = load_recipe(
+        make_recipe(
+            tmp_path,
+            "  - name: bad\n    agent: toy_agents:BrokenAgent\n  - name: ok\n    agent: toy_agents:EchoAgent\n",
+        )
+    )
     path = run_recipe(recipe, recipe_text="x", runs_dir=tmp_path / "runs", console=Console(quiet=True))
     info = read_run(path)
     assert info.status == "complete"
@@ -102,14 +132,21 @@ def test_only_rejects_unknown_names(monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(HERE))
     recipe = load_recipe(make_recipe(tmp_path, "  - name: e\n    agent: toy_agents:EchoAgent\n"))
     with pytest.raises(RunError, match="unknown candidates \\['nope'\\]"):
-        run_recipe(recipe, recipe_text="x", runs_dir=tmp_path / "runs", only=["e,nope"], console=Console(quiet=True))
+        run_recipe(
+            recipe, recipe_text="x", runs_dir=tmp_path / "runs", only=["e,nope"], console=Console(quiet=True)
+        )
     assert list_runs(tmp_path / "runs") == []
 
 
 def test_cli_sees_entry_point_plugins(plugin_dist, tmp_path, bakeoff_cmd):
     path = make_recipe(tmp_path, "  - name: e\n    agent: echo\n")
     env = {**__import__("os").environ, "PYTHONPATH": f"{plugin_dist}:{HERE}"}
-    proc = subprocess.run([*bakeoff_cmd, "run", str(path), "--runs-dir", str(tmp_path / "runs")],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [*bakeoff_cmd, "run", str(path), "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "exact_match" in proc.stdout and "1.000" in proc.stdout

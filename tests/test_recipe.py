@@ -63,14 +63,19 @@ candidates:
 """
     path = write(tmp_path, text)
     found = problems_of(path)
-    assert any(p.startswith(f"{path}:4:3: eval.questionz: unknown key 'questionz'; did you mean 'questions'") for p in found), found
+    assert any(
+        p.startswith(f"{path}:4:3: eval.questionz: unknown key 'questionz'; did you mean 'questions'")
+        for p in found
+    ), found
     assert any(p.startswith(f"{path}:7:8: candidates[0].k:") and "integer" in p for p in found), found
     # the missing `questions` key is reported too, at the mapping that lacks it
     assert any(":4:3: eval.questions: required key 'questions' is missing" in p for p in found), found
 
 
 def test_cli_validate_exits_2_with_every_problem_and_no_traceback(tmp_path, bakeoff_cmd):
-    path = write(tmp_path, GOOD.replace("task: qa", "task: summarise").replace("name: zero", "name: zero\n    k: -1"))
+    path = write(
+        tmp_path, GOOD.replace("task: qa", "task: summarise").replace("name: zero", "name: zero\n    k: -1")
+    )
     proc = subprocess.run([*bakeoff_cmd, "validate", str(path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
@@ -81,7 +86,9 @@ def test_cli_validate_exits_2_with_every_problem_and_no_traceback(tmp_path, bake
 
 
 def test_cli_validate_ok(tmp_path, bakeoff_cmd):
-    proc = subprocess.run([*bakeoff_cmd, "validate", str(write(tmp_path, GOOD))], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [*bakeoff_cmd, "validate", str(write(tmp_path, GOOD))], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert "recipe 'demo'" in proc.stdout
 
@@ -89,7 +96,9 @@ def test_cli_validate_ok(tmp_path, bakeoff_cmd):
 def test_unknown_agent_and_scheme(tmp_path):
     text = GOOD.replace("agent: fewshot", "agent: fewshoot\n    model: s3:x")
     found = problems_of(write(tmp_path, text))
-    assert any(":7:12: candidates[0].agent: unknown agent 'fewshoot'" in p and "fewshot" in p for p in found), found
+    assert any(
+        ":7:12: candidates[0].agent: unknown agent 'fewshoot'" in p and "fewshot" in p for p in found
+    ), found
 
 
 def test_bad_model_scheme_is_located(tmp_path):
@@ -106,7 +115,9 @@ def test_cross_field_checks(tmp_path):
 
 
 def test_classification_needs_labels_and_metrics_must_fit_task(tmp_path):
-    text = GOOD.replace("task: qa", "task: classification").replace("qa.jsonl", "qa.jsonl\n  metrics: [rougeL, nope]")
+    text = GOOD.replace("task: qa", "task: classification").replace(
+        "qa.jsonl", "qa.jsonl\n  metrics: [rougeL, nope]"
+    )
     found = problems_of(write(tmp_path, text))
     assert any("task: task 'classification' needs a `labels:` list" in p for p in found), found
     assert any("eval.metrics[1]: unknown metric 'nope'" in p for p in found), found
@@ -140,7 +151,7 @@ def test_hostile_or_broken_yaml_is_a_located_error(tmp_path, text, fragment):
 def test_alias_bomb_is_refused_quickly(tmp_path):
     lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x","x"]']
     for i in range(1, 9):
-        lines.append(f"a{i}: &a{i} [" + ",".join([f"*a{i-1}"] * 10) + "]")
+        lines.append(f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]")
     found = problems_of(write(tmp_path, "\n".join(lines) + "\n"))
     assert "after expanding aliases" in found[0]
 

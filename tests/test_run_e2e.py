@@ -7,8 +7,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from bakeoff.store import read_answers, read_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,8 +24,12 @@ def small_quickstart(tmp_path: Path, limit: int = 6) -> Path:
 def test_quickstart_run_is_complete_and_well_formed(tmp_path, bakeoff_cmd, embedded_generator):
     recipe = small_quickstart(tmp_path)
     runs = tmp_path / "runs"
-    proc = subprocess.run([*bakeoff_cmd, "run", str(recipe), "--runs-dir", str(runs)],
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [*bakeoff_cmd, "run", str(recipe), "--runs-dir", str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "zero-shot" in proc.stdout and "three-shot" in proc.stdout and "rougeL" in proc.stdout
     [run_dir] = list((runs / "quickstart").iterdir())
@@ -45,7 +47,10 @@ def test_quickstart_run_is_complete_and_well_formed(tmp_path, bakeoff_cmd, embed
         assert row["error"] is None and row["latency_s"] > 0
         assert row["prompt_tokens"] > 10 and row["completion_tokens"] > 0
     # three-shot prompts carry the examples
-    avg = lambda c: sum(r["prompt_tokens"] for r in rows if r["candidate"] == c) / 6
+
+    def avg(c):
+        return sum(r["prompt_tokens"] for r in rows if r["candidate"] == c) / 6
+
     assert avg("three-shot") > avg("zero-shot") + 30
     scores = json.loads((run_dir / "scores.json").read_text())
     for cand in ("zero-shot", "three-shot"):
@@ -53,17 +58,27 @@ def test_quickstart_run_is_complete_and_well_formed(tmp_path, bakeoff_cmd, embed
             entry = scores["candidates"][cand]["metrics"][metric]
             assert entry["n"] == 6 and 0.0 <= entry["mean"] <= 1.0
         assert set(scores["per_answer"][cand]) == {r["question_id"] for r in rows if r["candidate"] == cand}
-    show = subprocess.run([*bakeoff_cmd, "show", "quickstart", "--runs-dir", str(runs)], capture_output=True, text=True, timeout=60)
+    show = subprocess.run(
+        [*bakeoff_cmd, "show", "quickstart", "--runs-dir", str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert show.returncode == 0 and "★" in show.stdout and "three-shot" in show.stdout
-    listing = subprocess.run([*bakeoff_cmd, "runs", "--runs-dir", str(runs)], capture_output=True, text=True, timeout=60)
+    listing = subprocess.run(
+        [*bakeoff_cmd, "runs", "--runs-dir", str(runs)], capture_output=True, text=True, timeout=60
+    )
     assert "complete" in listing.stdout
 
 
 def test_killed_run_is_never_complete(tmp_path, bakeoff_cmd, embedded_generator):
     recipe = small_quickstart(tmp_path, limit=48)
     runs = tmp_path / "runs"
-    proc = subprocess.Popen([*bakeoff_cmd, "run", str(recipe), "--runs-dir", str(runs)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*bakeoff_cmd, "run", str(recipe), "--runs-dir", str(runs)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 300
         answers = None

@@ -1,7 +1,7 @@
 import json
-import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,7 +31,7 @@ def test_dead_process_reads_as_interrupted(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     path = out.stdout.strip()
-    assert json.loads(open(os.path.join(path, "manifest.json")).read())["status"] == "running"
+    assert json.loads((Path(path) / "manifest.json").read_text())["status"] == "running"
     assert read_run(path).status == "interrupted"
 
 

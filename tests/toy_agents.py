@@ -18,8 +18,14 @@ class EchoAgent(Agent):
     settings_model = EchoSettings
 
     def answer(self, questions):
-        return [Answer(question_id=q.id, text=self.settings.prefix + q.question, completion_tokens=len(q.question.split()))
-                for q in questions]
+        return [
+            Answer(
+                question_id=q.id,
+                text=self.settings.prefix + q.question,
+                completion_tokens=len(q.question.split()),
+            )
+            for q in questions
+        ]
 
     def chat(self, messages):
         yield self.settings.prefix + messages[-1]["content"]

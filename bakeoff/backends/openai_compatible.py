@@ -31,7 +31,9 @@ def ollama_host() -> str:
 class OpenAICompatibleGenerator:
     """Chat completions against ``{base_url}/chat/completions``."""
 
-    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout_s: float = 300.0) -> None:
+    def __init__(
+        self, base_url: str, model: str, *, api_key: str | None = None, timeout_s: float = 300.0
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.name = f"{self.base_url}#{model}"
@@ -60,11 +62,15 @@ class OpenAICompatibleGenerator:
 
         t0 = time.perf_counter()
         try:
-            resp = client.post(f"{self.base_url}/chat/completions", json=self._body(conversation, settings, False))
+            resp = client.post(
+                f"{self.base_url}/chat/completions", json=self._body(conversation, settings, False)
+            )
         except httpx.HTTPError as exc:
             return Generation("", error=f"cannot reach {self.base_url}: {exc}")
         if resp.status_code >= 400:
-            return Generation("", error=f"{self.base_url} answered HTTP {resp.status_code}: {resp.text[:300]}")
+            return Generation(
+                "", error=f"{self.base_url} answered HTTP {resp.status_code}: {resp.text[:300]}"
+            )
         try:
             data = resp.json()
             choice = data["choices"][0]
@@ -98,9 +104,12 @@ class OpenAICompatibleGenerator:
         import httpx
 
         try:
-            with self._client() as client, client.stream(
-                "POST", f"{self.base_url}/chat/completions", json=self._body(conversation, settings, True)
-            ) as resp:
+            with (
+                self._client() as client,
+                client.stream(
+                    "POST", f"{self.base_url}/chat/completions", json=self._body(conversation, settings, True)
+                ) as resp,
+            ):
                 if resp.status_code >= 400:
                     resp.read()
                     raise BackendError(f"{self.base_url} answered HTTP {resp.status_code}: {resp.text[:300]}")

@@ -40,8 +40,11 @@ class TransformersGenerator:
         tokenizer.padding_side = "left"
         self.stop_ids = sorted(
             {tokenizer.eos_token_id}
-            | {tid for tok in _END_OF_TURN if (tid := tokenizer.convert_tokens_to_ids(tok)) is not None
-               and tid != tokenizer.unk_token_id}
+            | {
+                tid
+                for tok in _END_OF_TURN
+                if (tid := tokenizer.convert_tokens_to_ids(tok)) is not None and tid != tokenizer.unk_token_id
+            }
             - {None}
         )
         self._lock = threading.Lock()  # one generate() at a time per model (the console chats from threads)
@@ -72,7 +75,9 @@ class TransformersGenerator:
     def render(self, conversation: list[Message]) -> str:
         """The prompt text for a conversation, ending where the assistant's reply starts."""
         if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+            return self.tokenizer.apply_chat_template(
+                conversation, tokenize=False, add_generation_prompt=True
+            )
         # No chat template (a base model): a plain transcript.
         lines = [f"{m['role'].capitalize()}: {m['content']}" for m in conversation]
         return "\n\n".join(lines) + "\n\nAssistant:"
@@ -92,8 +97,10 @@ class TransformersGenerator:
         checkpointing = getattr(type(self.model), "is_activation_checkpointing", None) or getattr(
             type(self.model), "is_gradient_checkpointing", None
         )
-        if checkpointing is not None and checkpointing.__get__(self.model) and hasattr(
-            self.model, "gradient_checkpointing_disable"
+        if (
+            checkpointing is not None
+            and checkpointing.__get__(self.model)
+            and hasattr(self.model, "gradient_checkpointing_disable")
         ):
             self.model.gradient_checkpointing_disable()
 
@@ -133,7 +140,10 @@ class TransformersGenerator:
                 t0 = time.perf_counter()
                 try:
                     outs = self._generate_batch([prompts[i] for i in idx], settings, budget)
-                except (RuntimeError, ValueError) as exc:  # e.g. out of memory: fail these answers, keep going
+                except (
+                    RuntimeError,
+                    ValueError,
+                ) as exc:  # e.g. out of memory: fail these answers, keep going
                     outs = [Generation("", error=f"{type(exc).__name__}: {exc}") for _ in idx]
                 per = (time.perf_counter() - t0) / len(idx)
                 for i, out in zip(idx, outs, strict=True):
@@ -143,7 +153,9 @@ class TransformersGenerator:
                     progress(len(idx))
         return [r for r in results if r is not None]
 
-    def _generate_batch(self, prompts: list[str], settings: GenerationSettings, budget: int) -> list[Generation]:
+    def _generate_batch(
+        self, prompts: list[str], settings: GenerationSettings, budget: int
+    ) -> list[Generation]:
         import torch
 
         enc = self.tokenizer(

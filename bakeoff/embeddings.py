@@ -1,0 +1,146 @@
+"""Embedding models: the embedded all-MiniLM-L6-v2 by default (shipped in a PyPI package), Ollama as an option.
+
+An :class:`Embedder` turns texts into L2-normalised vectors (so a dot product is the cosine similarity) and
+has a stable ``name`` that vector stores record, so a collection is never queried with another model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import cache
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from bakeoff.models import EMBEDDED_EMBEDDINGS, EmbeddedRef, HFRef, ModelRef, OllamaRef, OpenAICompatibleRef
+
+__all__ = ["DEFAULT_EMBEDDINGS", "Embedder", "EmbeddingError", "embedded_embedding_path", "load_embedder"]
+
+DEFAULT_EMBEDDINGS = "embedded:all-minilm-l6-v2"
+
+
+class EmbeddingError(Exception):
+    """An embedding model cannot be loaded or reached."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str
+    dimension: int
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        """Normalised embedding vectors, one per text."""
+        ...
+
+
+def embedded_embedding_path(name: str) -> Path:
+    """The model folder inside the package that ships embedded embedding model ``name``."""
+    info = EMBEDDED_EMBEDDINGS[name]
+    spec = importlib.util.find_spec(info["package"])
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddingError(
+            f"embedding model {name!r} needs the package {info['pip']!r}: pip install {info['pip']}"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations))) / info["folder"]
+    if not (folder / "config.json").is_file():
+        raise EmbeddingError(f"package {info['pip']!r} has no model folder at {folder}; reinstall it")
+    return folder
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model from a local folder, on CPU or CUDA."""
+
+    def __init__(self, folder: Path, name: str, batch_size: int = 64) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        from bakeoff.backends.transformers_backend import pick_device
+
+        self.model = SentenceTransformer(str(folder), device=pick_device(), local_files_only=True)
+        self.name = name
+        self.batch_size = batch_size
+        self.dimension = int(self.model.get_sentence_embedding_dimension())
+        self.max_tokens = int(self.model.max_seq_length)
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+        )
+        return vectors.tolist()
+
+    @property
+    def tokenizer(self):
+        return self.model.tokenizer
+
+
+class OllamaEmbedder:
+    """Embeddings from Ollama's ``/api/embed`` at ``OLLAMA_HOST``."""
+
+    def __init__(self, model: str, host: str | None = None, timeout_s: float = 120.0) -> None:
+        from bakeoff.backends.openai_compatible import ollama_host
+
+        self.model = model
+        self.host = (host or ollama_host()).rstrip("/")
+        self.name = f"ollama:{model}"
+        self.timeout_s = timeout_s
+        self.dimension = 0  # known after the first call
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        import math
+
+        import httpx
+
+        if not texts:
+            return []
+        try:
+            resp = httpx.post(
+                f"{self.host}/api/embed",
+                json={"model": self.model, "input": list(texts)},
+                timeout=self.timeout_s,
+            )
+        except httpx.HTTPError as exc:
+            raise EmbeddingError(
+                f"cannot reach Ollama at {self.host} ({exc}); start it or set OLLAMA_HOST"
+            ) from None
+        if resp.status_code == 404:
+            raise EmbeddingError(
+                f"Ollama at {self.host} has no model {self.model!r}; run: ollama pull {self.model}"
+            )
+        if resp.status_code >= 400:
+            raise EmbeddingError(f"Ollama at {self.host} answered HTTP {resp.status_code}: {resp.text[:200]}")
+        vectors = resp.json()["embeddings"]
+        out = []
+        for vec in vectors:
+            norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+            out.append([v / norm for v in vec])
+        self.dimension = len(out[0]) if out else self.dimension
+        return out
+
+
+@cache
+def load_embedder(ref: ModelRef) -> Embedder:
+    """The embedder a reference names (cached per process).
+
+    Raises:
+        EmbeddingError: unknown, missing or unreachable model.
+    """
+    if isinstance(ref, EmbeddedRef):
+        return SentenceTransformerEmbedder(embedded_embedding_path(ref.name), name=str(ref))
+    if isinstance(ref, HFRef):
+        path = Path(ref.path).expanduser()
+        if not path.is_dir():
+            raise EmbeddingError(
+                f"{ref}: give a local sentence-transformers folder; bakeoff never downloads weights"
+            )
+        return SentenceTransformerEmbedder(path, name=str(ref))
+    if isinstance(ref, OllamaRef):
+        return OllamaEmbedder(ref.model)
+    if isinstance(ref, OpenAICompatibleRef):
+        raise EmbeddingError(
+            f"{ref}: OpenAI-compatible embeddings are not supported; use embedded:, hf: or ollama:"
+        )
+    raise EmbeddingError(f"{ref} is not an embedding model")
