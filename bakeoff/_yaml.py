@@ -7,6 +7,7 @@ core YAML tags are accepted, input size and alias expansion are bounded, and eve
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,7 +89,9 @@ def load_yaml(text: str | bytes) -> tuple[Any, SourceMap]:
 
     yaml = YAML(typ="safe", pure=True)
     try:
-        node = yaml.compose(text)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. ReusedAnchorWarning: anchors are bounded below anyway
+            node = yaml.compose(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

@@ -34,12 +34,12 @@ RunsDir = Annotated[
 DEFAULT_RUNS = Path("runs")
 
 
-def _load(path: Path):
+def _load(path: Path, text: str | None = None):
     """Load a recipe or exit 2 with every problem on stderr."""
     from bakeoff.recipe import RecipeError, load_recipe
 
     try:
-        return load_recipe(path)
+        return load_recipe(path, text=text)
     except RecipeError as exc:
         # Plain writes, never wrapped: editors and CI parse FILE:LINE:COL lines.
         for problem in exc.problems:
@@ -69,21 +69,48 @@ def schema() -> None:
 
 @app.command()
 def run(
-    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    recipe: Annotated[Path | None, typer.Argument(help="Recipe YAML file (omit with --resume).")] = None,
     only: Annotated[
         list[str] | None, typer.Option("--only", help="Candidate names to run (comma-separated; repeatable).")
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume", metavar="RUN", help="Finish an interrupted or failed run, reusing finished work."
+        ),
     ] = None,
     runs_dir: RunsDir = DEFAULT_RUNS,
 ) -> None:
     """Prepare, train, answer and score every candidate; write a run and print the comparison."""
-    r = _load(recipe)
     from bakeoff.eval.table import comparison_table
     from bakeoff.runner import RunError, run_recipe
-    from bakeoff.store import read_run
+    from bakeoff.store import RunStoreError, find_run, read_run
 
+    resume_dir = None
+    if resume is not None:
+        try:
+            prior = find_run(runs_dir, resume)
+        except RunStoreError as exc:
+            err.print(f"error: {exc}", style="red")
+            raise typer.Exit(2) from None
+        if prior.status in ("complete", "running"):
+            err.print(f"error: run {prior.run_id} is {prior.status}; nothing to resume", style="red")
+            raise typer.Exit(2)
+        resume_dir = prior.path
+        # the recipe as it was run, with relative paths resolved against its original folder
+        original = Path(prior.manifest.get("recipe_path") or (prior.path / "recipe.yaml"))
+        text = (prior.path / "recipe.yaml").read_text(encoding="utf-8")
+        r = _load(original, text=text)
+        only = only or prior.manifest.get("answering")
+    elif recipe is None:
+        err.print("error: give a RECIPE, or --resume RUN", style="red")
+        raise typer.Exit(2)
+    else:
+        r = _load(recipe)
+        text = recipe.read_text(encoding="utf-8")
     try:
         path = run_recipe(
-            r, recipe_text=recipe.read_text(encoding="utf-8"), runs_dir=runs_dir, only=only, console=console
+            r, recipe_text=text, runs_dir=runs_dir, only=only, console=console, resume=resume_dir
         )
     except RunError as exc:
         err.print(f"error: {exc}", style="red")

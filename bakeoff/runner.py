@@ -135,8 +135,13 @@ def run_recipe(
     runs_dir: Path,
     only: Iterable[str] | None = None,
     console: Console | None = None,
+    resume: Path | None = None,
 ) -> Path:
     """Run a validated recipe and return the run folder.
+
+    With ``resume`` (an unfinished run folder of this recipe), answers already on disk are reused batch by
+    batch — batches have fixed boundaries, so greedy answers equal an uninterrupted run's — and only the
+    missing work is done.
 
     Raises:
         RunError: bad ``--only`` or unreadable evaluation data (before any run folder is made).
@@ -152,15 +157,26 @@ def run_recipe(
     except DataError as exc:
         raise RunError(str(exc)) from None
 
-    writer = RunWriter.create(
-        runs_dir,
-        recipe.name,
-        recipe_text,
-        recipe_path=str(recipe.source_path) if recipe.source_path else None,
-        task=recipe.task,
-        n_questions=len(questions),
-        answering=[c.name for c in answering],
-    )
+    done: dict[tuple[str, str], dict[str, Any]] = {}
+    if resume is not None:
+        from bakeoff.store import RunStoreError, read_answers
+
+        try:
+            writer = RunWriter.reopen(resume)
+        except RunStoreError as exc:
+            raise RunError(str(exc)) from None
+        done = {(r["candidate"], r["question_id"]): r for r in read_answers(resume) if not r.get("error")}
+        console.print(f"resuming {writer.path.name}: {len(done)} answers already on disk are kept")
+    else:
+        writer = RunWriter.create(
+            runs_dir,
+            recipe.name,
+            recipe_text,
+            recipe_path=str(recipe.source_path) if recipe.source_path else None,
+            task=recipe.task,
+            n_questions=len(questions),
+            answering=[c.name for c in answering],
+        )
     timings: dict[str, float] = writer.manifest["timings_s"]
     console.print(
         f"[bold]bakeoff[/] {recipe.name}: {len(answering)} candidate(s) × {len(questions)} questions "
@@ -182,9 +198,13 @@ def run_recipe(
                 step = cand.generation.batch_size
                 for start in range(0, len(questions), step):
                     batch = questions[start : start + step]
-                    new = _answer_rows(agent, batch)
-                    writer.append_answers(cand.name, new)
-                    rows.extend(new)
+                    kept = [done.get((cand.name, q.id)) for q in batch]
+                    if all(kept):
+                        rows.extend(kept)  # finished before an interruption
+                    else:
+                        new = _answer_rows(agent, batch)
+                        writer.append_answers(cand.name, new)
+                        rows.extend(new)
                     bar.advance(task, len(batch))
                 answers[cand.name] = rows
                 writer.manifest["candidates"][cand.name] = {

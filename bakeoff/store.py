@@ -134,6 +134,31 @@ class RunWriter:
         writer.save_manifest()
         return writer
 
+    @classmethod
+    def reopen(cls, path: Path) -> RunWriter:
+        """Continue an unfinished run (``bakeoff run --resume``): drop a torn last answer line, mark it running.
+
+        Raises:
+            RunStoreError: the run is unreadable or already complete.
+        """
+        info = read_run(path)
+        if info.problem:
+            raise RunStoreError(f"cannot resume {path}: {info.problem}")
+        if info.status == "complete":
+            raise RunStoreError(f"run {info.run_id} is already complete; nothing to resume")
+        if info.status == "running":
+            raise RunStoreError(
+                f"run {info.run_id} is still running (pid {info.manifest.get('pid')}); wait for it or stop it first"
+            )
+        _truncate_torn_tail(Path(path) / "answers.jsonl")
+        manifest = dict(info.manifest)
+        manifest.update(status="running", pid=os.getpid(), host=socket.gethostname(), ended_at=None)
+        manifest.pop("error", None)
+        manifest.setdefault("resumed_at", []).append(_now())
+        writer = cls(Path(path), manifest)
+        writer.save_manifest()
+        return writer
+
     def save_manifest(self) -> None:
         write_json_atomic(self.path / "manifest.json", self.manifest)
 
@@ -267,18 +292,36 @@ def find_run(runs_dir: Path, ref: str) -> RunInfo:
     raise RunStoreError(f"{ref!r} matches {len(matches)} runs; give more of the id")
 
 
+def _truncate_torn_tail(file: Path) -> None:
+    """Cut a partial last line (a crash mid-append) so that appending goes on from a clean line end."""
+    if not file.is_file():
+        return
+    data = file.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with file.open("r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
 def read_answers(path: Path) -> list[dict[str, Any]]:
-    """The answer rows of a run; a torn last line (a crash mid-write) is dropped."""
-    rows = []
+    """The answer rows of a run, in file order.
+
+    A torn last line (a crash mid-write) is dropped; when a resumed run answered a question again, the last
+    row for each (candidate, question_id) wins.
+    """
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
     file = Path(path) / "answers.jsonl"
     if not file.is_file():
-        return rows
+        return []
     with file.open(encoding="utf-8", errors="replace") as fh:
         for line in fh:
             if not line.endswith("\n"):
                 break  # torn last line
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
                 continue
-    return rows
+            if isinstance(row, dict):
+                key = (str(row.get("candidate")), str(row.get("question_id")))
+                rows.pop(key, None)
+                rows[key] = row
+    return list(rows.values())

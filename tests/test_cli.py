@@ -1,23 +1,25 @@
 import os
+import resource
 import subprocess
 import sys
-import time
 
 
 def test_help_is_fast_and_imports_nothing_heavy(bakeoff_cmd):
-    best = min(_timed([*bakeoff_cmd, "--help"]) for _ in range(3))
-    assert best < 0.5, f"bakeoff --help took {best:.2f}s"
+    # CPU time of the child, not wall time: robust when the machine is busy (wall time on an idle 2-core
+    # machine is ~0.2 s; see docs/benchmarks.md).
+    best = min(_cpu_seconds([*bakeoff_cmd, "--help"]) for _ in range(3))
+    assert best < 0.5, f"bakeoff --help used {best:.2f}s of CPU"
     code = "import sys; import bakeoff.cli; print(sorted(m for m in ('torch','transformers','chromadb','peft','trl','ragas') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]"
 
 
-def _timed(cmd) -> float:
-    t0 = time.perf_counter()
+def _cpu_seconds(cmd) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert proc.returncode == 0 and "validate" in proc.stdout
-    return elapsed
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def test_show_without_runs_is_a_clear_error(tmp_path, bakeoff_cmd):

@@ -36,8 +36,23 @@ def test_dead_process_reads_as_interrupted(tmp_path):
 
 
 def test_torn_last_line_is_dropped(tmp_path):
-    (tmp_path / "answers.jsonl").write_text('{"a": 1}\n{"a": 2}\n{"a": 3')
-    assert read_answers(tmp_path) == [{"a": 1}, {"a": 2}]
+    (tmp_path / "answers.jsonl").write_text(
+        '{"candidate": "c", "question_id": "1"}\n{"candidate": "c", "question_id": "2"}\n{"cand'
+    )
+    assert read_answers(tmp_path) == [
+        {"candidate": "c", "question_id": "1"},
+        {"candidate": "c", "question_id": "2"},
+    ]
+
+
+def test_resumed_answers_keep_the_last_row_per_question(tmp_path):
+    rows = [
+        '{"candidate": "c", "question_id": "1", "answer": "old"}',
+        '{"candidate": "c", "question_id": "2", "answer": "b"}',
+        '{"candidate": "c", "question_id": "1", "answer": "new"}',
+    ]
+    (tmp_path / "answers.jsonl").write_text("\n".join(rows) + "\n")
+    assert [(r["question_id"], r["answer"]) for r in read_answers(tmp_path)] == [("2", "b"), ("1", "new")]
 
 
 def test_corrupt_run_is_listed_not_raised(tmp_path):

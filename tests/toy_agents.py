@@ -38,3 +38,18 @@ class BrokenAgent(Agent):
 
 class NotAnAgent:
     pass
+
+
+class SlowEchoAgent(EchoAgent):
+    """Echo that takes a while per batch and counts its calls in a file (for kill-and-resume tests)."""
+
+    def answer(self, questions):
+        import os
+        import time
+
+        log = os.environ.get("TOY_CALL_LOG")
+        if log:
+            with open(log, "a") as fh:
+                fh.write(",".join(q.id for q in questions) + "\n")
+        time.sleep(float(os.environ.get("TOY_DELAY", "0.5")))
+        return super().answer(questions)
