@@ -176,6 +176,7 @@ class FewShotAgent(Agent):
                     error=out.error,
                     label=label,
                     truncated=out.truncated,
+                    prompt_truncated=out.prompt_truncated,
                 )
             )
         return answers

@@ -113,6 +113,7 @@ class Answer:
     label: str | None = None  # classification: the label parsed from text (None = unparseable)
     contexts: list[dict[str, Any]] = field(default_factory=list)  # RAG: [{text, source, score}]
     truncated: bool = False  # generation stopped at max_new_tokens
+    prompt_truncated: bool = False  # the prompt was cut to fit the model's context window
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

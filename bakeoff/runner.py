@@ -212,6 +212,8 @@ def run_recipe(
                     "model": str(cand.model or recipe.base_model),
                     "answer_s": round(time.perf_counter() - t0, 3),
                     "errors": sum(1 for r in rows if r.get("error")),
+                    "truncated_answers": sum(1 for r in rows if r.get("truncated")),
+                    "truncated_prompts": sum(1 for r in rows if r.get("prompt_truncated")),
                     **agent.describe(),
                 }
                 writer.save_manifest()

@@ -112,6 +112,7 @@ def score_answers(
             "completion": sum(int(r.get("completion_tokens") or 0) for r in rows),
         }
         summary["truncated"] = sum(1 for r in rows if r.get("truncated"))
+        summary["prompt_truncated"] = sum(1 for r in rows if r.get("prompt_truncated"))
         out["candidates"][candidate] = summary
         out["per_answer"][candidate] = per_answer
         if progress:

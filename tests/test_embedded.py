@@ -58,3 +58,16 @@ def test_stream_yields_the_same_text_as_generate(embedded_generator):
     streamed = "".join(embedded_generator.stream(convo, settings)).strip()
     [out] = embedded_generator.generate([convo], settings)
     assert streamed == out.text
+
+
+def test_over_long_prompts_are_cut_from_the_left_and_counted(embedded_generator, monkeypatch):
+    monkeypatch.setattr(type(embedded_generator), "context_length", property(lambda self: 64))
+    long = "Background: " + "the contract has many clauses. " * 40
+    convo = [
+        {"role": "system", "content": long},
+        {"role": "user", "content": "What is the capital of France?"},
+    ]
+    short = [{"role": "user", "content": "Hi"}]
+    out_long, out_short = embedded_generator.generate([convo, short], GenerationSettings(max_new_tokens=8))
+    assert out_long.prompt_truncated and not out_short.prompt_truncated
+    assert out_long.prompt_tokens <= 64 - 8

@@ -32,6 +32,7 @@ class Generation:
     completion_tokens: int = 0
     latency_s: float = 0.0  # wall time of the batch divided by its size
     truncated: bool = False  # stopped by max_new_tokens, not by end of turn
+    prompt_truncated: bool = False  # the prompt was cut (from the left) to fit the context window
     error: str | None = None
 
 

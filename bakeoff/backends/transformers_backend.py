@@ -38,6 +38,7 @@ class TransformersGenerator:
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"
+        tokenizer.truncation_side = "left"  # over-long prompts lose their oldest turns, never the question
         self.stop_ids = sorted(
             {tokenizer.eos_token_id}
             | {
@@ -148,6 +149,7 @@ class TransformersGenerator:
                 per = (time.perf_counter() - t0) / len(idx)
                 for i, out in zip(idx, outs, strict=True):
                     out.latency_s = per
+                    out.prompt_truncated = lengths[i] > budget
                     results[i] = out
                 if progress:
                     progress(len(idx))
