@@ -7,13 +7,14 @@ BAKEOFF := $(VENV)/bin/bakeoff
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help install install-dev demo test test-all test-slow lint schema clean
+.PHONY: help install install-dev demo test test-slow lint docs clean
 
 help:
 	@echo "make demo      set up .venv and run recipes/quickstart.yaml on the embedded model"
 	@echo "make test      set up .venv with test extras and run the default test suite"
 	@echo "make test-slow run every slow (training) test"
 	@echo "make lint      ruff"
+	@echo "make docs      regenerate docs/recipe.schema.json and docs/recipe-reference.md from the schema"
 
 # torch first, pinned: 2.13.0 is the local CPU build; anything else pulls gigabytes of CUDA wheels.
 $(VENV)/.installed: pyproject.toml
@@ -43,8 +44,9 @@ test-slow: install-dev
 lint: install-dev
 	$(VENV)/bin/ruff check bakeoff agents eval ui tests
 
-schema: install
+docs: install
 	$(BAKEOFF) schema > docs/recipe.schema.json
+	$(BAKEOFF) schema --markdown > docs/recipe-reference.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

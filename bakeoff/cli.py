@@ -55,15 +55,25 @@ def validate(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")]) 
     r = _load(recipe)
     console.print(
         f"[green]✓[/] {recipe}: recipe {r.name!r}, task {r.task}, {len(r.candidates)} candidates "
-        f"({', '.join(r.names)})"
+        f"({', '.join(r.names)})",
+        soft_wrap=True,
     )
 
 
 @app.command()
-def schema() -> None:
+def schema(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the recipe reference as Markdown.")
+    ] = False,
+) -> None:
     """Print the recipe JSON Schema (for editor completion: `# yaml-language-server: $schema=...`)."""
-    from bakeoff.recipe import dump_schema
+    from bakeoff.recipe import dump_schema, json_schema
 
+    if markdown:
+        from bakeoff.schema_doc import render_markdown
+
+        sys.stdout.write(render_markdown(json_schema()))
+        return
     sys.stdout.write(dump_schema() + "\n")
 
 
@@ -120,7 +130,7 @@ def run(
         raise typer.Exit(130) from None
     info = read_run(path)
     console.print(comparison_table(info.scores or {}, title=f"{info.recipe} · {info.run_id}"))
-    console.print(f"run written to {path}  (bakeoff show {info.run_id})")
+    console.print(f"run written to {path}  (bakeoff show {info.run_id})", soft_wrap=True)
 
 
 @app.command("runs")

@@ -180,7 +180,8 @@ def run_recipe(
     timings: dict[str, float] = writer.manifest["timings_s"]
     console.print(
         f"[bold]bakeoff[/] {recipe.name}: {len(answering)} candidate(s) × {len(questions)} questions "
-        f"→ {writer.path}"
+        f"→ {writer.path}",
+        soft_wrap=True,
     )
     try:
         ctx = make_context(recipe, console, writer.path)

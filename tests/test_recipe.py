@@ -171,3 +171,15 @@ def test_schema_lists_agents_and_documents_fields(bakeoff_cmd):
     assert "Number of examples shown before the question" in text  # field docs flow into the schema
     proc = subprocess.run([*bakeoff_cmd, "schema"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and json.loads(proc.stdout)["title"] == "bakeoff recipe"
+
+
+def test_recipe_reference_doc_is_generated_from_the_schema():
+    from bakeoff.schema_doc import render_markdown
+
+    doc = (ROOT / "docs" / "recipe-reference.md").read_text()
+    assert doc == render_markdown(json_schema()), "docs/recipe-reference.md is stale: run `make docs`"
+
+
+def test_committed_json_schema_is_current():
+    committed = json.loads((ROOT / "docs" / "recipe.schema.json").read_text())
+    assert committed == json_schema(), "docs/recipe.schema.json is stale: run `make docs`"
