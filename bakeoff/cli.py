@@ -25,6 +25,22 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _main(
+    allow_outside: Annotated[
+        bool,
+        typer.Option(
+            "--allow-outside",
+            help="Let recipe paths point outside the recipe's project root (the nearest folder with .git or "
+            "pyproject.toml). Only for recipes you trust.",
+        ),
+    ] = False,
+) -> None:
+    """Compare few-shot, RAG and fine-tuned candidates declared in one YAML recipe."""
+    if allow_outside:
+        os.environ["BAKEOFF_ALLOW_OUTSIDE"] = "1"
 console = Console()
 err = Console(stderr=True)
 

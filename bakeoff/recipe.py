@@ -26,7 +26,7 @@ from pydantic import (
 
 from bakeoff._yaml import YamlError, load_yaml
 from bakeoff.corpus import CorpusSpec
-from bakeoff.fields import ExistingFile, RecipePath
+from bakeoff.fields import ExistingFile, RecipePath, project_root
 from bakeoff.models import EmbeddedRef, EmbeddingRefField, ModelRefField
 from bakeoff.plugins import AgentError, AgentSettings, available_agents, load_agent_class
 
@@ -378,7 +378,8 @@ def load_recipe(path: str | Path, *, check_files: bool = True, text: str | bytes
             if ":" in kind:
                 extra_kinds.append(kind)
     model = recipe_model(tuple(extra_kinds))
-    context = {"base_dir": path.parent.resolve(), "check_files": check_files}
+    base_dir = path.parent.resolve()
+    context = {"base_dir": base_dir, "check_files": check_files, "project_root": project_root(base_dir)}
     recipe = None
     try:
         recipe = model.model_validate(data, context=context)

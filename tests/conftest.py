@@ -14,6 +14,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+# Test recipes are written to temporary folders and point at the repository's data/; the project-root
+# check is tested on its own (tests/test_recipe.py) with this turned off.
+os.environ["BAKEOFF_ALLOW_OUTSIDE"] = "1"
 
 
 def pytest_configure(config):

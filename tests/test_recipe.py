@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -183,3 +184,41 @@ def test_recipe_reference_doc_is_generated_from_the_schema():
 def test_committed_json_schema_is_current():
     committed = json.loads((ROOT / "docs" / "recipe.schema.json").read_text())
     assert committed == json_schema(), "docs/recipe.schema.json is stale: run `make docs`"
+
+
+def test_paths_may_not_escape_the_project_root(tmp_path, monkeypatch, bakeoff_cmd):
+    monkeypatch.delenv("BAKEOFF_ALLOW_OUTSIDE")
+    project = tmp_path / "project"
+    (project / "recipes").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("")
+    (project / "qa.jsonl").write_text('{"id": "1", "question": "Who?", "reference": "Ann"}\n')
+    secret = tmp_path / "secret.jsonl"
+    secret.write_text('{"id": "1", "question": "Who?", "reference": "Ann"}\n')
+    (project / "recipes" / "link.jsonl").symlink_to(secret)
+    ok = project / "recipes" / "ok.yaml"
+    ok.write_text(GOOD.replace("qa.jsonl", "../qa.jsonl"))  # up one level, still inside the project
+    assert load_recipe(ok).eval.questions == (project / "qa.jsonl").resolve()
+    for target in ("../../secret.jsonl", str(secret), "link.jsonl"):
+        bad = project / "recipes" / "bad.yaml"
+        bad.write_text(GOOD.replace("qa.jsonl", target))
+        found = problems_of(bad)
+        assert any(
+            ":4:14: eval.questions:" in p and "outside the project root" in p and "--allow-outside" in p
+            for p in found
+        ), found
+    proc = subprocess.run(
+        [*bakeoff_cmd, "validate", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "BAKEOFF_ALLOW_OUTSIDE"},
+    )
+    assert proc.returncode == 2 and "outside the project root" in proc.stderr
+    proc = subprocess.run(
+        [*bakeoff_cmd, "--allow-outside", "validate", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "BAKEOFF_ALLOW_OUTSIDE"},
+    )
+    assert proc.returncode == 0, proc.stderr
