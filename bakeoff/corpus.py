@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -133,8 +134,10 @@ def find_files(spec: CorpusSpec, base_dir: Path) -> list[Path]:
 
 
 def _relative(path: Path, base_dir: Path) -> str:
+    """The path as chunks record it: relative to the recipe's folder (``../data/doc.md`` for a file beside
+    it), so a store's sources read the same on every machine; absolute only across drives."""
     try:
-        return str(path.relative_to(base_dir.resolve()))
+        return Path(os.path.relpath(path, base_dir.resolve())).as_posix()
     except ValueError:
         return str(path)
 
