@@ -286,6 +286,11 @@ def chat(
         history.append({"role": "assistant", "content": reply})
 
 
+from bakeoff import cli_rag  # noqa: E402
+
+cli_rag.register(app)
+
+
 def main() -> None:
     app()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bakeoff.models import CandidateRef, ModelRef
 
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from bakeoff.backends import Generator
     from bakeoff.corpus import CorpusSpec
     from bakeoff.plugins import Agent
+    from bakeoff.vectorstore import ChromaSpec
 
 __all__ = ["ModelPool", "RunContext"]
 
@@ -52,6 +53,9 @@ class RunContext:
         agents: the run's agents by name, for ``candidate:NAME`` model references.
         corpus: the recipe's corpus block (None when the recipe has none).
         embeddings: the recipe's embedding model reference.
+        chroma: the recipe's vector-store block (None: embedded Chroma in the default folder).
+        manifest: facts for the top level of the run manifest (e.g. ``corpus``: what indexing found).
+        resources: objects the candidates of one run share (e.g. the opened vector store), by owner key.
     """
 
     task: str
@@ -66,6 +70,9 @@ class RunContext:
     notes: list[str] = field(default_factory=list)
     corpus: CorpusSpec | None = None
     embeddings: ModelRef | None = None
+    chroma: ChromaSpec | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+    resources: dict[str, Any] = field(default_factory=dict)
 
     def generator_for(self, ref: ModelRef | None) -> Generator:
         """The generator for a model reference (``None`` = the recipe's base model)."""

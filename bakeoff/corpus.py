@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import logging
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -133,8 +135,10 @@ def find_files(spec: CorpusSpec, base_dir: Path) -> list[Path]:
 
 
 def _relative(path: Path, base_dir: Path) -> str:
+    """The path as chunks record it: relative to the recipe's folder (``../data/doc.md`` for a file beside
+    it), so a store's sources read the same on every machine; absolute only across drives."""
     try:
-        return str(path.relative_to(base_dir.resolve()))
+        return Path(os.path.relpath(path, base_dir.resolve())).as_posix()
     except ValueError:
         return str(path)
 
@@ -191,12 +195,19 @@ def load_document(path: Path, source: str) -> list[Document]:
     elif suffix == ".pdf":
         from langchain_community.document_loaders import PyPDFLoader
 
+        # pypdf logs its complaints about broken files ("EOF marker not found"); the reason is reported
+        # once, by the caller, so its logger is quiet while reading.
+        pypdf_log = logging.getLogger("pypdf")
+        level = pypdf_log.level
+        pypdf_log.setLevel(logging.CRITICAL)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 pages = PyPDFLoader(str(path)).load()
         except Exception as exc:  # pypdf raises many types for broken files
             raise ValueError(f"unreadable PDF ({type(exc).__name__}: {exc})") from None
+        finally:
+            pypdf_log.setLevel(level)
         docs = [
             Document(source, p.page_content, page=int(p.metadata.get("page", i)) + 1)
             for i, p in enumerate(pages)

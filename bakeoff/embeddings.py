@@ -51,13 +51,19 @@ class SentenceTransformerEmbedder:
 
     def __init__(self, folder: Path, name: str, batch_size: int = 64) -> None:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
 
         from bakeoff.backends.transformers_backend import pick_device
 
+        hf_logging.disable_progress_bar()  # bakeoff shows its own progress
         self.model = SentenceTransformer(str(folder), device=pick_device(), local_files_only=True)
         self.name = name
         self.batch_size = batch_size
-        self.dimension = int(self.model.get_sentence_embedding_dimension())
+        # sentence-transformers 5.x renamed get_sentence_embedding_dimension (the old name warns)
+        get_dimension = getattr(self.model, "get_embedding_dimension", None) or (
+            self.model.get_sentence_embedding_dimension
+        )
+        self.dimension = int(get_dimension())
         self.max_tokens = int(self.model.max_seq_length)
 
     def embed(self, texts: list[str]) -> list[list[float]]:

@@ -146,6 +146,15 @@ class Agent(ABC):
         """Stream a reply to a chat history (``[{role, content}]``). Optional."""
         raise NotImplementedError(f"agent {type(self).__name__} does not support chat")
 
+    @property
+    def retrieval_k(self) -> int | None:
+        """Passages retrieved per question, or None for a candidate that does not retrieve.
+
+        A retrieving candidate records them as ``contexts`` on its answers; scoring then reports
+        ``hit_rate@k`` and ``mrr`` for it when the questions name a supporting passage or source.
+        """
+        return None
+
     def generator(self):
         """The model this candidate answers with (what ``candidate:NAME`` references resolve to)."""
         return self.ctx.generator_for(self.settings.model)

@@ -29,6 +29,7 @@ from bakeoff.corpus import CorpusSpec
 from bakeoff.fields import ExistingFile, RecipePath, project_root
 from bakeoff.models import EmbeddedRef, EmbeddingRefField, ModelRefField
 from bakeoff.plugins import AgentError, AgentSettings, available_agents, load_agent_class
+from bakeoff.vectorstore import ChromaSpec
 
 __all__ = [
     "DEFAULT_BASE_MODEL",
@@ -101,6 +102,11 @@ class RecipeBase(BaseModel):
     corpus: CorpusSpec | None = Field(
         None,
         description="The private documents: RAG candidates retrieve from them, causal fine-tunes train on them.",
+    )
+    chroma: ChromaSpec | None = Field(
+        None,
+        description="Where the corpus' vectors live: embedded Chroma under `$BAKEOFF_HOME/chroma/<name>` "
+        "(default), another folder (`path`), or a Chroma server (`host`, `port`).",
     )
     embeddings: EmbeddingRefField = Field(
         EmbeddedRef("all-minilm-l6-v2"),
@@ -379,7 +385,13 @@ def load_recipe(path: str | Path, *, check_files: bool = True, text: str | bytes
                 extra_kinds.append(kind)
     model = recipe_model(tuple(extra_kinds))
     base_dir = path.parent.resolve()
-    context = {"base_dir": base_dir, "check_files": check_files, "project_root": project_root(base_dir)}
+    # recipe_keys lets a candidate's settings check recipe-level needs (a rag candidate needs `corpus:`).
+    context = {
+        "base_dir": base_dir,
+        "check_files": check_files,
+        "project_root": project_root(base_dir),
+        "recipe_keys": frozenset(data),
+    }
     recipe = None
     try:
         recipe = model.model_validate(data, context=context)

@@ -83,6 +83,7 @@ def make_context(recipe: Recipe, console: Console, run_dir: Path | None = None) 
         run_dir=run_dir,
         corpus=recipe.corpus,
         embeddings=recipe.embeddings,
+        chroma=recipe.chroma,
     )
 
 
@@ -189,6 +190,7 @@ def run_recipe(
             agents = build_agents(needed, ctx)
             for cand in needed:
                 agents[cand.name].prepare()
+            writer.manifest.update(ctx.manifest)
         answers: dict[str, list[dict[str, Any]]] = {}
         with _stage(timings, "answer"), progress_bar(console) as bar:
             for cand in answering:
@@ -229,6 +231,9 @@ def run_recipe(
                 answers=answers,
                 metrics=recipe.eval.metrics,
                 progress=lambda n: bar.advance(task, n),
+                retrieval_k={
+                    c.name: agents[c.name].retrieval_k for c in answering if agents[c.name].retrieval_k
+                },
             )
         writer.write_scores(scores)
         writer.manifest["notes"] = ctx.notes

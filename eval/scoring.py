@@ -3,6 +3,10 @@
 Per answer and metric a value (or missing, with the reason); per candidate and metric the mean over the
 answers that have a value, with ``n`` and ``missing``. An answer that failed (``error``) is scored as an
 empty reply — a candidate that cannot answer must not look better for it — and counted in ``errors``.
+
+Candidates that retrieve (``retrieval_k``) are also scored on their answers' ``contexts`` against the
+questions' ``passage``/``source``: ``hit_rate@k`` and ``mrr``, no LLM needed. These names are added to
+``metrics`` (other candidates show no value) and listed in ``retrieval_metrics``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,41 @@ def _latency_summary(values: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(values), "p50": pct(0.5), "p95": pct(0.95)}
 
 
+def _summary(values: list[float], missing: dict[str, int]) -> dict[str, Any]:
+    return {
+        "mean": statistics.fmean(values) if values else None,
+        "n": len(values),
+        "missing": sum(missing.values()),
+        **({"missing_reasons": missing} if missing else {}),
+    }
+
+
+def _score_retrieval(
+    k: int, rows: list[dict[str, Any]], by_id: dict[str, Question], per_answer: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """hit_rate@k and mrr of one retrieving candidate's answers (a failed answer retrieved nothing)."""
+    from bakeoff.eval.metrics import retrieval_metrics
+
+    out = {}
+    for metric in retrieval_metrics(k):
+        values: list[float] = []
+        missing: dict[str, int] = {}
+        for row in rows:
+            q = by_id[row["question_id"]]
+            result = metric.score(
+                retrieved_contexts=row.get("contexts") or [],
+                reference_passage=q.passage,
+                reference_source=q.source,
+            )
+            per_answer.setdefault(row["question_id"], {})[metric.name] = result.value
+            if result.value is None:
+                missing[result.reason] = missing.get(result.reason, 0) + 1
+            else:
+                values.append(result.value)
+        out[metric.name] = _summary(values, missing)
+    return out
+
+
 def score_answers(
     *,
     task: str,
@@ -36,6 +75,7 @@ def score_answers(
     answers: dict[str, list[dict[str, Any]]],
     metrics: Sequence[str] | None = None,
     progress: Callable[[int], None] | None = None,
+    retrieval_k: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Score every candidate's answers.
 
@@ -46,6 +86,8 @@ def score_answers(
         answers: candidate name -> answer rows (as in ``answers.jsonl``).
         metrics: metric names; default per task.
         progress: called with the number of answers scored so far for one candidate.
+        retrieval_k: candidate name -> chunks it retrieves, for the candidates that retrieve; they get
+            ``hit_rate@k`` and ``mrr`` when some question has a ``passage`` or ``source``.
 
     Returns:
         The ``scores.json`` document.
@@ -92,12 +134,15 @@ def score_answers(
                     missing[result.reason] = missing.get(result.reason, 0) + 1
                 else:
                     values.append(result.value)
-            summary["metrics"][name] = {
-                "mean": statistics.fmean(values) if values else None,
-                "n": len(values),
-                "missing": sum(missing.values()),
-                **({"missing_reasons": missing} if missing else {}),
-            }
+            summary["metrics"][name] = _summary(values, missing)
+        k = (retrieval_k or {}).get(candidate)
+        if k and any(q.passage or q.source for q in questions):
+            found = _score_retrieval(k, rows, by_id, per_answer)
+            summary["metrics"].update(found)
+            for name in found:
+                for listing in (out["metrics"], out.setdefault("retrieval_metrics", [])):
+                    if name not in listing:
+                        listing.append(name)
         if task == "classification":
             from bakeoff.eval.metrics import classification_report
 

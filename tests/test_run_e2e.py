@@ -32,17 +32,20 @@ def test_quickstart_run_is_complete_and_well_formed(tmp_path, bakeoff_cmd, embed
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "zero-shot" in proc.stdout and "three-shot" in proc.stdout and "rougeL" in proc.stdout
+    assert "hit_rate@4" in proc.stdout
     [run_dir] = list((runs / "quickstart").iterdir())
     info = read_run(run_dir)
     assert info.status == "complete"
     m = info.manifest
     assert m["ended_at"] and m["timings_s"]["answer"] > 0 and m["versions"]["torch"].startswith("2.")
-    assert set(m["candidates"]) == {"zero-shot", "three-shot"}
+    assert set(m["candidates"]) == {"zero-shot", "three-shot", "rag"}
+    assert m["corpus"]["documents"] == 3 and m["corpus"]["skipped"] == 0 and m["corpus"]["chunks"] > 30
     assert (run_dir / "recipe.yaml").read_text() == recipe.read_text()
     rows = read_answers(run_dir)
-    assert len(rows) == 12
+    assert len(rows) == 18
     for row in rows:
-        assert row["candidate"] in {"zero-shot", "three-shot"}
+        assert row["candidate"] in {"zero-shot", "three-shot", "rag"}
+        assert bool(row["contexts"]) == (row["candidate"] == "rag")
         assert row["answer"].strip(), row  # the real model said something
         assert row["error"] is None and row["latency_s"] > 0
         assert row["prompt_tokens"] > 10 and row["completion_tokens"] > 0
@@ -53,7 +56,9 @@ def test_quickstart_run_is_complete_and_well_formed(tmp_path, bakeoff_cmd, embed
 
     assert avg("three-shot") > avg("zero-shot") + 30
     scores = json.loads((run_dir / "scores.json").read_text())
-    for cand in ("zero-shot", "three-shot"):
+    assert 0.0 <= scores["candidates"]["rag"]["metrics"]["hit_rate@4"]["mean"] <= 1.0
+    assert "hit_rate@4" not in scores["candidates"]["zero-shot"]["metrics"]
+    for cand in ("zero-shot", "three-shot", "rag"):
         for metric in ("bleu", "rouge1", "rouge2", "rougeL", "exact_match", "token_f1"):
             entry = scores["candidates"][cand]["metrics"][metric]
             assert entry["n"] == 6 and 0.0 <= entry["mean"] <= 1.0
