@@ -41,6 +41,8 @@ def _main(
     """Compare few-shot, RAG and fine-tuned candidates declared in one YAML recipe."""
     if allow_outside:
         os.environ["BAKEOFF_ALLOW_OUTSIDE"] = "1"
+
+
 console = Console()
 err = Console(stderr=True)
 

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from bakeoff.fields import check_inside, project_root
 
 __all__ = [
     "Chunk",
@@ -68,6 +70,19 @@ class CorpusSpec(BaseModel):
     )
     exclude: list[str] = Field(default_factory=list, description="Glob patterns of files to leave out.")
     chunk: ChunkSpec = Field(default_factory=ChunkSpec, description="Chunking settings.")
+
+    @field_validator("paths")
+    @classmethod
+    def _inside_project(cls, paths: list[str], info: ValidationInfo) -> list[str]:
+        """Each pattern's fixed part (before any wildcard) must stay inside the project root."""
+        context = info.context or {}
+        base, root = context.get("base_dir"), context.get("project_root")
+        if base is None:
+            return paths
+        for pattern in paths:
+            fixed = Path(pattern.split("*")[0].split("?")[0].split("[")[0] or ".").expanduser()
+            check_inside(fixed if fixed.is_absolute() else Path(base) / fixed, root)
+        return paths
 
 
 @dataclass
@@ -126,7 +141,8 @@ def find_files(spec: CorpusSpec, base_dir: Path) -> list[Path]:
             candidates = [Path(p) for p in sorted(glob.glob(str(full), recursive=True))]
         for path in candidates:
             if path.is_file():
-                found[path.resolve()] = None
+                # a symlink inside the corpus must not lead outside the project
+                found[check_inside(path.resolve(), project_root(base_dir))] = None
     excluded = set()
     for pattern in spec.exclude:
         full = pattern if Path(pattern).is_absolute() else str(base_dir / pattern)

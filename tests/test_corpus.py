@@ -125,3 +125,26 @@ def test_token_chunks_fit_the_embedding_tokenizer():
     chunks = chunk_documents(docs, ChunkSpec(size=128, overlap=16, unit="tokens"), tok)
     assert len(chunks) > 3
     assert max(len(tok(c.text, add_special_tokens=False)["input_ids"]) for c in chunks) <= 128
+
+
+def test_corpus_paths_may_not_escape_the_project(tmp_path, monkeypatch):
+    from bakeoff.fields import OutsideRootError
+    from bakeoff.recipe import RecipeError, load_recipe
+
+    monkeypatch.delenv("BAKEOFF_ALLOW_OUTSIDE")
+    project = tmp_path / "p"
+    (project / "docs").mkdir(parents=True)
+    (project / ".git").mkdir()
+    (project / "qa.jsonl").write_text('{"id": "1", "question": "q", "reference": "r"}\n')
+    outside = tmp_path / "private.md"
+    outside.write_text("secret salary table")
+    (project / "docs" / "leak.md").symlink_to(outside)
+    recipe = project / "r.yaml"
+    recipe.write_text(
+        "name: x\neval: {questions: qa.jsonl}\ncorpus:\n  paths: ['../*.md']\n"
+        "candidates: [{name: z, agent: fewshot}]\n"
+    )
+    with pytest.raises(RecipeError, match=r"r.yaml:4:\d+: corpus.paths: .*outside the project root"):
+        load_recipe(recipe)
+    with pytest.raises(OutsideRootError, match="outside the project root"):
+        find_files(CorpusSpec(paths=["docs"]), project)
