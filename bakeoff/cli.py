@@ -233,6 +233,11 @@ def chat(
         history.append({"role": "assistant", "content": reply})
 
 
+from bakeoff.cli_ui import register as _register_ui  # noqa: E402
+
+_register_ui(app)
+
+
 def main() -> None:
     app()
 

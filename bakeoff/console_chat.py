@@ -66,7 +66,9 @@ def load_chat_agents(info: RunInfo, names: list[str]) -> ChatAgents:
     try:
         recipe = recipe_of_run(info)
     except RecipeError as exc:
-        reason = "the run's recipe no longer validates: " + ("; ".join(str(p) for p in exc.problems) or str(exc))
+        reason = "the run's recipe no longer validates: " + (
+            "; ".join(str(p) for p in exc.problems) or str(exc)
+        )
         return ChatAgents(problems=dict.fromkeys(names, reason))
     console = Console(file=io.StringIO(), width=120)
     ctx = make_context(recipe, console)

@@ -158,7 +158,9 @@ def metric_interval(entry: dict[str, Any] | None) -> tuple[float | None, float |
     return None, None
 
 
-def merge_runs(runs: list[tuple[RunInfo, list[dict[str, Any]]]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def merge_runs(
+    runs: list[tuple[RunInfo, list[dict[str, Any]]]],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One scores document and one answer list for one run, or for several runs of the same recipe.
 
     With several runs each candidate is renamed ``name · run-id`` so the same candidate of two runs sits in
@@ -506,6 +508,9 @@ def training_facts(logs: dict[str, TrainingLog], candidates: list[str] | None = 
                 hyper_keys.append(key)
     for key in hyper_keys:
         rows.append(
-            {"fact": key, **{n: _fact((logs[n].summary.get("hyperparameters") or {}).get(key)) for n in names}}
+            {
+                "fact": key,
+                **{n: _fact((logs[n].summary.get("hyperparameters") or {}).get(key)) for n in names},
+            }
         )
     return rows

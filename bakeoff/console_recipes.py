@@ -106,13 +106,24 @@ class KeyHelp:
         return "\n\n".join(parts)
 
 
-_CONSTRAINTS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minItems", "maxLength", "pattern")
+_CONSTRAINTS = (
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minItems",
+    "maxLength",
+    "pattern",
+)
 
 
 def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     ref = node.get("$ref")
     if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        return {**defs.get(ref.removeprefix("#/$defs/"), {}), **{k: v for k, v in node.items() if k != "$ref"}}
+        return {
+            **defs.get(ref.removeprefix("#/$defs/"), {}),
+            **{k: v for k, v in node.items() if k != "$ref"},
+        }
     return node
 
 

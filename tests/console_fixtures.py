@@ -25,7 +25,9 @@ def _score(answer: str, reference: str) -> float:
     return round(len(a & r) / max(len(a | r), 1), 3)
 
 
-def write_rich_run(runs_dir: Path, recipe: str = "contract-rag", run_id: str = "20260101-120000-abcd") -> Path:
+def write_rich_run(
+    runs_dir: Path, recipe: str = "contract-rag", run_id: str = "20260101-120000-abcd"
+) -> Path:
     """A complete run with three candidates: RAG answers with contexts, per-metric 95% intervals, and
     training logs (metrics.jsonl + summary.json) for the two fine-tuned candidates."""
     path = Path(runs_dir) / recipe / run_id
@@ -51,8 +53,16 @@ def write_rich_run(runs_dir: Path, recipe: str = "contract-rag", run_id: str = "
         for (qid, question, reference), answer in zip(QUESTIONS, ANSWERS[name], strict=True):
             contexts = (
                 [
-                    {"text": f"Clause about {question[:20]}…", "source": "master-services-agreement.md", "score": 0.81},
-                    {"text": "Annex A, section 2: availability.", "source": "annex-a-service-levels.md", "score": 0.64},
+                    {
+                        "text": f"Clause about {question[:20]}…",
+                        "source": "master-services-agreement.md",
+                        "score": 0.81,
+                    },
+                    {
+                        "text": "Annex A, section 2: availability.",
+                        "source": "annex-a-service-levels.md",
+                        "score": 0.64,
+                    },
                 ]
                 if "rag" in name
                 else []
@@ -114,7 +124,9 @@ def write_rich_run(runs_dir: Path, recipe: str = "contract-rag", run_id: str = "
                     "step": step,
                     "epoch": round(step / 20, 2),
                     "train_loss": round(3.0 - step * 0.03 + offset, 3),
-                    "val_loss": round(3.1 - step * 0.02 + offset + (0.002 * (step - 40) ** 2 / 10 if step > 40 else 0), 3)
+                    "val_loss": round(
+                        3.1 - step * 0.02 + offset + (0.002 * (step - 40) ** 2 / 10 if step > 40 else 0), 3
+                    )
                     if step % 20 == 0
                     else None,
                     "learning_rate": 2e-4,

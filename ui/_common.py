@@ -13,12 +13,12 @@ from bakeoff.console_data import TrainingLog, read_training, run_key
 from bakeoff.store import RunInfo, read_answers, read_run
 
 PAGES = {
-    "runs": "pages/runs.py",
-    "compare": "pages/compare.py",
-    "training": "pages/training.py",
-    "chat": "pages/chat.py",
-    "recipes": "pages/recipes.py",
-    "arena": "pages/arena.py",
+    "runs": "views/runs.py",
+    "compare": "views/compare.py",
+    "training": "views/training.py",
+    "chat": "views/chat.py",
+    "recipes": "views/recipes.py",
+    "arena": "views/arena.py",
 }
 
 

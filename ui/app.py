@@ -1,4 +1,4 @@
-"""The bakeoff console: `bakeoff ui` runs this file with Streamlit. It only routes; pages are in pages/."""
+"""The bakeoff console: `bakeoff ui` runs this file with Streamlit. It only routes; pages are in views/."""
 
 from __future__ import annotations
 

@@ -111,6 +111,7 @@ with left:
             max_lines=40,
             font_size=13,
             tab_size=2,
+            wrap=True,
             show_gutter=True,
             annotations=annotations(result.problems),
             auto_update=True,
@@ -147,7 +148,10 @@ with right:
     st.subheader("Key help")
     keys = _schema_keys()
     key = st.selectbox(
-        "Recipe key", list(keys), key="recipe_help_key", help="Type to search; the text comes from the schema."
+        "Recipe key",
+        list(keys),
+        key="recipe_help_key",
+        help="Type to search; the text comes from the schema.",
     )
     st.markdown(keys[key].markdown())
 
@@ -178,7 +182,11 @@ if b2.button(
     st.rerun()
 b3.caption(
     ("unsaved changes · " if unsaved else "")
-    + ("the run button is off until the recipe is valid" if not result.ok else f"runs go to `{common.runs_dir()}`")
+    + (
+        "the run button is off until the recipe is valid"
+        if not result.ok
+        else f"runs go to `{common.runs_dir()}`"
+    )
 )
 
 

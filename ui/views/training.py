@@ -37,7 +37,9 @@ for name in chosen:
 points = pd.DataFrame(curve_rows(logs, chosen))
 picked = pd.DataFrame(selected_steps(logs, chosen))
 if points.empty:
-    st.info("No loss has been logged yet" + (" — the run is still going." if run.status == "running" else "."))
+    st.info(
+        "No loss has been logged yet" + (" — the run is still going." if run.status == "running" else ".")
+    )
 else:
     x = alt.X(f"{x_axis}:Q", title=x_axis)
     lines = (
@@ -47,7 +49,9 @@ else:
             x=x,
             y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
             color=alt.Color("candidate:N"),
-            strokeDash=alt.StrokeDash("split:N", title="split", sort=["train", "validation"]),
+            strokeDash=alt.StrokeDash(
+                "split:N", title="split", sort=["train", "validation"], legend=alt.Legend(symbolType="stroke")
+            ),
             tooltip=["candidate", "split", "step", "epoch", alt.Tooltip("loss:Q", format=".4f")],
         )
     )

@@ -35,6 +35,7 @@ with right:
     other_key = st.selectbox(
         "Compare with another run of this recipe",
         ["(none)"] + [run_key(r) for r in same_recipe],
+        format_func=lambda k: k if k != "(none)" or same_recipe else "(no other run of this recipe)",
         key=f"compare_other_{run_key(run)}",
         help="Both runs' candidates are shown side by side, named `candidate · run-id`.",
         disabled=not same_recipe,
@@ -66,11 +67,12 @@ with tab_scores:
             "errors": [r["errors"] for r in rows],
         }
     ).set_index("candidate")
-    best_mask = pd.DataFrame(
-        {m: [r[f"{m}_best"] for r in rows] for m in metrics}, index=table.index
-    ).reindex(columns=table.columns, fill_value=False)
+    best_mask = pd.DataFrame({m: [r[f"{m}_best"] for r in rows] for m in metrics}, index=table.index).reindex(
+        columns=table.columns, fill_value=False
+    )
     styled = table.style.apply(
-        lambda _: best_mask.map(lambda b: "background-color: #d7f5dd; font-weight: 600" if b else ""), axis=None
+        lambda _: best_mask.map(lambda b: "background-color: #d7f5dd; font-weight: 600" if b else ""),
+        axis=None,
     )
     st.table(styled)
     has_ci = any(r[f"{m}_low"] is not None for r in rows for m in metrics)
@@ -81,13 +83,17 @@ with tab_scores:
     )
     bars = pd.DataFrame(chart_rows(scores))
     if not bars.empty:
-        chosen_metrics = st.multiselect("Metrics to chart", metrics, default=metrics, key="compare_chart_metrics")
+        chosen_metrics = st.multiselect(
+            "Metrics to chart", metrics, default=metrics, key="compare_chart_metrics"
+        )
         bars = bars[bars["metric"].isin(chosen_metrics)]
-        base = alt.Chart(bars).encode(x=alt.X("candidate:N", title=None, axis=alt.Axis(labelAngle=-30)))
+        base = alt.Chart(bars).encode(
+            x=alt.X("candidate:N", title=None, sort=candidates, axis=alt.Axis(labelAngle=-30))
+        )
         layers = [
             base.mark_bar().encode(
                 y=alt.Y("mean:Q", title="mean"),
-                color=alt.Color("candidate:N", legend=None),
+                color=alt.Color("candidate:N", legend=None, sort=candidates),
                 tooltip=["candidate", "metric", alt.Tooltip("mean:Q", format=".3f"), "ci_low", "ci_high"],
             )
         ]
@@ -114,7 +120,7 @@ with tab_questions:
         )
     with c2:
         only_disagree = st.toggle(
-            "Only questions where candidates disagree",
+            "Only where candidates disagree",
             key="compare_q_disagree",
             help="Classification: different labels. QA: the chosen score differs by at least the threshold.",
         )
@@ -142,7 +148,9 @@ with tab_questions:
     for cand in candidates:
         config[cand] = st.column_config.TextColumn(cand, width="medium")
         config[f"{cand} · {metric}"] = st.column_config.NumberColumn(format="%.2f")
-    st.dataframe(qrows, hide_index=True, width="stretch", column_config=config)
+    order = ["id", "disagreement", "question", "reference"]
+    order += [c for cand in candidates for c in (cand, f"{cand} · {metric}")]
+    st.dataframe(qrows, hide_index=True, width="stretch", column_config=config, column_order=order)
 
     if shown:
         st.subheader("One question in full")
