@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
         err = Console(stderr=True)
         problem = port_problem(host, port)
         if problem:
-            err.print(f"error: {problem}", style="red", highlight=False)
+            err.print(f"error: {problem}", style="red", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
         if host not in LOCAL_HOSTS:
             err.print(
@@ -98,6 +98,7 @@ def register(app: typer.Typer) -> None:
                 f"this port can read your runs, chat with your models and start runs on this machine.",
                 style="yellow",
                 highlight=False,
+                soft_wrap=True,
             )
         from bakeoff import ui as ui_package
 
