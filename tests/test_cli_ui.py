@@ -47,7 +47,7 @@ def test_streamlit_flags_are_quiet_and_headless_off_a_terminal():
     assert flags["--server.address"] == "127.0.0.1" and flags["--server.port"] == "9999"
     assert flags["--server.showEmailPrompt"] == "false"
     interactive = streamlit_command(Path("app.py"), host="127.0.0.1", port=9999, interactive=True)
-    assert "false" == dict(zip(interactive[5::2], interactive[6::2], strict=True))["--server.headless"]
+    assert dict(zip(interactive[5::2], interactive[6::2], strict=True))["--server.headless"] == "false"
 
 
 def test_exposed_host_warns_and_serves(tmp_path, bakeoff_cmd):
