@@ -333,7 +333,7 @@ def _allowed_keys(parent: tuple, data: Any, model: type[BaseModel]) -> list[str]
             ann,
         )
     if isinstance(cls, type) and issubclass(cls, BaseModel):
-        return list(cls.model_fields)
+        return [name for name, f in cls.model_fields.items() if not f.exclude]  # not source_path
     return []
 
 

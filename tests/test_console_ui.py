@@ -44,7 +44,10 @@ def console_runs(tmp_path_factory) -> Path:
     recipe.write_text(text)
     runs = root / "runs"
     proc = subprocess.run(
-        [*_bakeoff(), "run", str(recipe), "--runs-dir", str(runs)], capture_output=True, text=True, timeout=1200
+        [*_bakeoff(), "run", str(recipe), "--runs-dir", str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     write_rich_run(runs)
@@ -79,7 +82,11 @@ def app(console_runs, monkeypatch):
 
 
 def texts(at: AppTest) -> str:
-    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "success", "error") for e in getattr(at, kind)]
+    parts = [
+        e.value
+        for kind in ("markdown", "caption", "info", "warning", "success", "error")
+        for e in getattr(at, kind)
+    ]
     return "\n".join(str(p) for p in parts)
 
 
@@ -207,7 +214,9 @@ def test_recipes_page_validates_live_with_located_errors(app, tmp_path):
     at.selectbox(key="recipe_source").set_value("recipes/quickstart.yaml").run()
     assert any("valid: recipe **quickstart**" in s.value for s in at.success)
     at.toggle(key="recipe_plain").set_value(True).run()
-    broken = at.session_state["recipe_text"].replace("k: 3", "k: three").replace("  questions:", "  questoins:")
+    broken = (
+        at.session_state["recipe_text"].replace("k: 3", "k: three").replace("  questions:", "  questoins:")
+    )
     _edit(at, broken)
     assert at.error[0].value == "3 problems found"
     lines = at.code[0].value.splitlines()
@@ -215,7 +224,9 @@ def test_recipes_page_validates_live_with_located_errors(app, tmp_path):
         "recipes/quickstart.yaml:24:8: candidates[1].k: Input should be a valid integer, unable to parse "
         "string as an integer (got 'three')"
     )
-    assert any(":16:3: eval.questoins: unknown key 'questoins'; did you mean 'questions'?" in x for x in lines)
+    assert any(
+        ":16:3: eval.questoins: unknown key 'questoins'; did you mean 'questions'?" in x for x in lines
+    )
     assert "help: candidates[].k" in [e.label for e in at.expander]
     assert at.button(key="recipe_run").disabled
     at.selectbox(key="recipe_help_key").set_value("eval.limit").run()
@@ -223,7 +234,9 @@ def test_recipes_page_validates_live_with_located_errors(app, tmp_path):
 
 
 def test_recipes_page_saves_and_runs_and_the_run_appears(app, tmp_path, monkeypatch, console_runs):
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
+    )
     (tmp_path / "qa.jsonl").write_text('{"id": "q1", "question": "One?", "reference": "One."}\n')
     text = (
         "name: console-launch\neval:\n  questions: qa.jsonl\ncandidates:\n"
@@ -234,7 +247,10 @@ def test_recipes_page_saves_and_runs_and_the_run_appears(app, tmp_path, monkeypa
     at.toggle(key="recipe_plain").set_value(True).run()
     at.text_input(key="recipe_path").input(str(tmp_path / "launch.yaml")).run()
     _edit(at, text)
-    assert any("toy_agents:EchoAgent" not in i.value and "imported only when you press Run" in i.value for i in at.info)
+    assert any(
+        "toy_agents:EchoAgent" not in i.value and "imported only when you press Run" in i.value
+        for i in at.info
+    )
     assert not at.button(key="recipe_run").disabled
     at.button(key="recipe_run").click().run()
     assert (tmp_path / "launch.yaml").read_text() == text  # "Save and run" saved first
@@ -252,7 +268,10 @@ def test_recipes_page_saves_and_runs_and_the_run_appears(app, tmp_path, monkeypa
 def test_arena_records_votes_and_ranks(app, quick_key, console_runs):
     run_path = console_runs / quick_key
     at = app("views/arena.py", run=quick_key)
-    assert [m.value for m in at.markdown if m.value.startswith("**Answer")] == ["**Answer A**", "**Answer B**"]
+    assert [m.value for m in at.markdown if m.value.startswith("**Answer")] == [
+        "**Answer A**",
+        "**Answer B**",
+    ]
     assert not any(name in texts(at).split("Leaderboard")[0] for name in ("**zero-shot**", "**three-shot**"))
     first = at.session_state["arena_matchups"][quick_key]
     at.button(key="arena_vote_a").click().run()
@@ -294,7 +313,10 @@ def test_browser_renders_compare_page_with_every_candidate(console_runs, quick_k
         deadline = time.time() + 90
         while time.time() < deadline:
             try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
+                if (
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read()
+                    == b"ok"
+                ):
                     break
             except OSError:
                 time.sleep(0.5)

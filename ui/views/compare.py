@@ -87,24 +87,30 @@ with tab_scores:
             "Metrics to chart", metrics, default=metrics, key="compare_chart_metrics"
         )
         bars = bars[bars["metric"].isin(chosen_metrics)]
-        base = alt.Chart(bars).encode(
-            x=alt.X("candidate:N", title=None, sort=candidates, axis=alt.Axis(labelAngle=-30))
-        )
+        highs = bars["ci_high"].dropna()
+        top = max(1.0, float(bars["mean"].max()), float(highs.max()) if len(highs) else 0.0)
+        x = alt.X("metric:N", title=None, sort=metrics, axis=alt.Axis(labelAngle=0))
+        y = alt.Y("mean:Q", title="mean", scale=alt.Scale(domain=[0, top]))
+        offset = alt.XOffset("candidate:N", sort=candidates)
+        color = alt.Color("candidate:N", sort=candidates, legend=alt.Legend(orient="top", title=None))
         layers = [
-            base.mark_bar().encode(
-                y=alt.Y("mean:Q", title="mean"),
-                color=alt.Color("candidate:N", legend=None, sort=candidates),
+            alt.Chart(bars)
+            .mark_bar()
+            .encode(
+                x=x,
+                xOffset=offset,
+                y=y,
+                color=color,
                 tooltip=["candidate", "metric", alt.Tooltip("mean:Q", format=".3f"), "ci_low", "ci_high"],
             )
         ]
         if bars["ci_low"].notna().any():
-            layers.append(base.mark_rule(color="black").encode(y="ci_low:Q", y2="ci_high:Q"))
-        chart = (
-            alt.layer(*layers, data=bars)
-            .properties(width=170, height=190)
-            .facet(facet=alt.Facet("metric:N", title=None), columns=4)
-            .resolve_scale(y="independent")
-        )
+            layers.append(
+                alt.Chart(bars.dropna(subset=["ci_low"]))
+                .mark_rule(color="black", strokeWidth=1.5)
+                .encode(x=x, xOffset=offset, y="ci_low:Q", y2="ci_high:Q")
+            )
+        chart = alt.layer(*layers).properties(height=320)
         st.altair_chart(chart)
 
 with tab_questions:

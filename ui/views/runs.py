@@ -29,11 +29,11 @@ st.dataframe(
         "status",
         "started",
         "duration_s",
-        "questions",
-        "candidates",
         "metric",
         "best",
         "best_value",
+        "candidates",
+        "questions",
         "problem",
     ],
     column_config={
