@@ -24,6 +24,7 @@ __all__ = [
     "TrainingLog",
     "aggregate_rows",
     "chart_rows",
+    "classification_rows",
     "cost_rows",
     "curve_rows",
     "disagreement",
@@ -250,6 +251,28 @@ def chart_rows(scores: dict[str, Any]) -> list[dict[str, Any]]:
                     "best": row[f"{metric}_best"],
                 }
             )
+    return out
+
+
+def classification_rows(scores: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Per candidate, one row per label: precision, recall, F1, support (classification runs only)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, cand in (scores.get("candidates") or {}).items():
+        report = (cand or {}).get("classification") or {}
+        rows = [
+            {
+                "label": label,
+                "precision": _number(v.get("precision")),
+                "recall": _number(v.get("recall")),
+                "f1": _number(v.get("f1")),
+                "support": v.get("support"),
+            }
+            for label, v in (report.get("per_label") or {}).items()
+            if isinstance(v, dict)
+        ]
+        if rows:
+            rows.append({"label": "(unparsed answers)", "support": report.get("unparsed", 0)})
+            out[name] = rows
     return out
 
 

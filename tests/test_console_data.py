@@ -8,6 +8,7 @@ from console_fixtures import write_corrupt_run, write_rich_run
 from bakeoff.console_data import (
     aggregate_rows,
     chart_rows,
+    classification_rows,
     cost_rows,
     curve_rows,
     disagreement,
@@ -176,3 +177,22 @@ def test_training_reader_tolerates_torn_and_bad_files(tmp_path):
         {"candidate": "ft", "step": 1, "epoch": None, "split": "train", "loss": 2.0}
     ]
     assert read_training(tmp_path / "nothing") == {}
+
+
+def test_classification_rows_read_the_per_label_report():
+    from bakeoff.eval.metrics import classification_report
+
+    report = classification_report(
+        predictions=["a", "b", None], references=["a", "a", "b"], labels=["a", "b"]
+    )
+    scores = {"task": "classification", "candidates": {"x": {"classification": report}, "y": {}}}
+    rows = classification_rows(scores)
+    assert list(rows) == ["x"]
+    assert rows["x"][0] == {
+        "label": "a",
+        "precision": 1.0,
+        "recall": 0.5,
+        "f1": pytest.approx(2 / 3),
+        "support": 2,
+    }
+    assert rows["x"][-1] == {"label": "(unparsed answers)", "support": 1}

@@ -66,6 +66,7 @@ def quick_key(console_runs) -> str:
 def app(console_runs, monkeypatch):
     """A fresh console session; ``app("views/compare.py", run=...)`` opens a page."""
     monkeypatch.setenv("BAKEOFF_RUNS_DIR", str(console_runs))
+    monkeypatch.chdir(ROOT)  # the Recipes page lists ./recipes
 
     def open_(page: str | None = None, *, run: str | None = None, timeout: float = 120) -> AppTest:
         at = AppTest.from_file(APP, default_timeout=timeout)

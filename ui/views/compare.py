@@ -7,6 +7,7 @@ import streamlit as st
 from bakeoff.console_data import (
     aggregate_rows,
     chart_rows,
+    classification_rows,
     cost_rows,
     filter_disagreements,
     format_cell,
@@ -112,6 +113,20 @@ with tab_scores:
             )
         chart = alt.layer(*layers).properties(height=320)
         st.altair_chart(chart)
+    per_label = classification_rows(scores)
+    if per_label:
+        st.subheader("Per label")
+        cols = st.columns(min(len(per_label), 3))
+        for i, (name, label_rows) in enumerate(per_label.items()):
+            with cols[i % len(cols)]:
+                st.markdown(f"**{name}**")
+                st.dataframe(
+                    label_rows,
+                    hide_index=True,
+                    column_config={
+                        k: st.column_config.NumberColumn(format="%.2f") for k in ("precision", "recall", "f1")
+                    },
+                )
 
 with tab_questions:
     views = join_questions(scores, answers)

@@ -190,11 +190,8 @@ b3.caption(
 )
 
 
-@st.fragment(run_every=2.0)
-def _progress() -> None:
+def _show_progress() -> None:
     launch = st.session_state.get("recipe_launch")
-    if launch is None:
-        return
     st.subheader(f"Run of {launch.recipe_name}")
     progress = follow(launch)
     label = f"{progress.stage}"
@@ -204,12 +201,20 @@ def _progress() -> None:
     if progress.stage == "complete":
         st.success(f"Run complete: `{progress.run_path}`. It is listed on the Runs page.")
         if st.button("Open in Compare", key="recipe_open_compare"):
-            info = common.load_run(progress.run_path)
-            common.open_page("compare", info)
+            common.open_page("compare", common.load_run(progress.run_path))
     elif progress.stage == "failed":
         st.error(progress.error or "the run failed")
     with st.expander("output", expanded=progress.stage == "failed"):
         st.code(progress.log_tail or "(no output yet)", language=None)
+    if progress.finished and launch.process.poll() is not None and st.session_state.get("recipe_following"):
+        st.session_state["recipe_following"] = False
+        st.rerun()  # stop polling: redraw the page once without the timer
 
 
-_progress()
+launch = st.session_state.get("recipe_launch")
+if launch is not None:
+    if launch.process.poll() is None or not follow(launch).finished:
+        st.session_state["recipe_following"] = True
+        st.fragment(run_every=2.0)(_show_progress)()  # re-reads the run folder every 2 s while it runs
+    else:
+        _show_progress()
