@@ -49,8 +49,8 @@ else:
             x=x,
             y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
             color=alt.Color("candidate:N"),
-            strokeDash=alt.StrokeDash(
-                "split:N", title="split", sort=["train", "validation"], legend=alt.Legend(symbolType="stroke")
+            # solid = train, dashed = validation (said in the caption; Vega draws no symbol for dash legends)
+            strokeDash=alt.StrokeDash("split:N", sort=["train", "validation"], legend=None),
             ),
             tooltip=["candidate", "split", "step", "epoch", alt.Tooltip("loss:Q", format=".4f")],
         )
@@ -88,6 +88,12 @@ st.subheader("Hyper-parameters and data")
 facts = training_facts(logs, chosen)
 if facts:
     st.table(pd.DataFrame(facts).set_index("fact"))
+    for name in chosen:
+        summary = logs[name].summary
+        asked, got = summary.get("requested_method"), summary.get("method")
+        if asked and got and asked != got:
+            notes = "; ".join(run.manifest.get("notes") or []) or "see the run's manifest"
+            st.caption(f"**{name}** asked for {asked} and trained {got}: {notes}")
 else:
     st.caption("No summary.json yet (written when training ends).")
 if run.status == "running":
