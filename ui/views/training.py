@@ -51,7 +51,6 @@ else:
             color=alt.Color("candidate:N"),
             # solid = train, dashed = validation (said in the caption; Vega draws no symbol for dash legends)
             strokeDash=alt.StrokeDash("split:N", sort=["train", "validation"], legend=None),
-            ),
             tooltip=["candidate", "split", "step", "epoch", alt.Tooltip("loss:Q", format=".4f")],
         )
     )
