@@ -39,7 +39,7 @@ def console_runs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("console")
     text = (ROOT / "recipes" / "quickstart.yaml").read_text()
     text = text.replace("../data/", f"{ROOT}/data/").replace("  questions: ", "  limit: 3\n  questions: ")
-    text = text.replace("    agent: fewshot\n", "    agent: fewshot\n    generation: {max_new_tokens: 16}\n")
+    text = text.replace("    agent: fewshot\n", "    agent: fewshot\n    generation: {max_new_tokens: 8}\n")
     recipe = root / "quickstart.yaml"
     recipe.write_text(text)
     runs = root / "runs"
