@@ -7,10 +7,11 @@ BAKEOFF := $(VENV)/bin/bakeoff
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help install install-dev demo test test-slow lint docs clean
+.PHONY: help install install-dev demo ui test test-slow lint docs clean chromium bench-console
 
 help:
 	@echo "make demo      set up .venv and run recipes/quickstart.yaml on the embedded model"
+	@echo "make ui        open the console (bakeoff ui) on http://localhost:8501"
 	@echo "make test      set up .venv with test extras and run the default test suite"
 	@echo "make test-slow run every slow (training) test"
 	@echo "make lint      ruff"
@@ -34,7 +35,19 @@ install-dev: $(VENV)/.installed-dev
 demo: install
 	$(BAKEOFF) run recipes/quickstart.yaml
 
-test: install-dev
+ui: install
+	$(BAKEOFF) ui
+
+bench-console: install-dev
+	$(PY) bench/bench_console.py
+
+# The console's browser test drives Debian's chromium; install it only when it is missing (needs root/apt).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) || \
+		echo "chromium could not be installed: the browser test will be skipped"
+
+test: install-dev chromium
 	$(VENV)/bin/ruff check bakeoff agents eval ui tests
 	$(PY) -m pytest
 

@@ -292,6 +292,10 @@ from bakeoff import cli_rag  # noqa: E402
 
 cli_rag.register(app)
 
+from bakeoff.cli_ui import register as _register_ui  # noqa: E402
+
+_register_ui(app)
+
 
 def main() -> None:
     app()

@@ -9,6 +9,7 @@ checked exactly like the built-ins'. :func:`load_recipe` reports every problem a
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -33,6 +34,7 @@ from bakeoff.vectorstore import ChromaSpec
 
 __all__ = [
     "DEFAULT_BASE_MODEL",
+    "NOT_IMPORTED",
     "EvalSpec",
     "Problem",
     "Recipe",
@@ -45,6 +47,7 @@ __all__ = [
 ]
 
 DEFAULT_BASE_MODEL = "embedded:smollm2-135m-instruct"
+NOT_IMPORTED = "names Python code (module:Class), not imported while validating without running code"
 
 
 def _known_metric(name: str) -> str:
@@ -336,17 +339,26 @@ def _allowed_keys(parent: tuple, data: Any, model: type[BaseModel]) -> list[str]
             ann,
         )
     if isinstance(cls, type) and issubclass(cls, BaseModel):
-        return list(cls.model_fields)
+        return [name for name, f in cls.model_fields.items() if not f.exclude]  # not source_path
     return []
 
 
-def load_recipe(path: str | Path, *, check_files: bool = True, text: str | bytes | None = None) -> Recipe:
+def load_recipe(
+    path: str | Path,
+    *,
+    check_files: bool = True,
+    text: str | bytes | None = None,
+    import_code: bool = True,
+) -> Recipe:
     """Read, parse and validate a recipe file.
 
     Args:
         path: the YAML file; relative paths inside it resolve against its folder.
         check_files: also check that referenced input files exist.
         text: the file's content, if already read (the console validates unsaved edits this way).
+        import_code: import ``agent: module:Class`` kinds named by the recipe. False (the console's live
+            validation) reports each one not already imported as a problem at its ``agent`` key instead of
+            running a module's code on every keystroke.
 
     Raises:
         RecipeError: with every problem found, each located as file:line:column.
@@ -374,6 +386,10 @@ def load_recipe(path: str | Path, *, check_files: bool = True, text: str | bytes
         for i, cand in enumerate(candidates):
             kind = cand.get("agent") if isinstance(cand, dict) else None
             if not isinstance(kind, str):
+                continue
+            if not import_code and ":" in kind and kind.partition(":")[0] not in sys.modules:
+                line, col = smap.locate(("candidates", i, "agent"))
+                problems.append(Problem(shown, line, col, f"candidates[{i}].agent", NOT_IMPORTED))
                 continue
             try:
                 load_agent_class(kind)
