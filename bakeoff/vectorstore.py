@@ -539,6 +539,8 @@ def run_index(ctx: RunContext) -> VectorStore:
     )
     for skipped in report.skipped:
         ctx.note(f"corpus: skipped {skipped.source}: {skipped.reason}")
+    if not report.documents:
+        ctx.note(f"corpus: no readable file matched {ctx.corpus.paths}; rag candidates retrieve nothing")
     ctx.manifest["corpus"] = {**report.to_dict(), "store": store.where, "collection": store.name}
     ctx.resources[key] = store
     return store
