@@ -384,8 +384,13 @@ def load_recipe(path: str | Path, *, check_files: bool = True, text: str | bytes
             if ":" in kind:
                 extra_kinds.append(kind)
     model = recipe_model(tuple(extra_kinds))
-    # recipe_keys lets a candidate's settings check recipe-level needs (a rag candidate needs `corpus:`).
-    context = {"base_dir": path.parent.resolve(), "check_files": check_files, "recipe_keys": frozenset(data)}
+    # recipe_keys (the top-level keys given a value) lets a candidate's settings check recipe-level needs:
+    # a rag candidate needs `corpus:`.
+    context = {
+        "base_dir": path.parent.resolve(),
+        "check_files": check_files,
+        "recipe_keys": frozenset(k for k, v in data.items() if v is not None),
+    }
     recipe = None
     try:
         recipe = model.model_validate(data, context=context)
