@@ -237,6 +237,11 @@ def metrics() -> None:
 
     for name, (_cls, task) in METRICS.items():
         console.print(f"{name:14} {task or 'any':15} {get_metric(name).description}")
+    from bakeoff.eval.metrics import retrieval_metrics
+
+    for metric in retrieval_metrics(1):  # reported automatically for candidates that retrieve
+        name = "hit_rate@k" if metric.name.startswith("hit_rate@") else metric.name
+        console.print(f"{name:14} {'rag (auto)':15} {metric.description}")
 
 
 @app.command()

@@ -56,6 +56,12 @@ def index(
     r = _load(recipe)
     store, report = _index(r, console, reset=reset)
     console.print(report.summary_line(), highlight=False)
+    if not report.documents:
+        err.print(
+            f"warning: no readable file matched corpus.paths {r.corpus.paths}",
+            style="yellow",
+            highlight=False,
+        )
     for skipped in report.skipped:
         err.print(f"warning: skipped {skipped.source}: {skipped.reason}", style="yellow", highlight=False)
     for note in report.notes:

@@ -401,12 +401,13 @@ def load_recipe(
                 extra_kinds.append(kind)
     model = recipe_model(tuple(extra_kinds))
     base_dir = path.parent.resolve()
-    # recipe_keys lets a candidate's settings check recipe-level needs (a rag candidate needs `corpus:`).
+    # recipe_keys (the top-level keys given a value) lets a candidate's settings check recipe-level needs:
+    # a rag candidate needs `corpus:`.
     context = {
         "base_dir": base_dir,
         "check_files": check_files,
         "project_root": project_root(base_dir),
-        "recipe_keys": frozenset(data),
+        "recipe_keys": frozenset(k for k, v in data.items() if v is not None),
     }
     recipe = None
     try:

@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 EMBED_BATCH = 64
+WRITE_BATCH = 1000  # ids per Chroma get/delete/update call, well under its maximum batch size
 LOCK_TIMEOUT_S = 3600.0
 
 
@@ -254,9 +255,9 @@ class VectorStore:
     # -- writing ---------------------------------------------------------------------------------------
 
     def _stored(self) -> dict[str, dict[str, Any]]:
-        """id -> metadata of every stored chunk, read in pages (a large collection never loads at once)."""
+        """id -> metadata of every stored chunk (read in pages: Chroma bounds the size of one request)."""
         out: dict[str, dict[str, Any]] = {}
-        page = 5000
+        page = WRITE_BATCH
         offset = 0
         while True:
             got = self.collection.get(include=["metadatas"], limit=page, offset=offset)
@@ -303,10 +304,10 @@ class VectorStore:
                 {str(stored[i].get("source")) for i in stale} - {c.source for c in corpus.chunks}
             )
             if stale:
-                for batch in _batches(stale, 5000):
+                for batch in _batches(stale, WRITE_BATCH):
                     self.collection.delete(ids=batch)
             if moved:
-                for batch in _batches(moved, 5000):
+                for batch in _batches(moved, WRITE_BATCH):
                     self.collection.update(ids=[c.id for c in batch], metadatas=[c.metadata() for c in batch])
             done = 0
             if progress:
@@ -539,6 +540,8 @@ def run_index(ctx: RunContext) -> VectorStore:
     )
     for skipped in report.skipped:
         ctx.note(f"corpus: skipped {skipped.source}: {skipped.reason}")
+    if not report.documents:
+        ctx.note(f"corpus: no readable file matched {ctx.corpus.paths}; rag candidates retrieve nothing")
     ctx.manifest["corpus"] = {**report.to_dict(), "store": store.where, "collection": store.name}
     ctx.resources[key] = store
     return store

@@ -66,7 +66,7 @@ def test_index_twice_adds_nothing(tmp_path):
 
 def test_editing_one_file_reingests_only_its_chunks(tmp_path):
     recipe = contract_recipe(tmp_path, "edit-one")
-    spec = CorpusSpec(paths=["contract"], chunk=ChunkSpec(size=512, overlap=64))
+    spec = CorpusSpec(paths=["contract/annex-*.md"], chunk=ChunkSpec(size=512, overlap=64))  # 2 of 3 files
     store, first = index_corpus(corpus=spec, base_dir=tmp_path, embeddings=MINILM, recipe_name="edit-one")
     assert first.added == first.chunks == store.count() and first.removed == 0
     before = {c.id: c for c in load_corpus(spec, tmp_path).chunks}
