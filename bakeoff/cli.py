@@ -233,6 +233,11 @@ def chat(
         history.append({"role": "assistant", "content": reply})
 
 
+from bakeoff import cli_ollama  # noqa: E402
+
+cli_ollama.register(app)
+
+
 def main() -> None:
     app()
 

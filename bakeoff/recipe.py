@@ -102,6 +102,12 @@ class RecipeBase(BaseModel):
         None,
         description="The private documents: RAG candidates retrieve from them, causal fine-tunes train on them.",
     )
+    ollama_host: str | None = Field(
+        None,
+        pattern=r"^(https?://)?[A-Za-z0-9.\-\[\]:]*(:\d+)?(/\S*)?$",
+        description="Ollama server for `ollama:` models and embeddings and for registering fine-tunes, e.g. "
+        "`http://gpu-box:11434`; default: the OLLAMA_HOST environment variable, else http://127.0.0.1:11434.",
+    )
     embeddings: EmbeddingRefField = Field(
         EmbeddedRef("all-minilm-l6-v2"),
         description="Embedding model for retrieval and semantic similarity: `embedded:all-minilm-l6-v2` "

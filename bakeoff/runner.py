@@ -83,6 +83,7 @@ def make_context(recipe: Recipe, console: Console, run_dir: Path | None = None) 
         run_dir=run_dir,
         corpus=recipe.corpus,
         embeddings=recipe.embeddings,
+        ollama_host=recipe.ollama_host,
     )
 
 
@@ -172,6 +173,12 @@ def run_recipe(
             agents = build_agents(needed, ctx)
             for cand in needed:
                 agents[cand.name].prepare()
+        if any(getattr(c, "ollama_registration", None) for c in needed):
+            from bakeoff.ollama_register import register_from_recipe
+
+            with _stage(timings, "register"):
+                writer.manifest["ollama"] = register_from_recipe(needed, ctx)
+                writer.save_manifest()
         answers: dict[str, list[dict[str, Any]]] = {}
         with _stage(timings, "answer"), progress_bar(console) as bar:
             for cand in answering:
