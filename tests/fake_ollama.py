@@ -527,7 +527,7 @@ class LlamaCppResponder:
         fake_path = model["blob_path"]
         llm = self._models.get(fake_path)
         if llm is None:
-            llm = llama_cpp.Llama(fake_path, n_ctx=2048, n_threads=2, verbose=False, seed=0)
+            llm = llama_cpp.Llama(fake_path, n_ctx=2048, verbose=False, seed=0)
             self._models[fake_path] = llm
         tokens = llm.tokenize(prompt.encode(), add_bos=bool(llm._model.add_bos_token()), special=True)
         budget = int(options.get("num_predict") or 128)

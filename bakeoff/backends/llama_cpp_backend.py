@@ -11,7 +11,6 @@ faster than transformers on CPU); greedy unless a temperature is set.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -41,14 +40,10 @@ class LlamaCppGenerator:
                 "embedded-gguf: models need llama-cpp-python: pip install llama-cpp-python"
             ) from None
         try:
-            self.llm = llama_cpp.Llama(
-                str(path),
-                n_ctx=n_ctx,
-                n_threads=os.cpu_count() or 1,
-                n_batch=512,
-                verbose=False,
-                seed=0,
-            )
+            # Threads: llama-cpp-python's default (half the CPUs). All CPUs is slower as soon as anything else
+            # runs: llama.cpp's threads spin-wait for each other (measured here: 1 thread ~10-20 tokens/s,
+            # 2 threads ~1 token/s on a busy 2-core machine).
+            self.llm = llama_cpp.Llama(str(path), n_ctx=n_ctx, n_batch=512, verbose=False, seed=0)
         except (ValueError, RuntimeError) as exc:
             raise BackendError(f"llama.cpp cannot load {path}: {exc}") from None
         self._llama_cpp = llama_cpp
