@@ -533,6 +533,7 @@ class LlamaCppResponder:
         budget = int(options.get("num_predict") or 128)
         out: list[int] = []
         ended = False
+        llm.reset()
         for tok in llm.generate(tokens, temp=0.0, reset=True):
             if llama_cpp.llama_vocab_is_eog(llm._model.vocab, tok):
                 ended = True

@@ -53,7 +53,7 @@ def flow_register_chat_remove(host: str, gguf: Path, name: str) -> dict:
         assert out.error is None and out.text, out
         assert 0 < out.completion_tokens <= 12 and out.prompt_tokens > 0
         streamed = "".join(gen.stream(QUESTION, GenerationSettings(max_new_tokens=12)))
-        assert streamed.strip() == out.text  # greedy: streaming and not streaming agree
+        assert streamed.strip() == out.text, (streamed, out.text)  # greedy: streaming and not agree
 
         again = register_gguf(plan, server, replace=True)
         assert not again.uploaded  # HEAD /api/blobs said the server has it

@@ -393,3 +393,37 @@ def test_cli_register_dry_run_prints_the_create_request(finetuned_run, exported_
     assert request["template"].startswith("{{ if .System }}<|im_start|>system\n")
     assert request["parameters"]["stop"] == ["<|im_end|>", "<|im_start|>"]
     assert "dry run: would upload" in proc.stderr and "ChatML template" in proc.stderr
+
+
+def test_registered_export_answers_like_the_gguf_backend(exported_f16):
+    """End to end with a real model: the fake server stores what bakeoff sent and answers with llama.cpp over the
+    uploaded blob, prompting through the *Go* template; the reply must equal the embedded-gguf backend's, which
+    prompts through the GGUF's *Jinja* template."""
+    from fake_ollama import LlamaCppResponder
+
+    from bakeoff.backends.llama_cpp_backend import LlamaCppGenerator
+    from bakeoff.backends.ollama_backend import OllamaGenerator
+
+    responder = LlamaCppResponder()
+    convo = [
+        {
+            "role": "system",
+            "content": "You answer questions about documents. Answer briefly and factually, in one sentence.",
+        },
+        {"role": "user", "content": "How long is the Initial Term of the agreement?"},
+    ]
+    settings = GenerationSettings(max_new_tokens=24)
+    try:
+        with FakeOllama(responder=responder) as fake:
+            result = flow_register_chat_remove(fake.url, exported_f16.path, "contract-lora")
+            assert result["first"].smoke_reply  # the smoke chat ran the real model
+            register_gguf(plan_registration(exported_f16.path, "contract-lora"), OllamaServer(fake.url))
+            [served] = OllamaGenerator("contract-lora", host=fake.url).generate([convo], settings)
+    finally:
+        responder.close()
+    local = LlamaCppGenerator(exported_f16.path)
+    try:
+        [direct] = local.generate([convo], settings)
+    finally:
+        local.close()
+    assert served.error is None and served.text == direct.text and served.text

@@ -99,6 +99,7 @@ class LlamaCppGenerator:
         out: list[int] = []
         if budget <= 0:
             return out, False
+        self.llm.reset()  # no KV-cache reuse across prompts: an answer must not depend on the previous one
         for tok in self.llm.generate(prompt, reset=True, **self._sampling(settings)):
             if is_eog(vocab, tok):
                 return out, True
@@ -144,6 +145,7 @@ class LlamaCppGenerator:
             prompt = self._fit(self.tokenize(conversation), settings)
             ids: list[int] = []
             shown = ""
+            self.llm.reset()
             for tok in self.llm.generate(prompt, reset=True, **self._sampling(settings)):
                 if is_eog(vocab, tok):
                     break
