@@ -427,3 +427,18 @@ def test_registered_export_answers_like_the_gguf_backend(exported_f16):
     finally:
         local.close()
     assert served.error is None and served.text == direct.text and served.text
+
+
+def test_recipe_ollama_host_key(tmp_path, root):
+    from bakeoff.recipe import RecipeError, load_recipe
+    from bakeoff.runner import make_context
+
+    recipe_file = tmp_path / "r.yaml"
+    base = f"name: x\neval:\n  questions: {root}/data/contract-qa.jsonl\ncandidates:\n  - name: a\n    agent: fewshot\n"
+    recipe_file.write_text(base + "ollama_host: http://gpu-box:11434\n")
+    recipe = load_recipe(recipe_file)
+    ctx = make_context(recipe, console=None)
+    assert ctx.ollama_host == ctx.models.ollama_host == "http://gpu-box:11434"
+    recipe_file.write_text(base + "ollama_host: 'not a host!'\n")
+    with pytest.raises(RecipeError, match=r"r.yaml:7:\d+: ollama_host: String should match pattern"):
+        load_recipe(recipe_file)
