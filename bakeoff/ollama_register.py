@@ -33,6 +33,7 @@ __all__ = [
     "OllamaRegistrationMixin",
     "RegistrationError",
     "RegistrationPlan",
+    "RegistrationResult",
     "plan_registration",
     "register_from_recipe",
     "register_gguf",
@@ -355,6 +356,3 @@ def _append_record(path: Path, record: dict[str, Any]) -> None:
     records.append(record)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, records)
-
-
-__all__ += ["RegistrationResult", "TemplateError"]
