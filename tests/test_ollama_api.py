@@ -442,3 +442,15 @@ def test_recipe_ollama_host_key(tmp_path, root):
     recipe_file.write_text(base + "ollama_host: 'not a host!'\n")
     with pytest.raises(RecipeError, match=r"r.yaml:7:\d+: ollama_host: String should match pattern"):
         load_recipe(recipe_file)
+
+
+def test_unknown_chat_template_fails_before_contacting_the_server(tmp_path, root):
+    from bakeoff.chat_template import TemplateError
+
+    template = (
+        root / "tests" / "fixtures" / "chat_templates" / "mistralai-Mistral-Nemo-Instruct-2407.jinja"
+    ).read_text()
+    gguf = tiny_gguf(tmp_path / "mistral.gguf", template=template)
+    with pytest.raises(TemplateError) as exc:
+        plan_registration(gguf, "mistral-ft")
+    assert "family: Mistral" in str(exc.value) and "hand-written template" in str(exc.value)
