@@ -395,6 +395,7 @@ def test_cli_register_dry_run_prints_the_create_request(finetuned_run, exported_
     assert "dry run: would upload" in proc.stderr and "ChatML template" in proc.stderr
 
 
+@pytest.mark.slow
 def test_registered_export_answers_like_the_gguf_backend(exported_f16):
     """End to end with a real model: the fake server stores what bakeoff sent and answers with llama.cpp over the
     uploaded blob, prompting through the *Go* template; the reply must equal the embedded-gguf backend's, which
