@@ -301,6 +301,10 @@ from bakeoff.cli_ui import register as _register_ui  # noqa: E402
 
 _register_ui(app)
 
+from bakeoff import cli_ollama  # noqa: E402
+
+cli_ollama.register(app)
+
 
 def main() -> None:
     app()

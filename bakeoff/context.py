@@ -20,17 +20,22 @@ __all__ = ["ModelPool", "RunContext"]
 
 
 class ModelPool:
-    """Loaded models by reference, so candidates on the same base share one copy in memory."""
+    """Loaded models by reference, so candidates on the same base share one copy in memory.
 
-    def __init__(self) -> None:
+    Args:
+        ollama_host: the recipe's Ollama server for ``ollama:`` models (``None``: OLLAMA_HOST, else the default).
+    """
+
+    def __init__(self, ollama_host: str | None = None) -> None:
         self._generators: dict[str, Generator] = {}
+        self.ollama_host = ollama_host
 
     def get(self, ref: ModelRef) -> Generator:
         from bakeoff.backends import load_generator
 
         key = str(ref)
         if key not in self._generators:
-            self._generators[key] = load_generator(ref)
+            self._generators[key] = load_generator(ref, ollama_host=self.ollama_host)
         return self._generators[key]
 
     def put(self, key: str, generator: Generator) -> None:
@@ -56,6 +61,7 @@ class RunContext:
         chroma: the recipe's vector-store block (None: embedded Chroma in the default folder).
         manifest: facts for the top level of the run manifest (e.g. ``corpus``: what indexing found).
         resources: objects the candidates of one run share (e.g. the opened vector store), by owner key.
+        ollama_host: the recipe's Ollama server (``None``: OLLAMA_HOST, else http://127.0.0.1:11434).
     """
 
     task: str
@@ -73,6 +79,11 @@ class RunContext:
     chroma: ChromaSpec | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
     resources: dict[str, Any] = field(default_factory=dict)
+    ollama_host: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.ollama_host and self.models.ollama_host is None:
+            self.models.ollama_host = self.ollama_host
 
     def generator_for(self, ref: ModelRef | None) -> Generator:
         """The generator for a model reference (``None`` = the recipe's base model)."""

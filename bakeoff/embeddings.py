@@ -84,41 +84,28 @@ class SentenceTransformerEmbedder:
 
 
 class OllamaEmbedder:
-    """Embeddings from Ollama's ``/api/embed`` at ``OLLAMA_HOST``."""
+    """Embeddings from Ollama's ``/api/embed`` (official client); host: the recipe's, else OLLAMA_HOST."""
 
     def __init__(self, model: str, host: str | None = None, timeout_s: float = 120.0) -> None:
-        from bakeoff.backends.openai_compatible import ollama_host
+        from bakeoff.ollama import OllamaServer
 
         self.model = model
-        self.host = (host or ollama_host()).rstrip("/")
+        self.server = OllamaServer(host, timeout_s=timeout_s)
+        self.host = self.server.host
         self.name = f"ollama:{model}"
-        self.timeout_s = timeout_s
         self.dimension = 0  # known after the first call
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         import math
 
-        import httpx
+        from bakeoff.ollama import OllamaError
 
         if not texts:
             return []
         try:
-            resp = httpx.post(
-                f"{self.host}/api/embed",
-                json={"model": self.model, "input": list(texts)},
-                timeout=self.timeout_s,
-            )
-        except httpx.HTTPError as exc:
-            raise EmbeddingError(
-                f"cannot reach Ollama at {self.host} ({exc}); start it or set OLLAMA_HOST"
-            ) from None
-        if resp.status_code == 404:
-            raise EmbeddingError(
-                f"Ollama at {self.host} has no model {self.model!r}; run: ollama pull {self.model}"
-            )
-        if resp.status_code >= 400:
-            raise EmbeddingError(f"Ollama at {self.host} answered HTTP {resp.status_code}: {resp.text[:200]}")
-        vectors = resp.json()["embeddings"]
+            vectors = self.server.embed(self.model, list(texts))
+        except OllamaError as exc:
+            raise EmbeddingError(str(exc)) from None
         out = []
         for vec in vectors:
             norm = math.sqrt(sum(v * v for v in vec)) or 1.0
@@ -128,8 +115,8 @@ class OllamaEmbedder:
 
 
 @cache
-def load_embedder(ref: ModelRef) -> Embedder:
-    """The embedder a reference names (cached per process).
+def load_embedder(ref: ModelRef, ollama_host: str | None = None) -> Embedder:
+    """The embedder a reference names (cached per process); ``ollama_host`` is the recipe's Ollama server.
 
     Raises:
         EmbeddingError: unknown, missing or unreachable model.
@@ -144,7 +131,7 @@ def load_embedder(ref: ModelRef) -> Embedder:
             )
         return SentenceTransformerEmbedder(path, name=str(ref))
     if isinstance(ref, OllamaRef):
-        return OllamaEmbedder(ref.model)
+        return OllamaEmbedder(ref.model, host=ollama_host)
     if isinstance(ref, OpenAICompatibleRef):
         raise EmbeddingError(
             f"{ref}: OpenAI-compatible embeddings are not supported; use embedded:, hf: or ollama:"

@@ -4,7 +4,10 @@ A reference has a scheme and a target::
 
     embedded:smollm2-135m-instruct          the model shipped inside a PyPI package (default)
     hf:/path/to/model  or  hf:org/name      a transformers model folder or a hub id (offline cache only)
-    ollama:mistral:7b                       a model served by Ollama
+    ollama:mistral:7b                       a model served by Ollama (host: the recipe's ollama_host, else
+                                            OLLAMA_HOST, else http://127.0.0.1:11434)
+    embedded-gguf:/path/to/model.gguf       a GGUF file run in-process by llama.cpp (llama-cpp-python), e.g.
+                                            the exact quantized file that Ollama serves after `bakeoff export`
     openai-compatible:http://host/v1#model  any OpenAI-compatible server (vLLM, llama.cpp server, ...)
     candidate:lora                          another candidate of the same recipe (e.g. RAG over a fine-tune)
 
@@ -14,12 +17,14 @@ Code never splits reference strings itself; it matches on the classes below.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import BeforeValidator, PlainSerializer, ValidationInfo, WithJsonSchema
 
 __all__ = [
     "CandidateRef",
+    "EmbeddedGGUFRef",
     "EmbeddedRef",
     "EMBEDDED_EMBEDDINGS",
     "EMBEDDED_MODELS",
@@ -68,6 +73,17 @@ class EmbeddedRef(ModelRef):
 
 
 @dataclass(frozen=True)
+class EmbeddedGGUFRef(ModelRef):
+    """A GGUF file run in-process by llama.cpp; relative paths in a recipe resolve against its folder."""
+
+    path: str
+    scheme: ClassVar[str] = "embedded-gguf"
+
+    def __str__(self) -> str:
+        return f"embedded-gguf:{self.path}"
+
+
+@dataclass(frozen=True)
 class HFRef(ModelRef):
     path: str
     scheme: ClassVar[str] = "hf"
@@ -104,7 +120,7 @@ class CandidateRef(ModelRef):
         return f"candidate:{self.candidate}"
 
 
-_SCHEMES = "embedded, hf, ollama, openai-compatible, candidate"
+_SCHEMES = "embedded, embedded-gguf, hf, ollama, openai-compatible, candidate"
 
 
 def parse_model_ref(value: str, *, embedding: bool = False) -> ModelRef:
@@ -113,7 +129,7 @@ def parse_model_ref(value: str, *, embedding: bool = False) -> ModelRef:
     Args:
         value: e.g. ``"embedded:smollm2-135m-instruct"`` or ``"ollama:llama3.1:8b"``.
         embedding: parse an embedding-model reference (``embedded:all-minilm-l6-v2``, ``ollama:nomic-embed-text``,
-            ``hf:/path``); candidate references are not allowed there.
+            ``hf:/path``); candidate and GGUF references are not allowed there.
 
     Returns:
         The typed reference.
@@ -137,6 +153,10 @@ def parse_model_ref(value: str, *, embedding: bool = False) -> ModelRef:
             what = "embedding model" if embedding else "model"
             raise ValueError(f"unknown embedded {what} {target!r}; available: {', '.join(known)}")
         return EmbeddedRef(target)
+    if scheme == "embedded-gguf" and not embedding:
+        if not target.lower().endswith(".gguf"):
+            raise ValueError(f"embedded-gguf: takes the path of a .gguf file, got {value!r}")
+        return EmbeddedGGUFRef(target)
     if scheme == "hf":
         return HFRef(target)
     if scheme == "ollama":
@@ -148,12 +168,18 @@ def parse_model_ref(value: str, *, embedding: bool = False) -> ModelRef:
         return OpenAICompatibleRef(base_url.rstrip("/"), model)
     if scheme == "candidate" and not embedding:
         return CandidateRef(target)
-    schemes = _SCHEMES.replace(", candidate", "") if embedding else _SCHEMES
+    schemes = _SCHEMES.replace(", candidate", "").replace(" embedded-gguf,", "") if embedding else _SCHEMES
     raise ValueError(f"unknown model scheme {scheme!r} in {value!r}; use one of {schemes}")
 
 
-def _coerce(value: Any) -> ModelRef:
-    return value if isinstance(value, ModelRef) else parse_model_ref(value)
+def _coerce(value: Any, info: ValidationInfo) -> ModelRef:
+    ref = value if isinstance(value, ModelRef) else parse_model_ref(value)
+    base = (info.context or {}).get("base_dir")
+    if isinstance(ref, EmbeddedGGUFRef) and base is not None:
+        path = Path(ref.path).expanduser()
+        if not path.is_absolute():  # like every path in a recipe: relative to the recipe's folder
+            ref = EmbeddedGGUFRef(str((Path(base) / path).resolve()))
+    return ref
 
 
 ModelRefField = Annotated[
@@ -163,8 +189,13 @@ ModelRefField = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": r"^(embedded|hf|ollama|openai-compatible|candidate):.+",
-            "examples": ["embedded:smollm2-135m-instruct", "ollama:llama3.1:8b", "hf:/models/my-model"],
+            "pattern": r"^(embedded|embedded-gguf|hf|ollama|openai-compatible|candidate):.+",
+            "examples": [
+                "embedded:smollm2-135m-instruct",
+                "ollama:llama3.1:8b",
+                "hf:/models/my-model",
+                "embedded-gguf:exports/lora.q4_k_m.gguf",
+            ],
         }
     ),
 ]

@@ -111,6 +111,12 @@ class RecipeBase(BaseModel):
         description="Where the corpus' vectors live: embedded Chroma under `$BAKEOFF_HOME/chroma/<name>` "
         "(default), another folder (`path`), or a Chroma server (`host`, `port`).",
     )
+    ollama_host: str | None = Field(
+        None,
+        pattern=r"^(https?://)?[A-Za-z0-9.\-\[\]:]*(:\d+)?(/\S*)?$",
+        description="Ollama server for `ollama:` models and embeddings and for registering fine-tunes, e.g. "
+        "`http://gpu-box:11434`; default: the OLLAMA_HOST environment variable, else http://127.0.0.1:11434.",
+    )
     embeddings: EmbeddingRefField = Field(
         EmbeddedRef("all-minilm-l6-v2"),
         description="Embedding model for retrieval and semantic similarity: `embedded:all-minilm-l6-v2` "

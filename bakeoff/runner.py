@@ -84,6 +84,7 @@ def make_context(recipe: Recipe, console: Console, run_dir: Path | None = None) 
         corpus=recipe.corpus,
         embeddings=recipe.embeddings,
         chroma=recipe.chroma,
+        ollama_host=recipe.ollama_host,
     )
 
 
@@ -191,6 +192,12 @@ def run_recipe(
             for cand in needed:
                 agents[cand.name].prepare()
             writer.manifest.update(ctx.manifest)
+        if any(getattr(c, "ollama_registration", None) for c in needed):
+            from bakeoff.ollama_register import register_from_recipe
+
+            with _stage(timings, "register"):
+                writer.manifest["ollama"] = register_from_recipe(needed, ctx)
+                writer.save_manifest()
         answers: dict[str, list[dict[str, Any]]] = {}
         with _stage(timings, "answer"), progress_bar(console) as bar:
             for cand in answering:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+pytest_plugins = ["gguf_fixtures"]  # fake fine-tune runs and GGUF exports, shared by the export/Ollama tests
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 # Test recipes are written to temporary folders and point at the repository's data/; the project-root

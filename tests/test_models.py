@@ -2,6 +2,7 @@ import pytest
 
 from bakeoff.models import (
     CandidateRef,
+    EmbeddedGGUFRef,
     EmbeddedRef,
     HFRef,
     OllamaRef,
@@ -22,6 +23,7 @@ from bakeoff.models import (
             OpenAICompatibleRef("http://gpu:8000/v1", "qwen2.5-7b"),
         ),
         ("candidate:lora", CandidateRef("lora")),
+        ("embedded-gguf:/exports/lora.q4_k_m.gguf", EmbeddedGGUFRef("/exports/lora.q4_k_m.gguf")),
     ],
 )
 def test_parse_round_trips(text, expected):
@@ -40,9 +42,15 @@ def test_parse_round_trips(text, expected):
         ("openai-compatible:gpu:8000#m", "http(s)://"),
         ("openai-compatible:http://gpu/v1", "http(s)://"),
         ("ollama:", "no scheme"),
+        ("embedded-gguf:/models/lora", "path of a .gguf file"),
     ],
 )
 def test_bad_references_say_what_is_wrong(text, fragment):
     with pytest.raises(ValueError, match=None) as exc:
         parse_model_ref(text)
     assert fragment in str(exc.value)
+
+
+def test_gguf_references_are_not_embedding_models():
+    with pytest.raises(ValueError, match="unknown model scheme 'embedded-gguf'"):
+        parse_model_ref("embedded-gguf:/m.gguf", embedding=True)

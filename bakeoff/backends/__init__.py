@@ -11,7 +11,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from bakeoff.models import CandidateRef, EmbeddedRef, HFRef, ModelRef, OllamaRef, OpenAICompatibleRef
+from bakeoff.models import (
+    CandidateRef,
+    EmbeddedGGUFRef,
+    EmbeddedRef,
+    HFRef,
+    ModelRef,
+    OllamaRef,
+    OpenAICompatibleRef,
+)
 from bakeoff.plugins import GenerationSettings
 
 __all__ = ["BackendError", "Generation", "Generator", "Message", "load_generator"]
@@ -56,8 +64,13 @@ class Generator(Protocol):
         ...
 
 
-def load_generator(ref: ModelRef) -> Generator:
+def load_generator(ref: ModelRef, *, ollama_host: str | None = None) -> Generator:
     """Load (or connect to) the model a reference names.
+
+    Args:
+        ref: the model reference.
+        ollama_host: the Ollama server for ``ollama:`` models (the recipe's ``ollama_host``); ``None`` means
+            ``OLLAMA_HOST``, else ``http://127.0.0.1:11434``.
 
     Raises:
         BackendError: the model cannot be found, imported or reached.
@@ -76,9 +89,13 @@ def load_generator(ref: ModelRef) -> Generator:
 
         return OpenAICompatibleGenerator(ref.base_url, ref.model)
     if isinstance(ref, OllamaRef):
-        from bakeoff.backends.openai_compatible import ollama_generator
+        from bakeoff.backends.ollama_backend import OllamaGenerator
 
-        return ollama_generator(ref.model)
+        return OllamaGenerator(ref.model, host=ollama_host)
+    if isinstance(ref, EmbeddedGGUFRef):
+        from bakeoff.backends.llama_cpp_backend import LlamaCppGenerator
+
+        return LlamaCppGenerator(ref.path, name=str(ref))
     if isinstance(ref, CandidateRef):
         raise BackendError(f"{ref} names a candidate; resolve it through the run context, not load_generator")
     raise BackendError(f"no backend for model reference {ref}")

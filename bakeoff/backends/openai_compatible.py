@@ -1,4 +1,6 @@
-"""Models behind an OpenAI-compatible HTTP API (vLLM, llama.cpp server, Ollama's ``/v1``).
+"""Models behind an OpenAI-compatible HTTP API (vLLM, llama.cpp server, ...).
+
+``ollama:`` models use Ollama's native API instead (:mod:`bakeoff.backends.ollama_backend`).
 
 Requests go out concurrently (a server batches them itself); a failed request becomes an answer with an
 ``error``, never an exception that sinks the run.
@@ -15,17 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 from bakeoff.backends import BackendError, Generation, Message
 from bakeoff.plugins import GenerationSettings
 
-__all__ = ["OpenAICompatibleGenerator", "ollama_generator", "ollama_host"]
-
-DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
+__all__ = ["OpenAICompatibleGenerator", "ollama_host"]
 
 
 def ollama_host() -> str:
-    """``OLLAMA_HOST`` as a URL (it may be given as ``host:port``)."""
-    host = os.environ.get("OLLAMA_HOST", "").strip() or DEFAULT_OLLAMA_HOST
-    if not host.startswith(("http://", "https://")):
-        host = "http://" + host
-    return host.rstrip("/")
+    """``OLLAMA_HOST`` as a URL (kept for callers of the old location; see :func:`bakeoff.ollama.resolve_host`)."""
+    from bakeoff.ollama import resolve_host
+
+    return resolve_host()
 
 
 class OpenAICompatibleGenerator:
@@ -124,10 +123,3 @@ class OpenAICompatibleGenerator:
                         yield delta
         except httpx.HTTPError as exc:
             raise BackendError(f"cannot reach {self.base_url}: {exc}") from None
-
-
-def ollama_generator(model: str) -> OpenAICompatibleGenerator:
-    """An Ollama model through Ollama's OpenAI-compatible endpoint at ``OLLAMA_HOST``."""
-    gen = OpenAICompatibleGenerator(f"{ollama_host()}/v1", model)
-    gen.name = f"ollama:{model}"
-    return gen
