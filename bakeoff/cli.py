@@ -140,10 +140,17 @@ def show(
             metavar="RUN", help="Run id (prefix), recipe name (its latest run), 'latest' or a run folder."
         ),
     ] = "latest",
+    metric: Annotated[
+        str | None,
+        typer.Option("--metric", help="Paired comparisons for this metric (default: the headline)."),
+    ] = None,
+    errors: Annotated[
+        bool, typer.Option("--errors", help="Also print error analysis: lost and all-fail questions.")
+    ] = False,
     runs_dir: RunsDir = DEFAULT_RUNS,
 ) -> None:
-    """Print a run's comparison table (best value per metric marked)."""
-    from bakeoff.eval.table import comparison_table
+    """Print a run's scores with intervals, paired comparisons (significant ones marked) and judge stats."""
+    from bakeoff.eval.table import print_scores
     from bakeoff.store import RunStoreError, find_run
 
     try:
@@ -158,7 +165,7 @@ def show(
     if not info.scores:
         console.print("no scores yet (the run did not finish)")
         return
-    console.print(comparison_table(info.scores))
+    print_scores(console, info.scores, metric=metric, errors=errors)
     if info.scores.get("task") == "classification":
         from rich.table import Table
 
@@ -177,11 +184,16 @@ def show(
 
 @app.command()
 def metrics() -> None:
-    """List the metrics a recipe can name."""
-    from bakeoff.eval import METRICS, get_metric
+    """List the metrics a recipe can name (and those that cannot run here, with the reason)."""
+    from bakeoff.eval import JUDGE_METRICS, METRICS, UNAVAILABLE_METRICS, metric_class
 
     for name, (_cls, task) in METRICS.items():
-        console.print(f"{name:14} {task or 'any':15} {get_metric(name).description}")
+        needs = "  [dim](needs judge:)[/]" if name in JUDGE_METRICS else ""
+        console.print(
+            f"{name:20} {task or 'any':15} {metric_class(name).description}{needs}", highlight=False
+        )
+    for name, reason in UNAVAILABLE_METRICS.items():
+        console.print(f"{name:20} [red]{'unavailable':15}[/] {reason}", highlight=False)
 
 
 @app.command()
@@ -231,6 +243,11 @@ def chat(
             raise typer.Exit(2) from None
         console.print()
         history.append({"role": "assistant", "content": reply})
+
+
+from bakeoff import cli_eval  # noqa: E402
+
+cli_eval.register(app)
 
 
 def main() -> None:

@@ -206,6 +206,11 @@ def run_recipe(
                 answers=answers,
                 metrics=recipe.eval.metrics,
                 progress=lambda n: bar.advance(task, n),
+                embeddings=recipe.embeddings,
+                judge=recipe.judge,
+                headline=recipe.eval.headline,
+                statistics_spec=recipe.eval.statistics,
+                fail_below=recipe.eval.fail_below,
             )
         writer.write_scores(scores)
         writer.manifest["notes"] = ctx.notes
