@@ -100,7 +100,7 @@ def comparison_table(scores: dict[str, Any], title: str | None = None):
     level = scores.get("statistics", {}).get("method", {}).get("confidence")
     parts = [f"{n} questions" if n else "", "★ best mean per metric"]
     if level:
-        parts.append(f"[lo, hi] {level:.0%} bootstrap interval")
+        parts.append(f"\\[lo, hi] {level:.0%} bootstrap interval")
     if headline:
         parts.append(f"headline: {headline}")
     table.caption = "; ".join(p for p in parts if p)
@@ -202,7 +202,8 @@ def judge_table(scores: dict[str, Any]):
 
 
 def error_tables(scores: dict[str, Any], top: int = 5) -> list:
-    """Error analysis: per candidate the questions lost most clearly, then questions every candidate fails."""
+    """Error analysis: per candidate the questions lost most clearly, then questions every candidate fails
+    (rich Tables, or a line of text where there is nothing to list)."""
     from rich.table import Table
 
     analysis = scores.get("error_analysis")
@@ -211,6 +212,9 @@ def error_tables(scores: dict[str, Any], top: int = 5) -> list:
     metric = analysis.get("metric")
     out = []
     for cand, lost in analysis.get("lost", {}).items():
+        if not lost["questions"]:
+            out.append(f"{cand}: lost no question to {lost['versus']} · {metric}")
+            continue
         t = Table(
             title=f"{cand}: lost to {lost['versus']} on {lost['n_lost']} question(s) · {metric}",
             title_justify="left",
