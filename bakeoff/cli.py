@@ -77,7 +77,7 @@ def run(
 ) -> None:
     """Prepare, train, answer and score every candidate; write a run and print the comparison."""
     r = _load(recipe)
-    from bakeoff.eval.table import comparison_table
+    from bakeoff.eval.table import print_scores
     from bakeoff.runner import RunError, run_recipe
     from bakeoff.store import read_run
 
@@ -92,7 +92,7 @@ def run(
         err.print("interrupted; the run is marked failed", style="red")
         raise typer.Exit(130) from None
     info = read_run(path)
-    console.print(comparison_table(info.scores or {}, title=f"{info.recipe} · {info.run_id}"))
+    print_scores(console, info.scores or {}, title=f"{info.recipe} · {info.run_id}")
     console.print(f"run written to {path}  (bakeoff show {info.run_id})")
 
 

@@ -22,6 +22,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from bakeoff.backends.local_server import LLAMA_CPP_SETTINGS
 from bakeoff.eval.metrics import MetricResult
 from bakeoff.eval.settings import JudgeSpec
 from bakeoff.models import EmbeddedRef, HFRef, OllamaRef, OpenAICompatibleRef
@@ -129,6 +130,7 @@ class Judge:
         self.model_name: str | None = None
         self.calls = 0  # HTTP requests sent to the judge by this object's clients
         self.cache_hits = 0
+        self.served: dict[str, float] = {}  # requests and busy seconds of the local server (when one ran)
         self._lock = threading.Lock()
 
     # -- endpoint --------------------------------------------------------------------------------------------
@@ -145,6 +147,7 @@ class Judge:
             backend = self._backend or self._local_backend(ref)
             name = getattr(backend, "name", None) or str(ref)
             self.server = LocalOpenAIServer(backend, model=str(name)).start()
+            self.served = {"server_requests": 0, "server_busy_s": 0.0, **self.served}
             self.base_url, self.model_name = self.server.base_url, str(name)
         elif isinstance(ref, OllamaRef):
             from bakeoff.backends.openai_compatible import ollama_host
@@ -173,6 +176,8 @@ class Judge:
     def close(self) -> None:
         if self.server is not None:
             self.server.stop()
+            self.served["server_requests"] += self.server.requests
+            self.served["server_busy_s"] += self.server.busy_s
             self.server = None
         self.base_url = None
 
@@ -182,6 +187,21 @@ class Judge:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    def identity(self) -> dict[str, Any]:
+        """What makes two judges give the same verdicts: the spec's settings plus, for a model bakeoff serves
+        itself, which engine runs it (llama.cpp and transformers decode the same model differently)."""
+        out = self.spec.identity()
+        if self._backend is not None:
+            out["served_by"] = str(getattr(self._backend, "name", type(self._backend).__name__))
+        elif isinstance(self.spec.model, EmbeddedRef):
+            import importlib.util
+
+            llama = importlib.util.find_spec("llama_cpp") is not None
+            out["served_by"] = f"llama.cpp/{LLAMA_CPP_SETTINGS}" if llama else "transformers"
+        elif isinstance(self.spec.model, HFRef):
+            out["served_by"] = "transformers"
+        return out
+
     @property
     def where(self) -> str:
         return "the embedded judge" if self.server is not None else str(self.base_url)
@@ -189,10 +209,11 @@ class Judge:
     def describe(self) -> dict[str, Any]:
         """Facts for scores.json."""
         out: dict[str, Any] = {**self.spec.identity(), "calls": self.calls, "cache_hits": self.cache_hits}
-        if self.server is not None:
+        if self.served:
+            live = self.server
             out["endpoint"] = "local (bakeoff-served, 127.0.0.1)"
-            out["server_requests"] = self.server.requests
-            out["server_busy_s"] = round(self.server.busy_s, 2)
+            out["server_requests"] = int(self.served["server_requests"] + (live.requests if live else 0))
+            out["server_busy_s"] = round(self.served["server_busy_s"] + (live.busy_s if live else 0.0), 2)
         elif self.base_url:
             out["endpoint"] = self.base_url
         return out
@@ -251,7 +272,7 @@ class Judge:
     def cached(self, metric: str, inputs: dict[str, Any]) -> MetricResult | None:
         if not self.spec.cache:
             return None
-        hit = self.cache.get(metric, self.cache.key(metric, inputs, self.spec.identity()))
+        hit = self.cache.get(metric, self.cache.key(metric, inputs, self.identity()))
         if hit is None:
             return None
         with self._lock:
@@ -263,7 +284,7 @@ class Judge:
             return
         self.cache.put(
             metric,
-            self.cache.key(metric, inputs, self.spec.identity()),
+            self.cache.key(metric, inputs, self.identity()),
             {"value": result.value, "reason": result.reason, "failure": result.failure},
         )
 

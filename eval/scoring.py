@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bakeoff.eval import DEFAULT_HEADLINE, DEFAULT_METRICS, JUDGE_METRICS, get_metric
+from bakeoff.eval import DEFAULT_HEADLINE, DEFAULT_METRICS, JUDGE_METRICS, get_metric, metric_class
 from bakeoff.eval.metrics import MetricResult, Sample
 from bakeoff.plugins import Question
 
@@ -101,7 +101,11 @@ def score_answers(
     from bakeoff.eval.settings import JudgeSpec, StatisticsSpec
 
     names = list(metrics or DEFAULT_METRICS[task])
-    headline = headline or (names[0] if metrics else DEFAULT_HEADLINE[task])
+    if headline is None:  # the first listed metric with per-answer values (macro-F1 has none)
+        listed = [n for n in names if not getattr(metric_class(n), "corpus_level", False)] if metrics else []
+        headline = (
+            listed[0] if listed else DEFAULT_HEADLINE[task] if DEFAULT_HEADLINE[task] in names else names[0]
+        )
     if headline not in names:
         raise ValueError(f"headline metric {headline!r} is not among the metrics {names}")
     needs_judge = [n for n in names if n in JUDGE_METRICS]

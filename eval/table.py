@@ -247,9 +247,16 @@ def error_tables(scores: dict[str, Any], top: int = 5) -> list:
     return out
 
 
-def print_scores(console, scores: dict[str, Any], *, metric: str | None = None, errors: bool = False) -> None:
-    """Everything ``bakeoff show`` prints about scores."""
-    console.print(comparison_table(scores))
+def print_scores(
+    console,
+    scores: dict[str, Any],
+    *,
+    metric: str | None = None,
+    errors: bool = False,
+    title: str | None = None,
+) -> None:
+    """Everything ``bakeoff show`` (and the end of ``bakeoff run``) prints about scores."""
+    console.print(comparison_table(scores, title=title))
     pairs = pairwise_table(scores, metric)
     if pairs is not None:
         console.print(pairs)

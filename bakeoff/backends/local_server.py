@@ -28,7 +28,19 @@ from typing import Any, Protocol
 
 from bakeoff.backends import BackendError
 
-__all__ = ["ChatBackend", "GeneratorBackend", "LlamaCppBackend", "LocalOpenAIServer", "Reply"]
+__all__ = [
+    "LLAMA_CPP_SETTINGS",
+    "ChatBackend",
+    "GeneratorBackend",
+    "LlamaCppBackend",
+    "LocalOpenAIServer",
+    "Reply",
+]
+
+# llama.cpp's classic repeat penalty: without it a 135M judge greedily loops inside a JSON string until
+# max_tokens ("What is the initial term of the initial term of ...") and every such verdict is lost.
+REPEAT_PENALTY = 1.1
+LLAMA_CPP_SETTINGS = f"repeat_penalty={REPEAT_PENALTY}"  # part of judge-cache keys: change it, re-judge
 
 
 class Reply(dict):
@@ -71,7 +83,11 @@ class LlamaCppBackend:
         self.name = gguf.name
 
     def complete(self, messages, *, max_tokens, temperature, json_schema, json_mode) -> Reply:
-        kwargs: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature, "repeat_penalty": 1.1}
+        kwargs: dict[str, Any] = {
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "repeat_penalty": REPEAT_PENALTY,
+        }
         if json_schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": json_schema}
         elif json_mode:
