@@ -89,6 +89,18 @@ class EvalSpec(BaseModel):
     )
 
 
+def _judge_shorthand_schema(schema: dict[str, Any]) -> None:
+    # `judge: MODEL` is accepted as the short form of `judge: {model: MODEL}` (see JudgeSpec).
+    schema.setdefault("anyOf", []).insert(
+        0,
+        {
+            "type": "string",
+            "pattern": r"^(embedded|hf|ollama|openai-compatible):.+",
+            "description": "a judge model",
+        },
+    )
+
+
 class RecipeBase(BaseModel):
     """Top-level recipe keys (the candidates list is added per registry by :func:`recipe_model`)."""
 
@@ -129,6 +141,7 @@ class RecipeBase(BaseModel):
         None,
         description="The LLM that grades answers for RAGAS metrics and judge_rubric: a model reference "
         "(`judge: ollama:llama3.1:8b`) or a mapping with `model:` and settings (rubric, max_new_tokens, ...).",
+        json_schema_extra=_judge_shorthand_schema,
     )
 
 

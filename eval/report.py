@@ -59,7 +59,7 @@ def _plt():
 
 def _chart_means(scores: dict[str, Any]) -> bytes | None:
     """Every metric's mean per candidate with its interval (dot and whisker)."""
-    metrics = [m for m in scores.get("metrics", []) if not _corpus_only(scores, m)]
+    metrics = list(scores.get("metrics", []))
     cands = list(scores.get("candidates", {}))
     if not metrics or not cands:
         return None
@@ -85,12 +85,6 @@ def _chart_means(scores: dict[str, Any]) -> bytes | None:
     ax.legend(loc="best", fontsize="small")
     ax.set_title("All metrics")
     return _figure_png(fig)
-
-
-def _corpus_only(scores: dict[str, Any], metric: str) -> bool:
-    return any(
-        c["metrics"].get(metric, {}).get("corpus_level") for c in scores.get("candidates", {}).values()
-    ) and (metric == "macro_f1")
 
 
 def _chart_headline(scores: dict[str, Any]) -> bytes | None:

@@ -97,6 +97,16 @@ class JudgeSpec(BaseModel):
         # `judge: ollama:llama3.1:8b` is the short form of `judge: {model: ollama:llama3.1:8b}`.
         return {"model": data} if isinstance(data, str) else data
 
+    @model_validator(mode="after")
+    def _check_model(self) -> JudgeSpec:
+        from bakeoff.models import CandidateRef
+
+        if isinstance(self.model, CandidateRef):
+            raise ValueError(
+                f"the judge cannot be {self.model}: name a model (embedded:, hf:, ollama:, openai-compatible:)"
+            )
+        return self
+
     def identity(self) -> dict[str, Any]:
         """What makes two judges give the same verdicts (part of every judge-cache key)."""
         return {

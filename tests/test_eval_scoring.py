@@ -217,6 +217,10 @@ def test_judge_metrics_need_a_judge_and_a_rubric(tmp_path):
             _recipe(tmp_path, "judge:\n  model: ollama:x\n  rubric:\n    criteria: c\n    scale: [5, 1]\n")
         )
     assert "low < high" in str(exc.value)
+    with pytest.raises(RecipeError) as exc:
+        load_recipe(_recipe(tmp_path, "judge: candidate:a\n", "[answer_relevancy]"))
+    [problem] = exc.value.problems
+    assert problem.path == "judge" and "the judge cannot be candidate:a" in problem.message
 
 
 def test_headline_and_statistics_keys_are_checked(tmp_path):
