@@ -533,8 +533,9 @@ class JudgeRubric(JudgedMetric):
         missing: dict[str, int] = {}
         asked = parse_failures = judge_errors = cache_hits = 0
         for (a, b, qid), (first, second) in by_pair_q.items():
-            counts = summary.setdefault(f"{a} vs {b}", {"a_wins": 0, "b_wins": 0, "ties": 0, "missing": 0})
-            verdicts = []
+            counts = summary.setdefault(
+                f"{a} vs {b}", {"a_wins": 0, "b_wins": 0, "ties": 0, "order_disagreements": 0, "missing": 0}
+            )
             for r in (first, second):
                 asked += 1
                 cache_hits += int(bool(r and r.cached))
@@ -550,16 +551,16 @@ class JudgeRubric(JudgedMetric):
             # first order shows a as "A"; second shows b as "A", so flip it back to a's view.
             v1, v2 = first.value, 1.0 - second.value
             outcome = v1 if v1 == v2 else 0.5  # the orders disagree: position bias, call it a tie
-            verdicts = [v1, v2]
             comparisons.append([a, b, outcome])
             counts["a_wins" if outcome == 1.0 else "b_wins" if outcome == 0.0 else "ties"] += 1
+            counts["order_disagreements"] += int(v1 != v2)
             per_question.append(
                 {
                     "question_id": qid,
                     "a": a,
                     "b": b,
                     "outcome": outcome,
-                    "orders": verdicts,
+                    "orders": [v1, v2],
                     "consistent": v1 == v2,
                 }
             )

@@ -189,6 +189,9 @@ def _chart_cost(scores: dict[str, Any]) -> bytes | None:
         ax.annotate(cand, (lat, mean), textcoords="offset points", xytext=(5, 4), fontsize="small")
     ax.set_xlabel("median seconds per answer")
     ax.set_ylabel(metric)
+    ax.set_xlim(left=0)  # a zoomed axis would make small differences look large
+    if all(0 <= mean <= 1 for _, _, mean in pts):
+        ax.set_ylim(0, max(1e-9, max(mean for *_, mean in pts)) * 1.15)
     ax.set_title("Quality against latency")
     ax.grid(alpha=0.3)
     return _figure_png(fig)
@@ -392,10 +395,10 @@ def build_report(run: Any) -> list[_Block]:
                 "table",
                 headers=[
                     "metric",
-                    "judged",
+                    "asked",
                     "calls",
-                    "cache hits",
-                    "parse failures",
+                    "cached",
+                    "unparsed",
                     "parse-failure rate",
                     "judge errors",
                 ],
@@ -407,9 +410,16 @@ def build_report(run: Any) -> list[_Block]:
             blocks.append(
                 _Block(
                     "table",
-                    headers=["pair", "a wins", "b wins", "ties", "missing"],
+                    headers=["pair", "a wins", "b wins", "ties", "of which the orders disagreed", "missing"],
                     rows=[
-                        [k, str(v["a_wins"]), str(v["b_wins"]), str(v["ties"]), str(v["missing"])]
+                        [
+                            k,
+                            str(v["a_wins"]),
+                            str(v["b_wins"]),
+                            str(v["ties"]),
+                            str(v.get("order_disagreements", 0)),
+                            str(v["missing"]),
+                        ]
                         for k, v in pw["summary"].items()
                     ],
                 )

@@ -130,7 +130,7 @@ def pairwise_table(scores: dict[str, Any], metric: str | None = None):
         ("p_holm", "right"),
         ("", "left"),
     ):
-        table.add_column(col, justify=justify, no_wrap=col != "")
+        table.add_column(col, justify=justify, no_wrap=col != "a vs b", min_width=4 if col == "" else None)
     tests = set()
     for e in entries:
         tests.add(e.get("test", "permutation"))
@@ -168,16 +168,11 @@ def judge_table(scores: dict[str, Any]):
     if not judge:
         return None
     table = Table(title=f"judge · {judge.get('model')}", title_justify="left")
-    for col in (
-        "metric",
-        "judged",
-        "judge calls",
-        "cache hits",
-        "parse failures",
-        "parse-failure rate",
-        "judge errors",
-    ):
-        table.add_column(col, justify="left" if col == "metric" else "right")
+    for col in ("metric", "asked", "calls", "cached", "unparsed", "parse-failure rate", "errors"):
+        if col == "metric":
+            table.add_column(col, overflow="fold")
+        else:
+            table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     rows = dict(judge.get("metrics", {}))
     pairwise = scores.get("judge_pairwise")
     if pairwise:
@@ -195,8 +190,9 @@ def judge_table(scores: dict[str, Any]):
             str(m.get("judge_errors", 0)),
         )
     table.caption = (
-        f"{judge.get('calls', 0)} judge call(s), {judge.get('cache_hits', 0)} cache hit(s), "
-        f"{judge.get('seconds', 0)} s; unparseable verdicts count as missing, never as 0"
+        f"{judge.get('calls', 0)} judge call(s), {judge.get('cache_hits', 0)} from the cache, "
+        f"{judge.get('seconds', 0)} s. asked: verdicts needed; unparsed: missing, never counted as 0; "
+        "errors: judge unreachable"
     )
     return table
 
