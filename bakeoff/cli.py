@@ -110,7 +110,7 @@ def run(
     runs_dir: RunsDir = DEFAULT_RUNS,
 ) -> None:
     """Prepare, train, answer and score every candidate; write a run and print the comparison."""
-    from bakeoff.eval.table import comparison_table
+    from bakeoff.eval.table import print_scores
     from bakeoff.runner import RunError, run_recipe
     from bakeoff.store import RunStoreError, find_run, read_run
 
@@ -147,7 +147,7 @@ def run(
         err.print("interrupted; the run is marked failed", style="red")
         raise typer.Exit(130) from None
     info = read_run(path)
-    console.print(comparison_table(info.scores or {}, title=f"{info.recipe} · {info.run_id}"))
+    print_scores(console, info.scores or {}, title=f"{info.recipe} · {info.run_id}")
     console.print(f"run written to {path}  (bakeoff show {info.run_id})", soft_wrap=True)
 
 
@@ -195,10 +195,17 @@ def show(
             metavar="RUN", help="Run id (prefix), recipe name (its latest run), 'latest' or a run folder."
         ),
     ] = "latest",
+    metric: Annotated[
+        str | None,
+        typer.Option("--metric", help="Paired comparisons for this metric (default: the headline)."),
+    ] = None,
+    errors: Annotated[
+        bool, typer.Option("--errors", help="Also print error analysis: lost and all-fail questions.")
+    ] = False,
     runs_dir: RunsDir = DEFAULT_RUNS,
 ) -> None:
-    """Print a run's comparison table (best value per metric marked)."""
-    from bakeoff.eval.table import comparison_table
+    """Print a run's scores with intervals, paired comparisons (significant ones marked) and judge stats."""
+    from bakeoff.eval.table import print_scores
     from bakeoff.store import RunStoreError, find_run
 
     try:
@@ -213,7 +220,7 @@ def show(
     if not info.scores:
         console.print("no scores yet (the run did not finish)")
         return
-    console.print(comparison_table(info.scores))
+    print_scores(console, info.scores, metric=metric, errors=errors)
     if info.scores.get("task") == "classification":
         from rich.table import Table
 
@@ -232,16 +239,21 @@ def show(
 
 @app.command()
 def metrics() -> None:
-    """List the metrics a recipe can name."""
-    from bakeoff.eval import METRICS, get_metric
+    """List the metrics a recipe can name (and those that cannot run here, with the reason)."""
+    from bakeoff.eval import JUDGE_METRICS, METRICS, UNAVAILABLE_METRICS, metric_class
 
     for name, (_cls, task) in METRICS.items():
-        console.print(f"{name:14} {task or 'any':15} {get_metric(name).description}")
+        needs = "  [dim](needs judge:)[/]" if name in JUDGE_METRICS else ""
+        console.print(
+            f"{name:20} {task or 'any':15} {metric_class(name).description}{needs}", highlight=False
+        )
+    for name, reason in UNAVAILABLE_METRICS.items():
+        console.print(f"{name:20} [red]{'unavailable':15}[/] {reason}", highlight=False)
     from bakeoff.eval.metrics import retrieval_metrics
 
     for metric in retrieval_metrics(1):  # reported automatically for candidates that retrieve
         name = "hit_rate@k" if metric.name.startswith("hit_rate@") else metric.name
-        console.print(f"{name:14} {'rag (auto)':15} {metric.description}")
+        console.print(f"{name:20} {'rag (auto)':15} {metric.description}", highlight=False)
 
 
 @app.command()
@@ -304,6 +316,10 @@ _register_ui(app)
 from bakeoff import cli_ollama  # noqa: E402
 
 cli_ollama.register(app)
+
+from bakeoff import cli_eval  # noqa: E402
+
+cli_eval.register(app)
 
 
 def main() -> None:

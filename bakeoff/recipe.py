@@ -27,6 +27,7 @@ from pydantic import (
 
 from bakeoff._yaml import YamlError, load_yaml
 from bakeoff.corpus import CorpusSpec
+from bakeoff.eval.settings import JudgeSpec, StatisticsSpec
 from bakeoff.fields import ExistingFile, RecipePath, project_root
 from bakeoff.models import EmbeddedRef, EmbeddingRefField, ModelRefField
 from bakeoff.plugins import AgentError, AgentSettings, available_agents, load_agent_class
@@ -51,8 +52,10 @@ NOT_IMPORTED = "names Python code (module:Class), not imported while validating 
 
 
 def _known_metric(name: str) -> str:
-    from bakeoff.eval import metric_names  # light module, no heavy imports
+    from bakeoff.eval import UNAVAILABLE_METRICS, metric_names  # light module, no heavy imports
 
+    if name in UNAVAILABLE_METRICS:
+        raise ValueError(f"metric {name!r} is unavailable: {UNAVAILABLE_METRICS[name]}")
     if name not in metric_names():
         raise ValueError(f"unknown metric {name!r}; available: {', '.join(metric_names())}")
     return name
@@ -70,10 +73,36 @@ class EvalSpec(BaseModel):
     )
     metrics: list[Annotated[str, AfterValidator(_known_metric)]] | None = Field(
         None,
-        description="Metrics to compute; default depends on the task (QA: bleu, rouge1, rouge2, rougeL, "
-        "exact_match, token_f1; classification: accuracy, macro_f1 with per-label P/R/F1). `bakeoff metrics` lists all.",
+        description="Metrics to compute; default depends on the task (QA: bleu, rouge1, rouge2, rougeL, chrf, "
+        "exact_match, token_f1, contains, semantic_similarity; classification: accuracy, macro_f1 with per-label "
+        "P/R/F1). RAGAS metrics and judge_rubric need `judge:`. `bakeoff metrics` lists all.",
     )
     limit: int | None = Field(None, ge=1, description="Use only the first N questions (quick iterations).")
+    headline: Annotated[str, AfterValidator(_known_metric)] | None = Field(
+        None,
+        description="The metric that decides: paired comparisons in `bakeoff show`, error analysis and reports "
+        "lead with it. Default: the first of `metrics` if given, else rougeL (QA) or accuracy (classification).",
+    )
+    fail_below: float = Field(
+        0.5,
+        description="Error analysis: an answer whose headline value is below this failed (questions every "
+        "candidate fails are listed).",
+    )
+    statistics: StatisticsSpec = Field(
+        default_factory=StatisticsSpec, description="Bootstrap intervals and paired tests."
+    )
+
+
+def _judge_shorthand_schema(schema: dict[str, Any]) -> None:
+    # `judge: MODEL` is accepted as the short form of `judge: {model: MODEL}` (see JudgeSpec).
+    schema.setdefault("anyOf", []).insert(
+        0,
+        {
+            "type": "string",
+            "pattern": r"^(embedded|hf|ollama|openai-compatible):.+",
+            "description": "a judge model",
+        },
+    )
 
 
 class RecipeBase(BaseModel):
@@ -123,6 +152,12 @@ class RecipeBase(BaseModel):
         "(default, offline), `ollama:MODEL` or `hf:/path/to/sentence-transformers-model`.",
         json_schema_extra={"default": "embedded:all-minilm-l6-v2"},
     )
+    judge: JudgeSpec | None = Field(
+        None,
+        description="The LLM that grades answers for RAGAS metrics and judge_rubric: a model reference "
+        "(`judge: ollama:llama3.1:8b`) or a mapping with `model:` and settings (rubric, max_new_tokens, ...).",
+        json_schema_extra=_judge_shorthand_schema,
+    )
 
 
 class Recipe(RecipeBase):
@@ -147,7 +182,7 @@ def cross_check(data: dict[str, Any]) -> list[tuple[tuple, str]]:
 
     Returns (location, message) pairs.
     """
-    from bakeoff.eval import METRICS, metric_task
+    from bakeoff.eval import DEFAULT_METRICS, JUDGE_METRICS, METRICS, metric_task
 
     problems: list[tuple[tuple, str]] = []
     candidates = data.get("candidates") if isinstance(data.get("candidates"), list) else []
@@ -181,6 +216,45 @@ def cross_check(data: dict[str, Any]) -> list[tuple[tuple, str]]:
                         f"metric {metric!r} is for task {wanted!r}, this recipe is {task!r}",
                     )
                 )
+    judge = data.get("judge")
+    for j, metric in enumerate(metrics):
+        if metric in JUDGE_METRICS and judge is None:
+            problems.append(
+                (
+                    ("eval", "metrics", j),
+                    f"metric {metric!r} is graded by an LLM judge: add `judge: MODEL` "
+                    "(e.g. judge: embedded:smollm2-135m-instruct, or ollama:llama3.1:8b)",
+                )
+            )
+        elif (
+            metric == "judge_rubric"
+            and isinstance(judge, str | dict)
+            and not (isinstance(judge, dict) and judge.get("rubric"))
+        ):
+            problems.append(
+                (
+                    ("eval", "metrics", j),
+                    "metric 'judge_rubric' needs a rubric: write `judge:` as a mapping with "
+                    "`model:` and `rubric: {criteria: ..., scale: [1, 5]}`",
+                )
+            )
+    headline = spec.get("headline")
+    if isinstance(headline, str) and headline in METRICS and task in DEFAULT_METRICS:
+        listed = [m for m in metrics if isinstance(m, str)] if spec.get("metrics") else DEFAULT_METRICS[task]
+        if headline not in listed:
+            problems.append(
+                (
+                    ("eval", "headline"),
+                    f"headline {headline!r} is not among the metrics computed: {', '.join(listed)}",
+                )
+            )
+        elif headline == "macro_f1":
+            problems.append(
+                (
+                    ("eval", "headline"),
+                    "macro_f1 is corpus-level (no per-answer values); use accuracy as headline",
+                )
+            )
     for i, cand in enumerate(candidates):
         model = cand.get("model") if isinstance(cand, dict) else None
         if isinstance(model, str) and model.startswith("candidate:"):

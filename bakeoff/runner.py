@@ -241,6 +241,11 @@ def run_recipe(
                 retrieval_k={
                     c.name: agents[c.name].retrieval_k for c in answering if agents[c.name].retrieval_k
                 },
+                embeddings=recipe.embeddings,
+                judge=recipe.judge,
+                headline=recipe.eval.headline,
+                statistics_spec=recipe.eval.statistics,
+                fail_below=recipe.eval.fail_below,
             )
         writer.write_scores(scores)
         writer.manifest["notes"] = ctx.notes

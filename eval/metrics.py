@@ -2,7 +2,10 @@
 
 Each metric scores one answer at a time with keyword arguments named after the data (``response``,
 ``reference``), declares its range, and returns a :class:`MetricResult` (a value plus a reason when the value
-is missing). Corpus-level metrics (macro-F1) also implement :meth:`Metric.aggregate`.
+is missing). Corpus-level metrics (macro-F1) also implement :meth:`Metric.aggregate`. Scoring calls
+:meth:`Metric.score_samples` with whole :class:`Sample` batches, which metrics that batch (embeddings) or
+call a judge (:mod:`bakeoff.eval.judged`) override. A metric that needs a resource declares it in ``needs``
+(``"embeddings"``: the recipe's embedding model reference; ``"judge"``: a :class:`~bakeoff.eval.judge.Judge`).
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 __all__ = [
     "Accuracy",
     "Bleu",
+    "Chrf",
     "ContainsReference",
     "ExactMatch",
     "HitRate",
@@ -29,6 +33,8 @@ __all__ = [
     "Rouge1",
     "Rouge2",
     "RougeL",
+    "Sample",
+    "SemanticSimilarity",
     "TokenF1",
     "classification_report",
     "context_matches",
@@ -39,10 +45,31 @@ __all__ = [
 
 @dataclass
 class MetricResult:
-    """A metric's value for one answer; ``value is None`` means missing, and ``reason`` says why."""
+    """A metric's value for one answer; ``value is None`` means missing, and ``reason`` says why.
+
+    Judged metrics also say whether the judge was asked (``judged``; False when no verdict was needed, e.g. no
+    contexts), why a value is missing (``failure``: ``"parse"`` when the judge's reply could not be used,
+    ``"judge"`` when the judge could not be reached or failed) and whether the verdict came from the judge
+    cache (``cached``).
+    """
 
     value: float | None
     reason: str = ""
+    failure: Literal["parse", "judge"] | None = None
+    cached: bool = False
+    judged: bool = False
+
+
+@dataclass
+class Sample:
+    """Everything a metric may look at for one answer."""
+
+    question_id: str
+    question: str
+    response: str
+    reference: str
+    contexts: list[str] | None = None  # retrieved passages (RAG candidates); None when there were none
+    error: bool = False  # the candidate failed on this question (scored as an empty reply)
 
 
 class Metric:
@@ -52,9 +79,14 @@ class Metric:
     score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     higher_is_better: ClassVar[bool] = True
     description: ClassVar[str] = ""
+    needs: ClassVar[tuple[str, ...]] = ()  # resources the constructor takes: "embeddings", "judge"
 
     def score(self, *, response: str, reference: str) -> MetricResult:
         raise NotImplementedError
+
+    def score_samples(self, samples: Sequence[Sample]) -> list[MetricResult]:
+        """Score a batch of answers (default: one :meth:`score` call each)."""
+        return [self.score(response=s.response, reference=s.reference) for s in samples]
 
     def batch_score(self, *, responses: Sequence[str], references: Sequence[str]) -> list[MetricResult]:
         if len(responses) != len(references):
@@ -92,6 +124,80 @@ class Bleu(Metric):
         if not response.strip():
             return MetricResult(0.0, "empty response")
         return MetricResult(self._bleu.sentence_score(response, [reference]).score / 100.0)
+
+
+class Chrf(Metric):
+    """Sentence chrF (sacrebleu: character n-gram F-score, beta 2), scaled to [0, 1].
+
+    Character n-grams reward partly right answers (inflections, numbers written slightly differently) that
+    word-level BLEU and ROUGE score 0.
+    """
+
+    name = "chrf"
+    description = "character n-gram F-score (sacrebleu chrF), 0-1"
+
+    @cached_property
+    def _chrf(self):
+        from sacrebleu.metrics import CHRF
+
+        return CHRF()
+
+    def score(self, *, response: str, reference: str) -> MetricResult:
+        self._check(response, reference)
+        if not response.strip():
+            return MetricResult(0.0, "empty response")
+        return MetricResult(self._chrf.sentence_score(response, [reference]).score / 100.0)
+
+
+class SemanticSimilarity(Metric):
+    """Cosine similarity of response and reference embeddings (the recipe's ``embeddings:`` model).
+
+    The embedder returns L2-normalised vectors, so the cosine is a dot product. Cosines can be slightly
+    negative for unrelated texts; the value is kept as is (range -1..1), an empty response scores 0.
+    """
+
+    name = "semantic_similarity"
+    description = "cosine similarity of embeddings (recipe `embeddings:` model)"
+    score_range = (-1.0, 1.0)
+    needs = ("embeddings",)
+
+    def __init__(self, embeddings: Any = None) -> None:
+        from bakeoff.models import EmbeddedRef
+
+        self.embeddings_ref = embeddings or EmbeddedRef("all-minilm-l6-v2")
+
+    @cached_property
+    def _embedder(self):
+        from transformers.utils import logging as hf_logging
+
+        from bakeoff.embeddings import load_embedder
+
+        hf_logging.disable_progress_bar()  # scoring shows its own progress
+        return load_embedder(self.embeddings_ref)
+
+    def score(self, *, response: str, reference: str) -> MetricResult:
+        return self.batch_score(responses=[response], references=[reference])[0]
+
+    def batch_score(self, *, responses: Sequence[str], references: Sequence[str]) -> list[MetricResult]:
+        if len(responses) != len(references):
+            raise ValueError(f"{len(responses)} responses but {len(references)} references")
+        for r, ref in zip(responses, references, strict=True):
+            self._check(r, ref)
+        todo = [i for i, r in enumerate(responses) if r.strip()]
+        out = [MetricResult(0.0, "empty response") for _ in responses]
+        if not todo:
+            return out
+        vectors = self._embedder.embed([responses[i] for i in todo] + [references[i] for i in todo])
+        half = len(todo)
+        for k, i in enumerate(todo):
+            a, b = vectors[k], vectors[half + k]
+            out[i] = MetricResult(max(-1.0, min(1.0, float(sum(x * y for x, y in zip(a, b, strict=True))))))
+        return out
+
+    def score_samples(self, samples: Sequence[Sample]) -> list[MetricResult]:
+        return self.batch_score(
+            responses=[s.response for s in samples], references=[s.reference for s in samples]
+        )
 
 
 class _Rouge(Metric):

@@ -1,0 +1,125 @@
+"""Error analysis: where a candidate loses, and what nobody gets right.
+
+On the headline metric:
+
+* **lost**: per candidate, the questions it lost most clearly to the *best other* candidate (the other one
+  with the highest mean), largest gap first — what to read to see why it is behind;
+* **all_fail**: the questions where every candidate scored below ``fail_below`` (or had no value) — usually a
+  retrieval gap, a wrong reference or a question the corpus does not answer.
+
+``scores.json`` layout::
+
+    "error_analysis": {
+        "metric": "rougeL", "fail_below": 0.5, "higher_is_better": true,
+        "lost": {NAME: {"versus": OTHER, "n_lost": 12, "questions": [
+            {"question_id", "question", "reference", "answer", "other_answer", "value", "other_value", "gap"}
+        ]}},
+        "all_fail": [{"question_id", "question", "reference", "values": {NAME: v}, "answers": {NAME: text}}]
+    }
+
+Texts are cut to 300 characters; at most ``top`` (10) lost questions are kept per candidate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["error_analysis"]
+
+_TEXT = 300
+
+
+def _cut(text: Any) -> str:
+    text = "" if text is None else str(text)
+    return text if len(text) <= _TEXT else text[: _TEXT - 1] + "…"
+
+
+def error_analysis(
+    scores: dict[str, Any],
+    rows_by_candidate: dict[str, list[dict[str, Any]]],
+    questions: dict[str, Any],
+    *,
+    fail_below: float = 0.5,
+    top: int = 10,
+) -> dict[str, Any]:
+    """Lost and all-fail questions on ``scores["headline"]`` (see the module docstring).
+
+    Args:
+        scores: the scores document so far (``headline``, ``candidates``, ``per_answer``).
+        rows_by_candidate: candidate -> answer rows (for the texts).
+        questions: question id -> :class:`~bakeoff.plugins.Question`.
+        fail_below: a value below this is a failed answer.
+        top: most lost questions kept per candidate.
+    """
+    from bakeoff.eval import metric_class
+
+    metric = scores["headline"]
+    up = getattr(metric_class(metric), "higher_is_better", True)
+    per_answer = scores["per_answer"]
+    texts = {
+        c: {
+            r["question_id"]: ("[error] " + str(r["error"])) if r.get("error") else r.get("answer")
+            for r in rows
+        }
+        for c, rows in rows_by_candidate.items()
+    }
+    means = {
+        c: cand["metrics"].get(metric, {}).get("mean")
+        for c, cand in scores["candidates"].items()
+        if cand["metrics"].get(metric, {}).get("mean") is not None
+    }
+    lost: dict[str, Any] = {}
+    for cand in per_answer:
+        others = {c: m for c, m in means.items() if c != cand}
+        if not others:
+            continue
+        best = max(others, key=lambda c: others[c] if up else -others[c])
+        rows = []
+        for qid, values in per_answer[cand].items():
+            mine, theirs = values.get(metric), per_answer[best].get(qid, {}).get(metric)
+            if mine is None or theirs is None:
+                continue
+            gap = (theirs - mine) if up else (mine - theirs)
+            if gap > 0:
+                q = questions.get(qid)
+                rows.append(
+                    {
+                        "question_id": qid,
+                        "question": _cut(q.question if q else ""),
+                        "reference": _cut(q.reference if q else ""),
+                        "answer": _cut(texts.get(cand, {}).get(qid)),
+                        "other_answer": _cut(texts.get(best, {}).get(qid)),
+                        "value": mine,
+                        "other_value": theirs,
+                        "gap": gap,
+                    }
+                )
+        rows.sort(key=lambda r: (-r["gap"], r["question_id"]))
+        lost[cand] = {"versus": best, "n_lost": len(rows), "questions": rows[:top]}
+    all_fail = []
+    candidates = list(per_answer)
+    qids = list(dict.fromkeys(q for c in candidates for q in per_answer[c]))
+    for qid in qids:
+        values = {c: per_answer[c].get(qid, {}).get(metric) for c in candidates}
+
+        def failed(v: float | None) -> bool:
+            return v is None or (v < fail_below if up else v > fail_below)
+
+        if candidates and all(failed(v) for v in values.values()):
+            q = questions.get(qid)
+            all_fail.append(
+                {
+                    "question_id": qid,
+                    "question": _cut(q.question if q else ""),
+                    "reference": _cut(q.reference if q else ""),
+                    "values": values,
+                    "answers": {c: _cut(texts.get(c, {}).get(qid)) for c in candidates},
+                }
+            )
+    return {
+        "metric": metric,
+        "fail_below": fail_below,
+        "higher_is_better": up,
+        "lost": lost,
+        "all_fail": all_fail,
+    }

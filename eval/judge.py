@@ -1,0 +1,292 @@
+"""The judge: an LLM behind an OpenAI-compatible endpoint that grades answers, with an on-disk cache.
+
+One :class:`Judge` per scoring. It resolves the recipe's ``judge:`` model to an endpoint — Ollama's ``/v1``,
+any OpenAI-compatible server, or a private :class:`~bakeoff.backends.local_server.LocalOpenAIServer` that it
+starts on 127.0.0.1 for ``embedded:`` and ``hf:`` models — and hands out clients for it: an ``AsyncOpenAI``
+client for the rubric judge and an instructor-wrapped ragas ``InstructorLLM`` for the RAGAS metrics. Every
+HTTP request those clients send is counted (:attr:`Judge.calls`).
+
+Verdicts are cached under ``BAKEOFF_HOME/judge-cache/<metric>/`` as one JSON file per key, the key being a
+SHA-256 of (metric and its version, the inputs the metric reads, the judge's identity: model, max tokens,
+temperature, structured-output mode). A verdict the judge gave but that could not be parsed is cached too
+(the judge would say the same again); a judge that could not be reached is not (that is not its verdict).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from bakeoff.backends.local_server import LLAMA_CPP_SETTINGS
+from bakeoff.eval.metrics import MetricResult
+from bakeoff.eval.settings import JudgeSpec
+from bakeoff.models import EmbeddedRef, HFRef, OllamaRef, OpenAICompatibleRef
+
+__all__ = ["Judge", "JudgeCache", "JudgeError", "classify_failure"]
+
+
+class JudgeError(Exception):
+    """The judge cannot be started or reached at all; the message says what to do."""
+
+
+class JudgeCache:
+    """Judge verdicts on disk, one small JSON file per (metric, inputs, judge) key."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        from bakeoff.paths import home
+
+        self.root = Path(root) if root else home() / "judge-cache"
+
+    @staticmethod
+    def key(metric: str, inputs: dict[str, Any], judge: dict[str, Any]) -> str:
+        blob = json.dumps(
+            {"metric": metric, "inputs": inputs, "judge": judge}, sort_keys=True, ensure_ascii=False
+        )
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+    def _path(self, metric: str, key: str) -> Path:
+        return self.root / metric / key[:2] / f"{key}.json"
+
+    def get(self, metric: str, key: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self._path(metric, key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def put(self, metric: str, key: str, value: dict[str, Any]) -> None:
+        path = self._path(metric, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        tmp.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    while exc is not None and exc not in out:
+        out.append(exc)
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return out
+
+
+def classify_failure(exc: BaseException, *, where: str, max_tokens: int) -> MetricResult:
+    """Turn an exception from a judge call into a missing value with its reason.
+
+    ``failure="judge"``: the judge could not be reached or answered with an HTTP error (not cached).
+    ``failure="parse"``: the judge replied but the reply could not be used (cut off, not the expected JSON).
+    """
+    import openai
+
+    for err in _chain(exc):
+        if isinstance(err, openai.APIConnectionError | openai.APITimeoutError):
+            return MetricResult(None, f"judge unreachable at {where}: {type(err).__name__}", failure="judge")
+        if isinstance(err, openai.APIStatusError):
+            detail = str(err)[:200]
+            return MetricResult(None, f"judge answered HTTP {err.status_code}: {detail}", failure="judge")
+    names = {type(e).__name__ for e in _chain(exc)}
+    if "IncompleteOutputException" in names:
+        return MetricResult(
+            None,
+            f"judge reply cut off at max_new_tokens={max_tokens} before the JSON closed",
+            failure="parse",
+        )
+    last = _chain(exc)[-1]
+    detail = " ".join(str(last).split())[:240]
+    return MetricResult(
+        None, f"judge reply could not be parsed ({type(last).__name__}): {detail}", failure="parse"
+    )
+
+
+class Judge:
+    """A judge model, its endpoint, its cache and its call counters (see the module docstring).
+
+    Args:
+        spec: the recipe's ``judge:`` settings.
+        embeddings: the recipe's embedding model reference (RAGAS answer relevancy compares questions with it).
+        cache_dir: where verdicts are cached (default ``BAKEOFF_HOME/judge-cache``).
+        backend: serve this :class:`~bakeoff.backends.local_server.ChatBackend` instead of the model the spec
+            names (a custom local model).
+    """
+
+    def __init__(
+        self,
+        spec: JudgeSpec,
+        *,
+        embeddings: Any = None,
+        cache_dir: Path | None = None,
+        backend: Any = None,
+    ) -> None:
+        self.spec = spec
+        self.embeddings = embeddings
+        self.cache = JudgeCache(cache_dir)
+        self._backend = backend
+        self.server = None
+        self.base_url: str | None = None
+        self.model_name: str | None = None
+        self.calls = 0  # HTTP requests sent to the judge by this object's clients
+        self.cache_hits = 0
+        self.served: dict[str, float] = {}  # requests and busy seconds of the local server (when one ran)
+        self._lock = threading.Lock()
+
+    # -- endpoint --------------------------------------------------------------------------------------------
+    def open(self) -> Judge:
+        """Resolve (and for local models start) the endpoint; idempotent."""
+        if self.base_url is not None:
+            return self
+        logging.getLogger("instructor").setLevel(logging.CRITICAL)  # failures are reported as data instead
+        os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")  # ragas usage telemetry: never from bakeoff
+        ref = self.spec.model
+        if self._backend is not None or isinstance(ref, EmbeddedRef | HFRef):
+            from bakeoff.backends.local_server import LocalOpenAIServer
+
+            backend = self._backend or self._local_backend(ref)
+            name = getattr(backend, "name", None) or str(ref)
+            self.server = LocalOpenAIServer(backend, model=str(name)).start()
+            self.served = {"server_requests": 0, "server_busy_s": 0.0, **self.served}
+            self.base_url, self.model_name = self.server.base_url, str(name)
+        elif isinstance(ref, OllamaRef):
+            from bakeoff.backends.openai_compatible import ollama_host
+
+            self.base_url, self.model_name = f"{ollama_host()}/v1", ref.model
+        elif isinstance(ref, OpenAICompatibleRef):
+            self.base_url, self.model_name = ref.base_url, ref.model
+        else:
+            raise JudgeError(f"{ref} cannot be a judge; use embedded:, hf:, ollama: or openai-compatible:")
+        return self
+
+    @staticmethod
+    def _local_backend(ref: Any):
+        from bakeoff.backends import load_generator
+        from bakeoff.backends.local_server import GeneratorBackend, LlamaCppBackend
+
+        if isinstance(ref, EmbeddedRef):
+            import importlib.util
+
+            if importlib.util.find_spec("llama_cpp") is not None:
+                from bakeoff.backends.embedded import gguf_path
+
+                return LlamaCppBackend(gguf_path(ref.name))
+        return GeneratorBackend(load_generator(ref))
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.served["server_requests"] += self.server.requests
+            self.served["server_busy_s"] += self.server.busy_s
+            self.server = None
+        self.base_url = None
+
+    def __enter__(self) -> Judge:
+        return self.open()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two judges give the same verdicts: the spec's settings plus, for a model bakeoff serves
+        itself, which engine runs it (llama.cpp and transformers decode the same model differently)."""
+        out = self.spec.identity()
+        if self._backend is not None:
+            out["served_by"] = str(getattr(self._backend, "name", type(self._backend).__name__))
+        elif isinstance(self.spec.model, EmbeddedRef):
+            import importlib.util
+
+            llama = importlib.util.find_spec("llama_cpp") is not None
+            out["served_by"] = f"llama.cpp/{LLAMA_CPP_SETTINGS}" if llama else "transformers"
+        elif isinstance(self.spec.model, HFRef):
+            out["served_by"] = "transformers"
+        return out
+
+    @property
+    def where(self) -> str:
+        return "the embedded judge" if self.server is not None else str(self.base_url)
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for scores.json."""
+        out: dict[str, Any] = {**self.spec.identity(), "calls": self.calls, "cache_hits": self.cache_hits}
+        if self.served:
+            live = self.server
+            out["endpoint"] = "local (bakeoff-served, 127.0.0.1)"
+            out["server_requests"] = int(self.served["server_requests"] + (live.requests if live else 0))
+            out["server_busy_s"] = round(self.served["server_busy_s"] + (live.busy_s if live else 0.0), 2)
+        elif self.base_url:
+            out["endpoint"] = self.base_url
+        return out
+
+    # -- clients ---------------------------------------------------------------------------------------------
+    def async_openai(self):
+        """A fresh ``AsyncOpenAI`` client for the endpoint (one per event loop), counting its requests."""
+        import httpx
+        import openai
+
+        self.open()
+
+        async def count(_request) -> None:
+            with self._lock:
+                self.calls += 1
+
+        http = httpx.AsyncClient(timeout=self.spec.timeout_s, event_hooks={"request": [count]})
+        return openai.AsyncOpenAI(
+            base_url=self.base_url,
+            api_key=os.environ.get("OPENAI_API_KEY") or "bakeoff",
+            max_retries=0,
+            timeout=self.spec.timeout_s,
+            http_client=http,
+        )
+
+    def ragas_llm(self, client):
+        """A ragas ``InstructorLLM`` over ``client`` with the judge's decoding settings."""
+        import instructor
+        from ragas.llms.base import InstructorLLM, InstructorModelArgs
+
+        modes = {
+            "json_schema": instructor.Mode.JSON_SCHEMA,
+            "json": instructor.Mode.JSON,
+            "none": instructor.Mode.MD_JSON,
+        }
+        patched = instructor.from_openai(client, mode=modes[self.spec.structured_output])
+        return InstructorLLM(
+            client=patched,
+            model=self.model_name,
+            provider="openai",
+            model_args=InstructorModelArgs(
+                temperature=self.spec.temperature, top_p=1.0, max_tokens=self.spec.max_new_tokens
+            ),
+            max_retries=self.spec.retries,
+        )
+
+    def response_format(self, schema: dict[str, Any], name: str) -> dict[str, Any] | None:
+        """The OpenAI ``response_format`` for a JSON reply of ``schema`` under the spec's mode."""
+        if self.spec.structured_output == "json_schema":
+            return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
+        if self.spec.structured_output == "json":
+            return {"type": "json_object"}
+        return None
+
+    # -- cache -----------------------------------------------------------------------------------------------
+    def cached(self, metric: str, inputs: dict[str, Any]) -> MetricResult | None:
+        if not self.spec.cache:
+            return None
+        hit = self.cache.get(metric, self.cache.key(metric, inputs, self.identity()))
+        if hit is None:
+            return None
+        with self._lock:
+            self.cache_hits += 1
+        return MetricResult(hit.get("value"), hit.get("reason", ""), failure=hit.get("failure"), cached=True)
+
+    def store(self, metric: str, inputs: dict[str, Any], result: MetricResult) -> None:
+        if not self.spec.cache or result.failure == "judge":
+            return
+        self.cache.put(
+            metric,
+            self.cache.key(metric, inputs, self.identity()),
+            {"value": result.value, "reason": result.reason, "failure": result.failure},
+        )
+
+    def failure(self, exc: BaseException) -> MetricResult:
+        return classify_failure(exc, where=self.where, max_tokens=self.spec.max_new_tokens)

@@ -1,0 +1,373 @@
+"""Statistics that say whether a difference between candidates is real.
+
+Every candidate answers the same questions, so candidates are compared *paired*, question by question: the
+per-question difference removes the variation between easy and hard questions, which is most of the noise.
+
+What is computed (all resampling is seeded: the same scores and seed give the same numbers):
+
+* **Mean with a bootstrap interval** per candidate and metric: the percentile interval of the mean over
+  ``resamples`` resamples of the questions that have a value (missing values are left out, never counted 0).
+* **Paired difference** for every pair of candidates (a, b) and metric, on the questions both have a value
+  for: ``delta = mean(a - b)``, its paired bootstrap interval (questions resampled, both candidates together)
+  and a two-sided **paired permutation test** p-value (random sign flips of the per-question differences;
+  exact enumeration of all 2^n flips when n ≤ 16). Corpus-level metrics (macro-F1) use the paired bootstrap
+  for both the interval and the p-value.
+* **McNemar's exact test** for classification accuracy (the binomial test on the discordant questions: a
+  right and b wrong versus a wrong and b right), which is the standard paired test for two classifiers.
+* **Holm's correction** across all pairs of one metric (``p_holm``); a difference is *significant* when
+  ``p_holm < alpha``. Metrics are not corrected against each other: pick the headline metric before looking.
+
+``scores.json`` layout (keys added by this module; everything older is unchanged)::
+
+    "headline": "rougeL",                         # the metric error analysis and reports lead with
+    "candidates": {NAME: {"metrics": {METRIC: {
+        "mean": 0.41, "n": 48, "missing": 0,      # as before
+        "ci": [0.36, 0.46]                        # bootstrap interval of the mean (null when n = 0)
+    }}}},
+    "statistics": {
+        "method": {"confidence": 0.95, "resamples": 2000, "permutations": 10000, "seed": 0,
+                   "alpha": 0.05, "correction": "holm", ...},
+        "comparisons": {METRIC: [                 # one entry per pair, in recipe order (a before b)
+            {"a": "rag", "b": "zero-shot", "n": 48,
+             "mean_a": 0.52, "mean_b": 0.31,
+             "delta": 0.21, "ci": [0.15, 0.27],   # a - b on the shared questions
+             "p": 0.0001, "p_holm": 0.0003, "significant": true,
+             "test": "permutation",               # or "mcnemar" (accuracy), "bootstrap" (corpus-level)
+             "wins": 30, "losses": 5, "ties": 13, # questions where a > b, a < b, a == b
+             "better": "rag"}                     # the significantly better one, or null
+        ]}
+    }
+
+How to read it: ``delta`` is how much better a is than b on average; if its interval excludes 0 and
+``significant`` is true, the difference is unlikely to be luck of the question sample. With few questions
+nothing is significant, however large ``delta`` looks: that is the point.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "bootstrap_interval",
+    "holm",
+    "mcnemar",
+    "mean_interval",
+    "paired_bootstrap",
+    "paired_comparison",
+    "permutation_p_value",
+    "statistics_for",
+]
+
+_EXACT_MAX_N = 16  # 2^16 = 65,536 sign vectors: exact enumeration is cheap up to here
+_CHUNK = 2000  # resamples per vectorised block (bounds memory for large question sets)
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+    tail = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(samples, [tail, 1.0 - tail])
+    return float(lo), float(hi)
+
+
+def bootstrap_interval(
+    n: int,
+    statistic: Callable[[np.ndarray], float],
+    *,
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of any statistic of ``n`` items.
+
+    Args:
+        n: number of items (questions).
+        statistic: maps an index array (a resample, with repeats) to the statistic's value.
+        resamples: bootstrap resamples.
+        confidence: interval coverage.
+        seed: resampling seed.
+
+    Returns:
+        ``(low, high)``.
+
+    Raises:
+        ValueError: ``n < 1``.
+    """
+    if n < 1:
+        raise ValueError("a bootstrap needs at least one item")
+    rng = _rng(seed)
+    values = np.array([statistic(rng.integers(0, n, size=n)) for _ in range(resamples)])
+    return _percentile_interval(values, confidence)
+
+
+def _resampled_means(x: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    rng = _rng(seed)
+    out = np.empty(resamples)
+    n = len(x)
+    for start in range(0, resamples, _CHUNK):
+        size = min(_CHUNK, resamples - start)
+        idx = rng.integers(0, n, size=(size, n))
+        out[start : start + size] = x[idx].mean(axis=1)
+    return out
+
+
+def mean_interval(
+    values: Sequence[float], *, resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """The mean and its percentile bootstrap interval.
+
+    Returns:
+        ``(mean, low, high)``.
+
+    Raises:
+        ValueError: no values.
+    """
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        raise ValueError("no values")
+    lo, hi = _percentile_interval(_resampled_means(x, resamples, seed), confidence)
+    return float(x.mean()), lo, hi
+
+
+def permutation_p_value(differences: Sequence[float], *, permutations: int = 10_000, seed: int = 0) -> float:
+    """Two-sided paired permutation (sign-flip) test of ``mean(differences) == 0``.
+
+    Under the null hypothesis each per-question difference is as likely to have the other sign. With n ≤ 16
+    all 2^n sign vectors are enumerated (exact p); otherwise ``permutations`` random ones are drawn and
+    ``p = (1 + hits) / (1 + permutations)`` (never 0).
+    """
+    d = np.asarray(differences, dtype=float)
+    n = d.size
+    if n == 0:
+        return 1.0
+    observed = abs(d.mean())
+    tolerance = 1e-12 * max(1.0, float(np.abs(d).max()))
+    if n <= _EXACT_MAX_N:
+        codes = np.arange(2**n, dtype=np.int64)[:, None]
+        signs = 1.0 - 2.0 * ((codes >> np.arange(n)) & 1)
+        stats = np.abs(signs @ d) / n
+        return float(np.mean(stats >= observed - tolerance))
+    rng = _rng(seed)
+    hits = 0
+    for start in range(0, permutations, _CHUNK):
+        size = min(_CHUNK, permutations - start)
+        signs = rng.choice(np.array([-1.0, 1.0]), size=(size, n))
+        hits += int(np.sum(np.abs(signs @ d) / n >= observed - tolerance))
+    return (1 + hits) / (1 + permutations)
+
+
+def mcnemar(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> dict[str, Any]:
+    """McNemar's exact test: do two classifiers err on different questions more often than chance?
+
+    Returns:
+        ``{"p", "a_only", "b_only"}``: the two-sided exact binomial p-value on the discordant questions, the
+        questions only a got right, and those only b got right.
+    """
+    if len(a_correct) != len(b_correct):
+        raise ValueError(f"{len(a_correct)} vs {len(b_correct)} answers: McNemar needs paired answers")
+    a_only = sum(1 for x, y in zip(a_correct, b_correct, strict=True) if x and not y)
+    b_only = sum(1 for x, y in zip(a_correct, b_correct, strict=True) if y and not x)
+    n = a_only + b_only
+    if n == 0:
+        return {"p": 1.0, "a_only": 0, "b_only": 0}
+    k = min(a_only, b_only)
+    tail = sum(math.comb(n, i) for i in range(k + 1))
+    p = min(1.0, 2 * tail / 2**n)
+    return {"p": float(p), "a_only": a_only, "b_only": b_only}
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values (same order as given), controlling the family-wise error rate."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def paired_comparison(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    resamples: int = 2000,
+    permutations: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Paired difference ``a - b`` over the same questions: mean, bootstrap interval, permutation p-value.
+
+    Returns:
+        ``{"n", "mean_a", "mean_b", "delta", "ci", "p", "test", "wins", "losses", "ties"}``.
+
+    Raises:
+        ValueError: different lengths or no questions.
+    """
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"paired values need the same questions ({x.size} vs {y.size})")
+    if x.size == 0:
+        raise ValueError("no shared questions")
+    d = x - y
+    lo, hi = _percentile_interval(_resampled_means(d, resamples, seed), confidence)
+    return {
+        "n": int(d.size),
+        "mean_a": float(x.mean()),
+        "mean_b": float(y.mean()),
+        "delta": float(d.mean()),
+        "ci": [lo, hi],
+        "p": permutation_p_value(d, permutations=permutations, seed=seed),
+        "test": "permutation",
+        "wins": int(np.sum(d > 0)),
+        "losses": int(np.sum(d < 0)),
+        "ties": int(np.sum(d == 0)),
+    }
+
+
+def paired_bootstrap(
+    n: int,
+    statistic_a: Callable[[np.ndarray], float],
+    statistic_b: Callable[[np.ndarray], float],
+    *,
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Paired bootstrap of ``statistic_a - statistic_b`` for corpus-level statistics (macro-F1).
+
+    The two-sided p-value is twice the share of resampled differences on the far side of 0 (at least
+    ``1 / (resamples + 1)``, at most 1).
+    """
+    everyone = np.arange(n)
+    delta = statistic_a(everyone) - statistic_b(everyone)
+    rng = _rng(seed)
+    diffs = np.empty(resamples)
+    for i in range(resamples):
+        idx = rng.integers(0, n, size=n)
+        diffs[i] = statistic_a(idx) - statistic_b(idx)
+    lo, hi = _percentile_interval(diffs, confidence)
+    if np.all(diffs == 0):
+        p = 1.0
+    else:
+        share = min(np.mean(diffs <= 0), np.mean(diffs >= 0))
+        p = float(min(1.0, max(2 * share, 1 / (resamples + 1))))
+    return {
+        "n": n,
+        "mean_a": float(statistic_a(everyone)),
+        "mean_b": float(statistic_b(everyone)),
+        "delta": float(delta),
+        "ci": [lo, hi],
+        "p": p,
+        "test": "bootstrap",
+    }
+
+
+def statistics_for(
+    per_question: dict[str, dict[str, dict[str, float | None]]],
+    *,
+    metrics: Sequence[str],
+    corpus_level: dict[str, Callable[[str, Sequence[str]], float]] | None = None,
+    binary: Sequence[str] = (),
+    resamples: int = 2000,
+    permutations: int = 10_000,
+    confidence: float = 0.95,
+    alpha: float = 0.05,
+    seed: int = 0,
+    higher_is_better: dict[str, bool] | None = None,
+) -> tuple[dict[str, dict[str, list[float] | None]], dict[str, list[dict[str, Any]]]]:
+    """Intervals and Holm-corrected paired comparisons for every candidate and metric.
+
+    Args:
+        per_question: candidate -> question id -> metric -> value (``None`` = missing).
+        metrics: the metrics to analyse.
+        corpus_level: metric -> ``f(candidate, question_ids)`` computing a corpus-level statistic on a
+            subset (with repeats) of questions; such metrics are bootstrapped as a whole.
+        binary: metrics whose values are 0/1 correctness and get McNemar's test (classification accuracy).
+        resamples, permutations, confidence, alpha, seed: see :class:`bakeoff.eval.settings.StatisticsSpec`.
+        higher_is_better: metric -> direction (default: higher is better), to name the better candidate.
+
+    Returns:
+        ``(intervals, comparisons)``: candidate -> metric -> ``[low, high]`` (or ``None``), and metric ->
+        list of pair entries as described in the module docstring.
+    """
+    corpus_level = corpus_level or {}
+    higher_is_better = higher_is_better or {}
+    candidates = list(per_question)
+    intervals: dict[str, dict[str, list[float] | None]] = {c: {} for c in candidates}
+    comparisons: dict[str, list[dict[str, Any]]] = {}
+    for metric in metrics:
+        for cand in candidates:
+            if metric in corpus_level:
+                qids = list(per_question[cand])
+                if not qids:
+                    intervals[cand][metric] = None
+                    continue
+                fn = corpus_level[metric]
+                ids = np.array(qids, dtype=object)
+                lo, hi = bootstrap_interval(
+                    len(qids),
+                    lambda idx, fn=fn, cand=cand, ids=ids: fn(cand, list(ids[idx])),
+                    resamples=resamples,
+                    confidence=confidence,
+                    seed=seed,
+                )
+                intervals[cand][metric] = [lo, hi]
+                continue
+            values = [v[metric] for v in per_question[cand].values() if v.get(metric) is not None]
+            if not values:
+                intervals[cand][metric] = None
+                continue
+            _, lo, hi = mean_interval(values, resamples=resamples, confidence=confidence, seed=seed)
+            intervals[cand][metric] = [lo, hi]
+        entries = []
+        for a, b in combinations(candidates, 2):
+            if metric in corpus_level:
+                shared = [q for q in per_question[a] if q in per_question[b]]
+                if not shared:
+                    continue
+                fn = corpus_level[metric]
+                ids = np.array(shared, dtype=object)
+                entry = paired_bootstrap(
+                    len(shared),
+                    lambda idx, fn=fn, a=a, ids=ids: fn(a, list(ids[idx])),
+                    lambda idx, fn=fn, b=b, ids=ids: fn(b, list(ids[idx])),
+                    resamples=resamples,
+                    confidence=confidence,
+                    seed=seed,
+                )
+            else:
+                shared = [
+                    q
+                    for q, v in per_question[a].items()
+                    if v.get(metric) is not None and per_question[b].get(q, {}).get(metric) is not None
+                ]
+                if not shared:
+                    continue
+                xa = [per_question[a][q][metric] for q in shared]
+                xb = [per_question[b][q][metric] for q in shared]
+                entry = paired_comparison(
+                    xa, xb, resamples=resamples, permutations=permutations, confidence=confidence, seed=seed
+                )
+                if metric in binary:
+                    test = mcnemar([x >= 0.5 for x in xa], [x >= 0.5 for x in xb])
+                    entry.update(test="mcnemar", p=test["p"], a_only=test["a_only"], b_only=test["b_only"])
+            entries.append({"a": a, "b": b, **entry})
+        for entry, adjusted in zip(entries, holm([e["p"] for e in entries]), strict=True):
+            entry["p_holm"] = adjusted
+            entry["significant"] = bool(adjusted < alpha)
+            up = higher_is_better.get(metric, True)
+            if not entry["significant"] or entry["delta"] == 0:
+                entry["better"] = None
+            else:
+                entry["better"] = entry["a"] if (entry["delta"] > 0) == up else entry["b"]
+        comparisons[metric] = entries
+    return intervals, comparisons
