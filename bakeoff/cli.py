@@ -74,6 +74,10 @@ def run(
         list[str] | None, typer.Option("--only", help="Candidate names to run (comma-separated; repeatable).")
     ] = None,
     runs_dir: RunsDir = DEFAULT_RUNS,
+    retrain: Annotated[
+        bool,
+        typer.Option("--retrain", help="Train fine-tuned candidates again, ignoring the training cache."),
+    ] = False,
 ) -> None:
     """Prepare, train, answer and score every candidate; write a run and print the comparison."""
     r = _load(recipe)
@@ -83,7 +87,12 @@ def run(
 
     try:
         path = run_recipe(
-            r, recipe_text=recipe.read_text(encoding="utf-8"), runs_dir=runs_dir, only=only, console=console
+            r,
+            recipe_text=recipe.read_text(encoding="utf-8"),
+            runs_dir=runs_dir,
+            only=only,
+            console=console,
+            retrain=retrain,
         )
     except RunError as exc:
         err.print(f"error: {exc}", style="red")

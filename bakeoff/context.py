@@ -52,6 +52,7 @@ class RunContext:
         agents: the run's agents by name, for ``candidate:NAME`` model references.
         corpus: the recipe's corpus block (None when the recipe has none).
         embeddings: the recipe's embedding model reference.
+        retrain: train fine-tuned candidates again even when the training cache has their weights.
     """
 
     task: str
@@ -66,6 +67,7 @@ class RunContext:
     notes: list[str] = field(default_factory=list)
     corpus: CorpusSpec | None = None
     embeddings: ModelRef | None = None
+    retrain: bool = False
 
     def generator_for(self, ref: ModelRef | None) -> Generator:
         """The generator for a model reference (``None`` = the recipe's base model)."""
