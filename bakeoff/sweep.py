@@ -57,8 +57,10 @@ def _format(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
-        text = f"{value:g}"
-        return re.sub(r"e([+-])0*(\d)", lambda m: "e" + ("-" if m.group(1) == "-" else "") + m.group(2), text)
+        if value != 0 and not 1e-2 <= abs(value) < 1e5:  # learning rates read as written: 5e-5, 2.5e-4
+            mantissa, _, exponent = f"{value:.6e}".partition("e")
+            return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+        return f"{value:g}"
     return re.sub(r"[^A-Za-z0-9_.+\-]", "_", str(value))
 
 

@@ -110,21 +110,21 @@ class DataSettings(BaseModel):
 
     @model_validator(mode="after")
     def _per_kind(self, info: ValidationInfo) -> DataSettings:
+        problems = []
         if self.kind == "instruct" and self.path is None:
-            raise ValueError("kind: instruct needs `path:` (a JSONL file of examples)")
+            problems.append("kind: instruct needs `path:` (a JSONL file of examples)")
         if self.kind == "causal":
             extra = [key for key in ("path", "template", "completion_only") if key in self.model_fields_set]
             if extra:
-                raise ValueError(
+                problems.append(
                     f"{', '.join(extra)}: only for kind: instruct; kind: causal trains on the recipe's `corpus:`"
                 )
             if isinstance(self.validation, Path):
-                raise ValueError("validation: kind: causal takes a fraction of the corpus chunks, not a file")
-            context = info.context or {}
-            if context.get("has_corpus") is False:
-                raise ValueError(
-                    "kind: causal trains on the recipe's corpus; add a top-level `corpus:` block"
-                )
+                problems.append("validation: kind: causal takes a fraction of the corpus chunks, not a file")
+            if (info.context or {}).get("has_corpus") is False:
+                problems.append("kind: causal trains on the recipe's corpus; add a top-level `corpus:` block")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 
