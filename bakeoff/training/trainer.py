@@ -110,6 +110,23 @@ def _cpu_threads() -> tuple[int, str]:
     return cores, "one per core"
 
 
+def training_key(req: TrainRequest) -> tuple[str, dict[str, Any], str, str | None]:
+    """The cache key of a request, what went into it, the method that will train and why it differs from
+    the requested one (None when it does not)."""
+    method, why = effective_method(req.settings.method)
+    material = {
+        "base_model": req.base_model,
+        "model_files": file_identity(req.model_dir),
+        "data": req.data.digest,
+        "hyperparameters": _hyperparameters(req.settings),
+        "method": method,
+        "chat_template": req.chat_template,
+        "device": _device(),
+        "versions": library_versions(),
+    }
+    return cache_key(material), material, method, why
+
+
 # -- entry point -----------------------------------------------------------------------------------------------
 def train_candidate(
     req: TrainRequest,
