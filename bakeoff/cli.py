@@ -108,6 +108,10 @@ def run(
         ),
     ] = None,
     runs_dir: RunsDir = DEFAULT_RUNS,
+    retrain: Annotated[
+        bool,
+        typer.Option("--retrain", help="Train fine-tuned candidates again, ignoring the training cache."),
+    ] = False,
 ) -> None:
     """Prepare, train, answer and score every candidate; write a run and print the comparison."""
     from bakeoff.eval.table import print_scores
@@ -138,7 +142,13 @@ def run(
         text = recipe.read_text(encoding="utf-8")
     try:
         path = run_recipe(
-            r, recipe_text=text, runs_dir=runs_dir, only=only, console=console, resume=resume_dir
+            r,
+            recipe_text=text,
+            runs_dir=runs_dir,
+            only=only,
+            console=console,
+            resume=resume_dir,
+            retrain=retrain,
         )
     except RunError as exc:
         err.print(f"error: {exc}", style="red")

@@ -62,6 +62,7 @@ class RunContext:
         manifest: facts for the top level of the run manifest (e.g. ``corpus``: what indexing found).
         resources: objects the candidates of one run share (e.g. the opened vector store), by owner key.
         ollama_host: the recipe's Ollama server (``None``: OLLAMA_HOST, else http://127.0.0.1:11434).
+        retrain: train fine-tuned candidates again even when the training cache has their weights.
     """
 
     task: str
@@ -80,6 +81,8 @@ class RunContext:
     manifest: dict[str, Any] = field(default_factory=dict)
     resources: dict[str, Any] = field(default_factory=dict)
     ollama_host: str | None = None
+
+    retrain: bool = False
 
     def __post_init__(self) -> None:
         if self.ollama_host and self.models.ollama_host is None:

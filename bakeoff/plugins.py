@@ -87,6 +87,13 @@ class AgentSettings(BaseModel):
     generation: GenerationSettings = Field(
         default_factory=GenerationSettings, description="Decoding settings."
     )
+    sweep: dict[str, list[Any]] | None = Field(
+        None,
+        exclude=True,
+        description="Expand this candidate into one per value (cartesian product for several keys), e.g. "
+        "{learning_rate: [5e-5, 3e-5]} gives `NAME[lr=5e-5]` and `NAME[lr=3e-5]`. Keys are field names or dotted "
+        "paths (train.lora.r). Expanded before validation.",
+    )
 
 
 @dataclass

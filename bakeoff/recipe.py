@@ -31,6 +31,7 @@ from bakeoff.eval.settings import JudgeSpec, StatisticsSpec
 from bakeoff.fields import ExistingFile, RecipePath, project_root
 from bakeoff.models import EmbeddedRef, EmbeddingRefField, ModelRefField
 from bakeoff.plugins import AgentError, AgentSettings, available_agents, load_agent_class
+from bakeoff.sweep import expand_sweeps
 from bakeoff.vectorstore import ChromaSpec
 
 __all__ = [
@@ -480,6 +481,25 @@ def load_recipe(
             if ":" in kind:
                 extra_kinds.append(kind)
     model = recipe_model(tuple(extra_kinds))
+
+    # Sweeps expand before validation; errors in expanded candidates are mapped back to the file.
+    expansion = expand_sweeps(data, _settings_model_or_none)
+    for loc, msg in expansion.problems:
+        line, col = smap.locate(loc, prefer_key=True)
+        problems.append(Problem(shown, line, col, _format_loc(loc), msg))
+    expanded = expansion.data
+
+    def document_loc(loc: tuple) -> tuple:
+        if (
+            len(loc) >= 2
+            and loc[0] == "candidates"
+            and isinstance(loc[1], int)
+            and loc[1] < len(expansion.origins)
+        ):
+            return expansion.origins[loc[1]].document_loc(loc[2:])
+        return loc
+
+    # Facts about the whole recipe that a candidate's validators may need (causal training needs a corpus).
     base_dir = path.parent.resolve()
     # recipe_keys (the top-level keys given a value) lets a candidate's settings check recipe-level needs:
     # a rag candidate needs `corpus:`.
@@ -488,28 +508,42 @@ def load_recipe(
         "check_files": check_files,
         "project_root": project_root(base_dir),
         "recipe_keys": frozenset(k for k, v in data.items() if v is not None),
+        "has_corpus": isinstance(data.get("corpus"), dict),
+        "base_model": data.get("base_model", DEFAULT_BASE_MODEL),
     }
     recipe = None
     try:
-        recipe = model.model_validate(data, context=context)
+        recipe = model.model_validate(expanded, context=context)
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
-            loc = _clean_loc(err["loc"], data)
+            loc = _clean_loc(err["loc"], expanded)
+            doc = document_loc(loc)
             if err["type"] == "union_tag_invalid" and any(
-                p.path == _format_loc((*loc, "agent")) for p in problems
+                p.path == _format_loc((*doc, "agent")) for p in problems
             ):
                 continue  # already reported with the import error
             prefer_key = err["type"] == "extra_forbidden"
-            line, col = smap.locate(loc, prefer_key=prefer_key)
-            problems.append(Problem(shown, line, col, _format_loc(loc), _message(err, data, loc, model)))
-    for loc, msg in cross_check(data):
-        line, col = smap.locate(loc)
-        problems.append(Problem(shown, line, col, _format_loc(loc), msg))
+            line, col = smap.locate(doc, prefer_key=prefer_key)
+            problems.append(Problem(shown, line, col, _format_loc(doc), _message(err, expanded, loc, model)))
+    for loc, msg in cross_check(expanded):
+        target = msg.removeprefix("no candidate named ").strip("'")
+        if msg.startswith("no candidate named") and target in expansion.groups:
+            msg += f"; it is swept into {', '.join(expansion.groups[target])}: name one of those"
+        doc = document_loc(loc)
+        line, col = smap.locate(doc)
+        problems.append(Problem(shown, line, col, _format_loc(doc), msg))
     if problems or recipe is None:
-        problems.sort(key=lambda p: (p.line, p.column))
-        raise RecipeError(problems)
+        unique = {(p.line, p.column, p.path, p.message): p for p in problems}  # a copy per swept candidate
+        raise RecipeError(sorted(unique.values(), key=lambda p: (p.line, p.column)))
     recipe.source_path = path.resolve()
     return recipe
+
+
+def _settings_model_or_none(kind: str) -> type[BaseModel] | None:
+    try:
+        return load_agent_class(kind).settings_model
+    except AgentError:
+        return None
 
 
 def json_schema() -> dict[str, Any]:

@@ -51,6 +51,12 @@ def select_candidates(
     """The candidates to answer (``--only``) and every candidate they need (``candidate:NAME`` models),
     dependencies first."""
     wanted = [n.strip() for item in (only or []) for n in item.split(",") if n.strip()]
+    # A swept candidate's name selects every candidate of its sweep (`--only lora` → lora[lr=5e-5], ...).
+    selected: list[str] = []
+    for n in wanted:
+        members = [c for c in recipe.names if c.startswith(n + "[")]
+        selected.extend(members if members and n not in recipe.names else [n])
+    wanted = selected
     unknown = [n for n in wanted if n not in recipe.names]
     if unknown:
         raise RunError(
@@ -72,7 +78,9 @@ def select_candidates(
     return answering, needed
 
 
-def make_context(recipe: Recipe, console: Console, run_dir: Path | None = None) -> RunContext:
+def make_context(
+    recipe: Recipe, console: Console, run_dir: Path | None = None, *, retrain: bool = False
+) -> RunContext:
     return RunContext(
         task=recipe.task,
         labels=list(recipe.labels or []),
@@ -85,6 +93,7 @@ def make_context(recipe: Recipe, console: Console, run_dir: Path | None = None) 
         embeddings=recipe.embeddings,
         chroma=recipe.chroma,
         ollama_host=recipe.ollama_host,
+        retrain=retrain,
     )
 
 
@@ -138,6 +147,7 @@ def run_recipe(
     only: Iterable[str] | None = None,
     console: Console | None = None,
     resume: Path | None = None,
+    retrain: bool = False,
 ) -> Path:
     """Run a validated recipe and return the run folder.
 
@@ -186,7 +196,7 @@ def run_recipe(
         soft_wrap=True,
     )
     try:
-        ctx = make_context(recipe, console, writer.path)
+        ctx = make_context(recipe, console, writer.path, retrain=retrain)
         with _stage(timings, "prepare"):
             agents = build_agents(needed, ctx)
             for cand in needed:

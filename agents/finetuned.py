@@ -1,0 +1,200 @@
+"""The ``finetuned`` agent: the base model trained on your data (LoRA, QLoRA or full), answering closed-book.
+
+``prepare()`` trains — or reuses the cached weights of an unchanged candidate — and writes the curves and
+artifacts to ``<run>/training/<name>/``; ``generator()`` is the trained model, so ``candidate:NAME`` (RAG
+over a fine-tune) answers with it too. Questions are asked exactly as the training examples were rendered:
+the same system prompt, the same chat (or Alpaca) template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationInfo, model_validator
+
+from bakeoff.models import EmbeddedRef, HFRef, ModelRef, parse_model_ref
+from bakeoff.plugins import Agent, AgentSettings, Answer, Question
+from bakeoff.training.config import TrainSettings
+
+__all__ = ["FineTunedAgent", "FineTunedSettings", "local_model_dir"]
+
+DEFAULT_SYSTEM = "You answer questions about documents. Answer briefly and factually, in one sentence."
+
+
+class FineTunedSettings(AgentSettings):
+    """A candidate whose model is fine-tuned on the recipe's data before it answers (closed-book)."""
+
+    agent: Literal["finetuned"] = "finetuned"
+    train: TrainSettings = Field(
+        ..., description="What to train on and how (method, data, hyper-parameters)."
+    )
+    system: str | None = Field(
+        DEFAULT_SYSTEM,
+        description="System prompt before every instruct training example and every question (the same as the "
+        "`fewshot` default, so a comparison changes only the weights); null: the chat template's own default.",
+    )
+
+    @model_validator(mode="after")
+    def _trainable_model(self, info: ValidationInfo) -> FineTunedSettings:
+        ref = self.model
+        if ref is None:
+            raw = (info.context or {}).get("base_model")
+            try:
+                ref = parse_model_ref(raw) if isinstance(raw, str) else None
+            except ValueError:
+                ref = None  # reported at base_model
+        if ref is not None and not isinstance(ref, EmbeddedRef | HFRef):
+            where = "model" if self.model is not None else "base_model"
+            raise ValueError(
+                f"{where} {ref} cannot be fine-tuned here: training needs local weights (embedded:NAME or "
+                "hf:PATH_OR_ID); set `model:` on this candidate"
+            )
+        return self
+
+
+def local_model_dir(ref: ModelRef) -> Path:
+    """The folder that holds a model's weights (an embedded model is imported on first use; a hub id must
+    already be in the Hugging Face cache — nothing is downloaded).
+
+    Raises:
+        TrainingError: the weights are not on this machine.
+    """
+    from bakeoff.training.quantization import TrainingError
+
+    if isinstance(ref, EmbeddedRef):
+        from bakeoff.backends.embedded import ensure_imported
+
+        return ensure_imported(ref.name)
+    if isinstance(ref, HFRef):
+        path = Path(ref.path).expanduser()
+        if path.is_dir():
+            return path
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        try:
+            return Path(snapshot_download(ref.path, local_files_only=True))
+        except (LocalEntryNotFoundError, ValueError, OSError) as exc:
+            raise TrainingError(
+                f"{ref}: no local weights ({type(exc).__name__}). Download them first (for example "
+                f"`hf download {ref.path}`) or give a folder (hf:/path/to/model); bakeoff never downloads "
+                "weights at run time."
+            ) from None
+    raise TrainingError(f"{ref} cannot be fine-tuned: training needs embedded: or hf: weights")
+
+
+class FineTunedAgent(Agent):
+    """Trains (or reuses) weights in :meth:`prepare`, then answers with them."""
+
+    settings_model = FineTunedSettings
+    settings: FineTunedSettings
+
+    def __init__(self, settings: FineTunedSettings, ctx) -> None:
+        super().__init__(settings, ctx)
+        self.trained = None  # bakeoff.training.trainer.TrainedModel, once prepared
+        self._generator = None
+
+    # -- training ------------------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        if self.trained is None:
+            self.trained = self._train()
+
+    def _train(self):
+        from bakeoff.training.data import ALPACA_CHAT_TEMPLATE, build_training_data
+        from bakeoff.training.trainer import TrainRequest, train_candidate
+
+        s, ctx = self.settings, self.ctx
+        ref = s.model or ctx.base_model
+        chunks = None
+        if s.train.data.kind == "causal":
+            chunks = self._corpus_chunks()
+        data = build_training_data(s.train.data, system=s.system, seed=s.train.seed, chunks=chunks)
+        for message in data.notes:
+            ctx.console.print(f"{self.name}: {message}")
+        request = TrainRequest(
+            candidate=self.name,
+            base_model=str(ref),
+            model_dir=local_model_dir(ref),
+            settings=s.train,
+            data=data,
+            chat_template=ALPACA_CHAT_TEMPLATE if s.train.data.template == "alpaca" else None,
+        )
+        out_dir = ctx.run_dir / "training" / self.name if ctx.run_dir is not None else None
+        return train_candidate(
+            request,
+            console=ctx.console,
+            note=ctx.note,
+            out_dir=out_dir,
+            retrain=getattr(ctx, "retrain", False),
+        )
+
+    def _corpus_chunks(self) -> list[str]:
+        from bakeoff.corpus import load_corpus
+        from bakeoff.training.quantization import TrainingError
+
+        if self.ctx.corpus is None:
+            raise TrainingError(f"{self.name}: data.kind causal needs the recipe's `corpus:` block")
+        corpus = load_corpus(self.ctx.corpus, self.ctx.recipe_dir)
+        for skipped in corpus.skipped:
+            self.ctx.console.print(f"[yellow]{self.name}: skipped {skipped.source}: {skipped.reason}[/]")
+        return [chunk.text for chunk in corpus.chunks]
+
+    # -- answering -----------------------------------------------------------------------------------------
+    def generator(self):
+        """The trained model (what ``candidate:NAME`` resolves to), loaded once."""
+        if self._generator is None:
+            from bakeoff.training.trainer import load_trained
+
+            self.prepare()
+            self._generator = load_trained(self.trained, name=f"candidate:{self.name}")
+        return self._generator
+
+    def conversation(self, question: str) -> list[dict[str, str]]:
+        """The chat messages sent for one question (rendered like the training prompts)."""
+        head = [{"role": "system", "content": self.settings.system}] if self.settings.system else []
+        return [*head, {"role": "user", "content": question}]
+
+    def answer(self, questions: Sequence[Question]) -> list[Answer]:
+        outs = self.generator().generate(
+            [self.conversation(q.question) for q in questions], self.settings.generation
+        )
+        return [
+            Answer(
+                question_id=q.id,
+                text=out.text,
+                latency_s=out.latency_s,
+                prompt_tokens=out.prompt_tokens,
+                completion_tokens=out.completion_tokens,
+                error=out.error,
+                truncated=out.truncated,
+            )
+            for q, out in zip(questions, outs, strict=True)
+        ]
+
+    def chat(self, messages: list[dict[str, str]]) -> Iterator[str]:
+        head = [{"role": "system", "content": self.settings.system}] if self.settings.system else []
+        yield from self.generator().stream([*head, *messages], self.settings.generation)
+
+    def describe(self) -> dict[str, Any]:
+        if self.trained is None:
+            return {}
+        summary = self.trained.summary
+        keys = (
+            "method",
+            "requested_method",
+            "select",
+            "selected_step",
+            "total_steps",
+            "cache_key",
+            "cache_hit",
+            "resumed_from_step",
+            "train_seconds",
+            "tokens_per_second",
+            "initial_val_loss",
+            "final_val_loss",
+            "best_val_loss",
+            "test_loss",
+        )
+        return {"training": {k: summary.get(k) for k in keys}}
