@@ -128,6 +128,7 @@ class FineTunedAgent(Agent):
             note=ctx.note,
             out_dir=out_dir,
             retrain=getattr(ctx, "retrain", False),
+            train_allowed=getattr(ctx, "may_train", True),
         )
 
     def _corpus_chunks(self) -> list[str]:

@@ -72,6 +72,7 @@ def load_chat_agents(info: RunInfo, names: list[str]) -> ChatAgents:
         return ChatAgents(problems=dict.fromkeys(names, reason))
     console = Console(file=io.StringIO(), width=120)
     ctx = make_context(recipe, console)
+    ctx.may_train = False  # the console chats with trained candidates; it never trains them itself
     for name in names:
         todo = []
         try:

@@ -83,6 +83,7 @@ class RunContext:
     ollama_host: str | None = None
 
     retrain: bool = False
+    may_train: bool = True  # False in the console, which reads runs and never trains in-process
 
     def __post_init__(self) -> None:
         if self.ollama_host and self.models.ollama_host is None:

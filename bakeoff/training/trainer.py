@@ -135,6 +135,7 @@ def train_candidate(
     note: Callable[[str], None],
     out_dir: Path | None = None,
     retrain: bool = False,
+    train_allowed: bool = True,
 ) -> TrainedModel:
     """Train a candidate, or reuse its cached weights, and export the artifacts to ``out_dir``.
 
@@ -144,6 +145,7 @@ def train_candidate(
         note: records a fact in the run manifest (the QLoRA → LoRA fallback).
         out_dir: ``<run>/training/<candidate>/`` (None outside a run: the artifacts stay in the cache).
         retrain: discard a cached result and train again.
+        train_allowed: False where training must not happen (the console): a cache miss is an error.
 
     Raises:
         TrainingError: the candidate cannot be trained as configured.
@@ -171,6 +173,11 @@ def train_candidate(
                 f"{summary['train_seconds']:.0f}s (key {key}; `bakeoff run --retrain` trains again)"
             )
             hit = True
+        elif not train_allowed:
+            raise TrainingError(
+                f"{req.candidate} has not been trained with these settings yet (cache key {key}); "
+                f"train it first: bakeoff run RECIPE --only {req.candidate}"
+            )
         else:
             folder.mkdir(parents=True, exist_ok=True)
             write_json_atomic(folder / "key.json", material)
