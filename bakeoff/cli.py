@@ -270,6 +270,11 @@ def chat(
         history.append({"role": "assistant", "content": reply})
 
 
+from bakeoff import cli_synth  # noqa: E402
+
+cli_synth.register(app)
+
+
 def main() -> None:
     app()
 

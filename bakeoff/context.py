@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bakeoff.models import CandidateRef, ModelRef
 
@@ -52,6 +52,7 @@ class RunContext:
         agents: the run's agents by name, for ``candidate:NAME`` model references.
         corpus: the recipe's corpus block (None when the recipe has none).
         embeddings: the recipe's embedding model reference.
+        synthesize: the recipe's synthesize jobs (``bakeoff.synth.synthesized_path(ctx, NAME)``).
     """
 
     task: str
@@ -66,6 +67,7 @@ class RunContext:
     notes: list[str] = field(default_factory=list)
     corpus: CorpusSpec | None = None
     embeddings: ModelRef | None = None
+    synthesize: list[Any] = field(default_factory=list)
 
     def generator_for(self, ref: ModelRef | None) -> Generator:
         """The generator for a model reference (``None`` = the recipe's base model)."""

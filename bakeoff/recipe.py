@@ -26,9 +26,10 @@ from pydantic import (
 
 from bakeoff._yaml import YamlError, load_yaml
 from bakeoff.corpus import CorpusSpec
-from bakeoff.fields import ExistingFile, RecipePath
+from bakeoff.fields import RecipePath
 from bakeoff.models import EmbeddedRef, EmbeddingRefField, ModelRefField
 from bakeoff.plugins import AgentError, AgentSettings, available_agents, load_agent_class
+from bakeoff.synth import JOB_MODES, FileOrSynthesized, SynthesizeJob, check_jobs, job_mode, job_model
 
 __all__ = [
     "DEFAULT_BASE_MODEL",
@@ -59,10 +60,11 @@ class EvalSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    questions: ExistingFile = Field(
+    questions: FileOrSynthesized = Field(
         ...,
         description="JSONL file, one item per line: `id`, `question`, `reference` (QA), or `id`, `text`, `label` "
-        "(classification); optional `passage`/`source` (the supporting text, for retrieval metrics).",
+        "(classification); optional `passage`/`source` (the supporting text, for retrieval metrics). Or "
+        "`{synthesized: JOB}`: the output of a `synthesize:` job.",
     )
     metrics: list[Annotated[str, AfterValidator(_known_metric)]] | None = Field(
         None,
@@ -107,6 +109,13 @@ class RecipeBase(BaseModel):
         description="Embedding model for retrieval and semantic similarity: `embedded:all-minilm-l6-v2` "
         "(default, offline), `ollama:MODEL` or `hf:/path/to/sentence-transformers-model`.",
         json_schema_extra={"default": "embedded:all-minilm-l6-v2"},
+    )
+    synthesize: list[SynthesizeJob] | None = Field(
+        None,
+        description="Data written by a model, run by `bakeoff synthesize` (and before answering by `bakeoff run`): "
+        "question/answer or instruction records from the corpus (`mode: generate`, default), or labels for the "
+        "texts of a JSONL file (`mode: label`), checked, deduplicated and reported; `{synthesized: NAME}` uses "
+        "a job's output.",
     )
 
 
@@ -166,6 +175,7 @@ def cross_check(data: dict[str, Any]) -> list[tuple[tuple, str]]:
                         f"metric {metric!r} is for task {wanted!r}, this recipe is {task!r}",
                     )
                 )
+    problems.extend(check_jobs(data))
     for i, cand in enumerate(candidates):
         model = cand.get("model") if isinstance(cand, dict) else None
         if isinstance(model, str) and model.startswith("candidate:"):
@@ -267,6 +277,8 @@ def _clean_loc(loc: tuple, data: Any) -> tuple:
             node = node[part]
         elif isinstance(node, dict) and isinstance(part, str) and part == _agent_of(node):
             continue  # the discriminator tag
+        elif isinstance(node, dict) and part in JOB_MODES and part == job_mode(node):
+            continue  # a synthesize job's tag
         else:
             out.append(part)
             node = None
@@ -287,6 +299,9 @@ def _message(err: dict, data: Any, loc: tuple, model: type[BaseModel]) -> str:
         return f"required key {loc[-1]!r} is missing"
     if kind == "union_tag_not_found":
         return "candidate needs an `agent:` key (e.g. agent: fewshot)"
+    if kind == "union_tag_invalid" and loc[:1] == ("synthesize",):
+        tag = err.get("ctx", {}).get("tag", "?")
+        return f"unknown mode {tag!r}; use one of: {', '.join(JOB_MODES)}"
     if kind == "union_tag_invalid":
         tag = err.get("ctx", {}).get("tag", "?")
         known = ", ".join(sorted(available_agents()))
@@ -320,6 +335,10 @@ def _allowed_keys(parent: tuple, data: Any, model: type[BaseModel]) -> list[str]
                     cls = load_agent_class(str(node.get("agent"))).settings_model
                 except AgentError:
                     return []
+            if parent[:1] == ("synthesize",) and isinstance(node, dict):
+                cls = job_model(job_mode(node))
+                if cls is None:
+                    return []
             continue
         if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or part not in cls.model_fields:
             return []
@@ -330,7 +349,7 @@ def _allowed_keys(parent: tuple, data: Any, model: type[BaseModel]) -> list[str]
             ann,
         )
     if isinstance(cls, type) and issubclass(cls, BaseModel):
-        return list(cls.model_fields)
+        return [f.alias or name for name, f in cls.model_fields.items()]
     return []
 
 
