@@ -167,7 +167,7 @@ _STOPWORD_TEXT = """a an and are as at be been by can could do does for from had
     you your"""
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _WORD = re.compile(r"[a-z0-9]+")
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 
 
 def normalise(text: str) -> str:

@@ -63,10 +63,9 @@ def synthesize(
     except KeyboardInterrupt:
         err.print("interrupted; finished batches are kept and a re-run resumes", style="red")
         raise typer.Exit(130) from None
-    console.print(_summary_table(summaries))
     failed = False
     for s in summaries:
-        console.print(f"{s.name}: {s.output}  (report: {s.output.name}.report.json)", soft_wrap=True)
+        _print_summary(console, s)
         for error in s.errors[:3]:
             err.print(f"  batch failed: {error}", style="red", soft_wrap=True)
         for item in s.report.get("leakage", []):
@@ -83,46 +82,27 @@ def synthesize(
         raise typer.Exit(1)
 
 
-def _summary_table(summaries):
-    from rich.table import Table
-
-    table = Table(title="synthesize", title_justify="left")
-    for col in (
-        "job",
-        "mode",
-        "items",
-        "units",
-        "skipped",
-        "generated",
-        "accepted",
-        "rejected",
-        "failed",
-        "time",
-    ):
-        table.add_column(col, justify="left" if col in ("job", "mode", "rejected") else "right")
-    for s in summaries:
-        rejected = ", ".join(f"{k} {v}" for k, v in sorted(s.rejected.items())) or "-"
-        total = s.report.get("totals", {})
-        rate = total.get("acceptance_rate")
-        table.add_row(
-            s.name,
-            s.mode,
-            str(s.items),
-            str(s.units),
-            str(s.skipped),
-            str(s.generated),
-            str(s.accepted),
-            rejected,
-            str(s.failed),
-            f"{s.seconds:.1f}s",
-        )
-        table.caption = (table.caption + "\n" if table.caption else "") + (
-            f"{s.name}: output holds {total.get('records_in_output', 0)} records"
-            + (f", acceptance {rate:.0%} overall" if rate is not None else "")
-            + (f" · {s.where}, {s.workers} worker(s)" if s.where else " · nothing to do")
-        )
-    table.caption_justify = "left"
-    return table
+def _print_summary(console, s) -> None:
+    items = "chunks" if s.mode == "generate" else "texts"
+    rejected = sum(s.rejected.values())
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(s.rejected.items()))
+    where = f"{s.where} ×{s.workers}" if s.where else "nothing to do"
+    console.print(
+        f"[bold]{s.name}[/] ({s.mode}): {items} {s.items} · units {s.units} · skipped {s.skipped} (already done) · "
+        f"generated {s.generated} · accepted {s.accepted} · rejected {rejected}"
+        + (f" ({reasons})" if reasons else "")
+        + (f" · failed {s.failed}" if s.failed else "")
+        + f" · {s.seconds:.1f}s · {where}",
+        soft_wrap=True,
+    )
+    total = s.report.get("totals", {})
+    rate = total.get("acceptance_rate")
+    console.print(
+        f"  {s.output}: {total.get('records_in_output', 0)} records"
+        + (f", {rate:.0%} of all replies accepted" if rate is not None else "")
+        + f"; report {s.output.name}.report.json",
+        soft_wrap=True,
+    )
 
 
 def leakage(
