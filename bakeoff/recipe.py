@@ -297,6 +297,8 @@ def _message(err: dict, data: Any, loc: tuple, model: type[BaseModel]) -> str:
         return f"unknown key {loc[-1]!r}{_suggest(loc, data, model)}"
     if kind == "missing":
         return f"required key {loc[-1]!r} is missing"
+    if kind == "union_tag_not_found" and loc[:1] == ("synthesize",):
+        return f"`mode` must be one of: {', '.join(JOB_MODES)}"
     if kind == "union_tag_not_found":
         return "candidate needs an `agent:` key (e.g. agent: fewshot)"
     if kind == "union_tag_invalid" and loc[:1] == ("synthesize",):

@@ -365,6 +365,8 @@ def _disjoint_cycles(jobs: list[Any]) -> list[tuple[tuple, str]]:
     problems: list[tuple[tuple, str]] = []
     for i, job in enumerate(jobs):
         name = job.get("name") if isinstance(job, dict) else None
+        if not isinstance(name, str):
+            continue
         stack, seen = list(edges.get(name, [])), set()
         while stack:
             other = stack.pop()
