@@ -17,6 +17,9 @@ Every reply goes through the same checks; a rejected reply is counted by its rea
 ``unsupported``
     the answer is not grounded in its chunk: fewer than ``min_support`` (default 0.6) of the answer's
     content words occur in the chunk, or the answer states a number the chunk does not contain.
+``echo``
+    the question (or instruction) and the answer are the same text once normalised, or the question contains
+    the whole answer — a copied sentence, not a question.
 ``duplicate``
     the normalised question (lower case, punctuation and extra spaces removed) was already accepted.
 ``unparseable_label``
@@ -64,6 +67,7 @@ REASONS = (
     "malformed_json",
     "empty_field",
     "unsupported",
+    "echo",
     "duplicate",
     "unparseable_label",
 )
@@ -242,6 +246,9 @@ def check_reply(
     if not question or not answer:
         missing = [name for name, value in (("question", question), ("answer", answer)) if not value]
         return Rejection("empty_field", f"missing or blank: {', '.join(missing)}", reply)
+    q_norm, a_norm = normalise(question), normalise(answer)
+    if q_norm == a_norm or (len(a_norm.split()) >= 3 and f" {a_norm} " in f" {q_norm} "):
+        return Rejection("echo", "the question repeats the answer", reply)
     numbers = ungrounded_numbers(answer, passage)
     if numbers:
         return Rejection("unsupported", f"numbers not in the chunk: {', '.join(numbers)}", reply)

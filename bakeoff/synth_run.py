@@ -554,6 +554,7 @@ def _checks_doc(job: GenerateJob | LabelJob) -> dict[str, str]:
         "empty_field": "question or answer missing or blank",
         "unsupported": f"fewer than {job.min_support:.0%} of the answer's content words occur in the chunk, or "
         "the answer has a number the chunk lacks",
+        "echo": "the question repeats the answer (a copied sentence)",
         "duplicate": "same normalised question as an accepted record",
         "generation_error": "the backend failed (the unit is retried next run)",
     }

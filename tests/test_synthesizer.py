@@ -98,6 +98,21 @@ def test_an_answer_with_an_invented_number_is_unsupported():
     assert result.reason == "unsupported" and result.detail == "numbers not in the chunk: 21:00"
 
 
+@pytest.mark.parametrize(
+    "question, answer",
+    [
+        (
+            "Severity 1 incidents are supported 24 hours a day.",
+            "Severity 1 incidents are supported 24 hours a day",
+        ),
+        ("Is support provided 24 hours a day, 7 days a week?", "24 hours a day, 7 days a week"),
+    ],
+)
+def test_a_question_that_repeats_its_answer_is_an_echo(question, answer):
+    result = check_reply(qa(question, answer), PASSAGE)
+    assert isinstance(result, Rejection) and result.reason == "echo"
+
+
 def test_the_support_threshold_is_a_setting():
     reply = qa("When is support available?", "Monday to Friday, in the evenings and at weekends")
     assert 0.3 < support("Monday to Friday, in the evenings and at weekends", PASSAGE) < 0.6
@@ -135,6 +150,7 @@ def test_rejection_reasons_are_a_closed_set():
         "malformed_json",
         "empty_field",
         "unsupported",
+        "echo",
         "duplicate",
         "unparseable_label",
     }
