@@ -331,6 +331,10 @@ from bakeoff import cli_eval  # noqa: E402
 
 cli_eval.register(app)
 
+from bakeoff import cli_synth  # noqa: E402
+
+cli_synth.register(app)
+
 
 def main() -> None:
     app()

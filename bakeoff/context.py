@@ -63,6 +63,7 @@ class RunContext:
         resources: objects the candidates of one run share (e.g. the opened vector store), by owner key.
         ollama_host: the recipe's Ollama server (``None``: OLLAMA_HOST, else http://127.0.0.1:11434).
         retrain: train fine-tuned candidates again even when the training cache has their weights.
+        synthesize: the recipe's synthesize jobs (``bakeoff.synth.synthesized_path(ctx, NAME)``).
     """
 
     task: str
@@ -84,6 +85,7 @@ class RunContext:
 
     retrain: bool = False
     may_train: bool = True  # False in the console, which reads runs and never trains in-process
+    synthesize: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.ollama_host and self.models.ollama_host is None:

@@ -28,10 +28,11 @@ from pydantic import (
 from bakeoff._yaml import YamlError, load_yaml
 from bakeoff.corpus import CorpusSpec
 from bakeoff.eval.settings import JudgeSpec, StatisticsSpec
-from bakeoff.fields import ExistingFile, RecipePath, project_root
+from bakeoff.fields import RecipePath, project_root
 from bakeoff.models import EmbeddedRef, EmbeddingRefField, ModelRefField
 from bakeoff.plugins import AgentError, AgentSettings, available_agents, load_agent_class
 from bakeoff.sweep import expand_sweeps
+from bakeoff.synth import JOB_MODES, FileOrSynthesized, SynthesizeJob, check_jobs, job_mode, job_model
 from bakeoff.vectorstore import ChromaSpec
 
 __all__ = [
@@ -67,10 +68,11 @@ class EvalSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    questions: ExistingFile = Field(
+    questions: FileOrSynthesized = Field(
         ...,
         description="JSONL file, one item per line: `id`, `question`, `reference` (QA), or `id`, `text`, `label` "
-        "(classification); optional `passage`/`source` (the supporting text, for retrieval metrics).",
+        "(classification); optional `passage`/`source` (the supporting text, for retrieval metrics). Or "
+        "`{synthesized: JOB}`: the output of a `synthesize:` job.",
     )
     metrics: list[Annotated[str, AfterValidator(_known_metric)]] | None = Field(
         None,
@@ -158,6 +160,13 @@ class RecipeBase(BaseModel):
         description="The LLM that grades answers for RAGAS metrics and judge_rubric: a model reference "
         "(`judge: ollama:llama3.1:8b`) or a mapping with `model:` and settings (rubric, max_new_tokens, ...).",
         json_schema_extra=_judge_shorthand_schema,
+    )
+    synthesize: list[SynthesizeJob] | None = Field(
+        None,
+        description="Data written by a model, run by `bakeoff synthesize` (and before answering by `bakeoff run`): "
+        "question/answer or instruction records from the corpus (`mode: generate`, default), or labels for the "
+        "texts of a JSONL file (`mode: label`), checked, deduplicated and reported; `{synthesized: NAME}` uses "
+        "a job's output.",
     )
 
 
@@ -256,6 +265,7 @@ def cross_check(data: dict[str, Any]) -> list[tuple[tuple, str]]:
                     "macro_f1 is corpus-level (no per-answer values); use accuracy as headline",
                 )
             )
+    problems.extend(check_jobs(data))
     for i, cand in enumerate(candidates):
         model = cand.get("model") if isinstance(cand, dict) else None
         if isinstance(model, str) and model.startswith("candidate:"):
@@ -357,6 +367,8 @@ def _clean_loc(loc: tuple, data: Any) -> tuple:
             node = node[part]
         elif isinstance(node, dict) and isinstance(part, str) and part == _agent_of(node):
             continue  # the discriminator tag
+        elif isinstance(node, dict) and part in JOB_MODES and part == job_mode(node):
+            continue  # a synthesize job's tag
         else:
             out.append(part)
             node = None
@@ -375,8 +387,13 @@ def _message(err: dict, data: Any, loc: tuple, model: type[BaseModel]) -> str:
         return f"unknown key {loc[-1]!r}{_suggest(loc, data, model)}"
     if kind == "missing":
         return f"required key {loc[-1]!r} is missing"
+    if kind == "union_tag_not_found" and loc[:1] == ("synthesize",):
+        return f"`mode` must be one of: {', '.join(JOB_MODES)}"
     if kind == "union_tag_not_found":
         return "candidate needs an `agent:` key (e.g. agent: fewshot)"
+    if kind == "union_tag_invalid" and loc[:1] == ("synthesize",):
+        tag = err.get("ctx", {}).get("tag", "?")
+        return f"unknown mode {tag!r}; use one of: {', '.join(JOB_MODES)}"
     if kind == "union_tag_invalid":
         tag = err.get("ctx", {}).get("tag", "?")
         known = ", ".join(sorted(available_agents()))
@@ -410,6 +427,10 @@ def _allowed_keys(parent: tuple, data: Any, model: type[BaseModel]) -> list[str]
                     cls = load_agent_class(str(node.get("agent"))).settings_model
                 except AgentError:
                     return []
+            if parent[:1] == ("synthesize",) and isinstance(node, dict):
+                cls = job_model(job_mode(node))
+                if cls is None:
+                    return []
             continue
         if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or part not in cls.model_fields:
             return []
@@ -420,7 +441,7 @@ def _allowed_keys(parent: tuple, data: Any, model: type[BaseModel]) -> list[str]
             ann,
         )
     if isinstance(cls, type) and issubclass(cls, BaseModel):
-        return [name for name, f in cls.model_fields.items() if not f.exclude]  # not source_path
+        return [f.alias or name for name, f in cls.model_fields.items() if not f.exclude]  # not source_path
     return []
 
 

@@ -94,6 +94,7 @@ def make_context(
         chroma=recipe.chroma,
         ollama_host=recipe.ollama_host,
         retrain=retrain,
+        synthesize=list(recipe.synthesize or []),
     )
 
 
@@ -161,12 +162,26 @@ def run_recipe(
     console = console or Console()
     answering, needed = select_candidates(recipe, only)
     from bakeoff.questions import DataError
+    from bakeoff.synth import SynthError, resolve_data_path
 
+    synth_started = time.perf_counter()
+    synthesized = []
+    if recipe.synthesize:  # data the recipe writes with a model; finished units are skipped
+        from bakeoff.synth_run import run_jobs
+
+        try:
+            synthesized = run_jobs(recipe, console=console)
+        except SynthError as exc:
+            raise RunError(str(exc)) from None
+    synth_s = round(time.perf_counter() - synth_started, 3)
     try:
         questions = load_questions(
-            recipe.eval.questions, task=recipe.task, labels=recipe.labels, limit=recipe.eval.limit
+            resolve_data_path(recipe, recipe.eval.questions),
+            task=recipe.task,
+            labels=recipe.labels,
+            limit=recipe.eval.limit,
         )
-    except DataError as exc:
+    except (DataError, SynthError) as exc:
         raise RunError(str(exc)) from None
 
     done: dict[tuple[str, str], dict[str, Any]] = {}
@@ -190,6 +205,9 @@ def run_recipe(
             answering=[c.name for c in answering],
         )
     timings: dict[str, float] = writer.manifest["timings_s"]
+    if synthesized:
+        timings["synthesize"] = synth_s
+        writer.manifest["synthesize"] = {s.name: s.report.get("totals", {}) for s in synthesized}
     console.print(
         f"[bold]bakeoff[/] {recipe.name}: {len(answering)} candidate(s) × {len(questions)} questions "
         f"→ {writer.path}",
