@@ -58,11 +58,12 @@ def test_validation_gives_the_same_located_messages_as_the_cli(tmp_path, bakeoff
     cli = subprocess.run([*bakeoff_cmd, "validate", str(path)], capture_output=True, text=True, timeout=60)
     assert cli.returncode == 2
     assert result.lines() == cli.stderr.splitlines()[:-1]  # the CLI adds "3 problems found"
-    assert any(":24:8: candidates[1].k: " in line for line in result.lines())
+    k_line = broken.splitlines().index("    k: three") + 1  # the shipped recipe may grow; find the line
+    assert any(f":{k_line}:8: candidates[1].k: " in line for line in result.lines())
     marks = annotations(result.problems)
-    assert {"row": 23, "column": 7, "type": "error"}.items() <= marks[-1].items()
+    assert {"row": k_line - 1, "column": 7, "type": "error"}.items() <= marks[-1].items()
     ok = validate_text(path, text)
-    assert ok.ok and ok.recipe.names == ["zero-shot", "three-shot"]
+    assert ok.ok and ok.recipe.names[:2] == ["zero-shot", "three-shot"]
 
 
 def test_validation_never_imports_code_named_by_the_recipe(tmp_path):
@@ -79,7 +80,7 @@ def test_validation_never_imports_code_named_by_the_recipe(tmp_path):
 def test_schema_help_for_keys_and_problems(tmp_path):
     keys = schema_keys()
     assert "integer" in keys["eval.limit"].type and "first N questions" in keys["eval.limit"].description
-    assert keys["candidates[].k"].agents == ["fewshot"] and keys["candidates[].k"].default == 0
+    assert "fewshot" in keys["candidates[].k"].agents and keys["candidates[].k"].default == 0
     assert keys["task"].choices == ["qa", "classification"]
     assert "fewshot" in keys["candidates[].agent"].description
     assert "`eval.limit`" in keys["eval.limit"].markdown()
