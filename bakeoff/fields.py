@@ -8,7 +8,16 @@ from typing import Annotated
 
 from pydantic import AfterValidator, ValidationInfo
 
-__all__ = ["ExistingFile", "OutsideRootError", "RecipePath", "allow_outside", "check_inside", "project_root"]
+__all__ = [
+    "ExistingFile",
+    "OutsideRootError",
+    "RecipePath",
+    "allow_outside",
+    "check_inside",
+    "must_exist",
+    "project_root",
+    "resolve_path",
+]
 
 _ROOT_MARKERS = (".git", "pyproject.toml", ".bakeoff-root")
 
@@ -45,7 +54,7 @@ def check_inside(path: Path, root: Path | None) -> Path:
     return resolved
 
 
-def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+def resolve_path(value: Path, info: ValidationInfo) -> Path:
     context = info.context or {}
     base = context.get("base_dir")
     path = Path(value).expanduser()
@@ -56,14 +65,14 @@ def _resolve_path(value: Path, info: ValidationInfo) -> Path:
     return check_inside(path.resolve(), context.get("project_root"))
 
 
-def _must_exist(value: Path, info: ValidationInfo) -> Path:
+def must_exist(value: Path, info: ValidationInfo) -> Path:
     if (info.context or {}).get("check_files", True) and not value.is_file():
         raise ValueError(f"file not found: {value}")
     return value
 
 
-RecipePath = Annotated[Path, AfterValidator(_resolve_path)]
+RecipePath = Annotated[Path, AfterValidator(resolve_path)]
 """A path; relative paths resolve against the recipe's folder."""
 
-ExistingFile = Annotated[Path, AfterValidator(_resolve_path), AfterValidator(_must_exist)]
+ExistingFile = Annotated[Path, AfterValidator(resolve_path), AfterValidator(must_exist)]
 """A file that must exist when the recipe is validated (relative to the recipe's folder)."""

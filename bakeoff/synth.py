@@ -260,13 +260,9 @@ def _file_or_synthesized(value: Any, info: ValidationInfo) -> Path | Synthesized
         return SynthesizedRef(name)
     if not isinstance(value, str) or not value.strip():
         raise ValueError("write a JSONL file path, or {synthesized: JOB} naming a job of `synthesize:`")
-    base = (info.context or {}).get("base_dir")
-    path = Path(value).expanduser()
-    if not path.is_absolute() and base is not None:
-        path = (Path(base) / path).resolve()
-    if (info.context or {}).get("check_files", True) and not path.is_file():
-        raise ValueError(f"file not found: {path}")
-    return path
+    from bakeoff.fields import must_exist, resolve_path  # the same rules as every recipe path
+
+    return must_exist(resolve_path(Path(value), info), info)
 
 
 FileOrSynthesized = Annotated[
