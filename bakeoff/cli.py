@@ -55,7 +55,8 @@ def validate(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")]) 
     r = _load(recipe)
     console.print(
         f"[green]✓[/] {recipe}: recipe {r.name!r}, task {r.task}, {len(r.candidates)} candidates "
-        f"({', '.join(r.names)})"
+        f"({', '.join(r.names)})",
+        soft_wrap=True,  # one line, however long the path: scripts grep it
     )
 
 
