@@ -74,7 +74,7 @@ def validate(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")]) 
     console.print(
         f"[green]✓[/] {recipe}: recipe {r.name!r}, task {r.task}, {len(r.candidates)} candidates "
         f"({', '.join(r.names)})",
-        soft_wrap=True,
+        soft_wrap=True,  # one line, however long the path: scripts grep it
     )
 
 
