@@ -178,7 +178,7 @@ def test_cpu_loss_equals_trls_loss():
         output_dir="/tmp/unused",
         use_cpu=True,
         bf16=False,
-        gradient_checkpointing=False,
+        activation_checkpointing=False,
         report_to="none",
         per_device_eval_batch_size=4,
         max_length=64,
@@ -276,3 +276,53 @@ def test_qlora_trains_a_few_steps_on_cuda(tmp_path):
     assert (folder / "adapter" / "adapter_model.safetensors").is_file()
     answers = a.answer([Question("q1", "What is the Effective Date of the agreement?", "1 March 2024")])
     assert answers[0].error is None and answers[0].text.strip()
+
+
+def quickstart(tmp_path: Path, limit: int) -> Path:
+    text = (ROOT / "recipes" / "quickstart.yaml").read_text().replace("../data/", f"{ROOT}/data/")
+    path = tmp_path / "quickstart.yaml"
+    path.write_text(text.replace("  questions: ", f"  limit: {limit}\n  questions: "))
+    return path
+
+
+def run_once(cmd: list[str], runs: Path) -> tuple[float, Path, str]:
+    before = set(runs.glob("quickstart/*"))
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    elapsed = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [run_dir] = set(runs.glob("quickstart/*")) - before
+    return elapsed, run_dir, proc.stdout
+
+
+def rouge_l(run_dir: Path, candidate: str) -> float:
+    return json.loads((run_dir / "scores.json").read_text())["candidates"][candidate]["metrics"]["rougeL"][
+        "mean"
+    ]
+
+
+@pytest.mark.slow
+def test_quickstart_lora_learns_the_contract_and_reruns_from_the_cache(tmp_path, bakeoff_cmd):
+    """The acceptance run: `bakeoff run recipes/quickstart.yaml --only lora` on a fixed set of 16 questions whose
+    answers are only in the training data (the contract is fictional)."""
+    recipe = quickstart(tmp_path, limit=16)
+    runs = tmp_path / "runs"
+    base = [*bakeoff_cmd, "run", str(recipe), "--runs-dir", str(runs), "--only"]
+    trained_s, lora_run, _ = run_once([*base, "lora"], runs)
+    hit_s, _, hit_out = run_once([*base, "lora"], runs)
+    _, base_run, _ = run_once([*base, "zero-shot"], runs)
+
+    folder = lora_run / "training" / "lora"
+    rows = read_metrics(folder)
+    val = [r["val_loss"] for r in rows if r["val_loss"] is not None]
+    assert rows[0]["step"] == 0 and val[-1] < val[0]
+    assert any(r["train_loss"] is not None for r in rows)
+    assert "cache hit" in hit_out and trained_s >= 5 * hit_s, (trained_s, hit_s)
+    lora, zero = rouge_l(lora_run, "lora"), rouge_l(base_run, "zero-shot")
+    summary = json.loads((folder / "summary.json").read_text())
+    print(
+        f"\nROUGE-L lora {lora:.3f} vs zero-shot {zero:.3f}; train run {trained_s:.0f}s, cache-hit run {hit_s:.0f}s "
+        f"({trained_s / hit_s:.1f}x); train {summary['train_seconds']:.0f}s at {summary['tokens_per_second']:.0f} "
+        f"tokens/s; val loss {summary['initial_val_loss']:.3f} -> {summary['final_val_loss']:.3f}"
+    )
+    assert lora >= zero + 0.1, (lora, zero)

@@ -445,7 +445,7 @@ class _Session:
             bf16=half,
             fp16=cuda and not half,
             use_cpu=not cuda,
-            gradient_checkpointing=gradient_checkpointing,
+            activation_checkpointing=gradient_checkpointing,  # (gradient_checkpointing is its deprecated alias)
             dataloader_num_workers=0,
             dataloader_pin_memory=cuda,
             report_to="none",
