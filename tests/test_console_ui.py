@@ -102,7 +102,9 @@ def test_runs_page_lists_every_run_and_the_corrupt_one_as_unreadable(app, quick_
     assert set(rows) == {quick_key, RICH, RICH_OLDER, "broken/20250101-000000-dead"}
     quick = rows[quick_key]
     assert quick.status == "complete" and quick.candidates == "zero-shot, three-shot" and quick.questions == 3
-    assert quick.metric == "token_f1" and quick.best in CANDIDATES
+    from bakeoff.eval import DEFAULT_HEADLINE
+
+    assert quick.metric == DEFAULT_HEADLINE["qa"] and quick.best in CANDIDATES
     assert rows["broken/20250101-000000-dead"].status == "unreadable"
     assert any("is unreadable" in w.value for w in at.warning)
     at.multiselect(key="runs_recipes").set_value(["contract-rag"]).run()
