@@ -88,7 +88,8 @@ def headline(scores: dict[str, Any] | None) -> tuple[str, str, float] | None:
     if not scores:
         return None
     metrics = [m for m in scores.get("metrics", []) if isinstance(m, str)]
-    chosen = next((m for m in HEADLINE_METRICS if m in metrics), metrics[0] if metrics else None)
+    chosen = scores.get("headline") if scores.get("headline") in metrics else None  # the run's own choice
+    chosen = chosen or next((m for m in HEADLINE_METRICS if m in metrics), metrics[0] if metrics else None)
     if chosen is None:
         return None
     best: tuple[str, float] | None = None
