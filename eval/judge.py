@@ -107,7 +107,6 @@ class Judge:
 
     Args:
         spec: the recipe's ``judge:`` settings.
-        embeddings: the recipe's embedding model reference (RAGAS answer relevancy compares questions with it).
         cache_dir: where verdicts are cached (default ``BAKEOFF_HOME/judge-cache``).
         backend: serve this :class:`~bakeoff.backends.local_server.ChatBackend` instead of the model the spec
             names (a custom local model).
@@ -117,12 +116,10 @@ class Judge:
         self,
         spec: JudgeSpec,
         *,
-        embeddings: Any = None,
         cache_dir: Path | None = None,
         backend: Any = None,
     ) -> None:
         self.spec = spec
-        self.embeddings = embeddings
         self.cache = JudgeCache(cache_dir)
         self._backend = backend
         self.server = None

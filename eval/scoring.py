@@ -159,7 +159,7 @@ def score_answers(
         if isinstance(judge, JudgeSpec):
             from bakeoff.eval.judge import Judge
 
-            judge_obj = Judge(judge, embeddings=embeddings)
+            judge_obj = Judge(judge)
         else:
             judge_obj = judge
     by_id = {q.id: q for q in questions}
