@@ -123,15 +123,47 @@ def test_cpu_training_curves_artifacts_and_a_cache_hit(tmp_path):
     assert hit.describe()["training"]["cache_hit"] is True
 
 
-def test_retrain_trains_again_although_the_cache_has_the_weights(tmp_path):
-    train = {**TINY, "max_steps": 2, "eval_every": 1, "seed": 3}
+def test_retrain_trains_again_and_merge_writes_a_plain_model(tmp_path):
+    train = {**TINY, "max_steps": 2, "eval_every": 1, "seed": 3, "merge": True}
     ctx, _ = context(tmp_path / "run1")
     agent(ctx, train).prepare()
     ctx2, out2 = context(tmp_path / "run2", retrain=True)
-    agent(ctx2, train).prepare()
+    again = agent(ctx2, train)
+    again.prepare()
     assert "--retrain: discarding cached training" in out2.getvalue()
-    summary = json.loads((tmp_path / "run2" / "training" / "lora" / "summary.json").read_text())
+    folder = tmp_path / "run2" / "training" / "lora"
+    summary = json.loads((folder / "summary.json").read_text())
     assert summary["cache_hit"] is False and summary["total_steps"] == 2
+    merged = folder / "merged"
+    assert (merged / "config.json").is_file() and (merged / "model.safetensors").is_file()
+    assert not (merged / "adapter_config.json").exists()  # an ordinary model, loadable without peft
+    assert again.generator().model.__class__.__name__ == "LlamaForCausalLM"
+
+
+def test_full_fine_tuning_with_the_alpaca_template_and_packing(tmp_path):
+    train = {
+        **TINY,
+        "method": "full",
+        "max_steps": 2,
+        "eval_every": 2,
+        "select": "last",
+        "packing": True,
+        "learning_rate": 1e-5,
+        "data": {**TINY["data"], "template": "alpaca"},
+    }
+    ctx, out = context(tmp_path / "run")
+    a = agent(ctx, train, name="full")
+    a.prepare()
+    folder = tmp_path / "run" / "training" / "full"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["method"] == "full" and summary["selected_step"] == 2 and "every weight" in out.getvalue()
+    assert "sequences" in out.getvalue()  # packed: the derived numbers count packed sequences
+    assert (folder / "model" / "model.safetensors").is_file() and not (folder / "adapter").exists()
+    assert "### Instruction" in (folder / "model" / "chat_template.jinja").read_text()
+    rows = read_metrics(folder)
+    assert [r["step"] for r in rows if r["val_loss"] is not None] == [0, 2]
+    answers = a.answer([Question("q1", "What is the Effective Date of the agreement?", "1 March 2024")])
+    assert answers[0].error is None
 
 
 def test_cache_key_changes_with_the_candidate_only():
