@@ -317,12 +317,37 @@ def run_job(
     Raises:
         SynthError: the job cannot run (no corpus, unreadable texts, unreachable scheduler).
     """
+    from filelock import FileLock, Timeout
+
+    files = job_files(job)
+    files.output.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(files.output) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise SynthError(
+            f"{job.name}: another process is writing {files.output}; wait for it to finish"
+        ) from None
+    try:
+        return _run_job(recipe, job, files, console, fresh, scheduler, workers, generator)
+    finally:
+        lock.release()
+
+
+def _run_job(
+    recipe: Recipe,
+    job: GenerateJob | LabelJob,
+    files: JobFiles,
+    console: Console | None,
+    fresh: bool,
+    scheduler: str | None,
+    workers: int | None,
+    generator: Generator | None,
+) -> JobSummary:
     from rich.console import Console
 
     console = console or Console(quiet=True)
     started = time.perf_counter()
-    files = job_files(job)
-    files.output.parent.mkdir(parents=True, exist_ok=True)
     if fresh:
         for path in files.all():
             path.unlink(missing_ok=True)
@@ -393,7 +418,9 @@ def run_job(
     commit(pre)
     batches = [todo[i : i + plan.per_task] for i in range(0, len(todo), plan.per_task)]
     where = scheduler or job.scheduler
-    if batches:
+    if not batches:
+        console.print(f"synthesize {job.name}: up to date ({summary.skipped} of {summary.units} units done)")
+    else:
         summary.where, summary.workers = _execute(
             batches, plan.spec, commit, summary, console, job, where, workers or job.workers, generator
         )

@@ -472,3 +472,16 @@ def test_synthesize_cli_without_jobs_is_a_clear_error(tmp_path, bakeoff_cmd):
     path.write_text(text[: text.index("synthesize:")] + text[text.index("candidates:") :])
     proc = subprocess.run([*bakeoff_cmd, "synthesize", str(path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "has no `synthesize:` block" in proc.stderr
+
+
+def test_two_runs_never_write_the_same_output_at_once(tmp_path):
+    from filelock import FileLock
+
+    from bakeoff.synth import SynthError
+
+    recipe = load_recipe(make(tmp_path))
+    job = find_job(recipe, "train")
+    job.output.parent.mkdir(parents=True)
+    with FileLock(str(job.output) + ".lock"), pytest.raises(SynthError, match="another process is writing"):
+        run_job(recipe, job, generator=ExtractiveGenerator())
+    assert run_job(recipe, job, generator=ExtractiveGenerator()).generated == 6  # free again
