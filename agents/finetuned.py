@@ -110,7 +110,16 @@ class FineTunedAgent(Agent):
         chunks = None
         if s.train.data.kind == "causal":
             chunks = self._corpus_chunks()
-        data = build_training_data(s.train.data, system=s.system, seed=s.train.seed, chunks=chunks)
+        path = None
+        if s.train.data.path is not None:
+            from bakeoff.questions import DataError
+            from bakeoff.synth import SynthError, resolve_data_path
+
+            try:
+                path = resolve_data_path(ctx, s.train.data.path)
+            except SynthError as exc:
+                raise DataError(str(exc)) from None
+        data = build_training_data(s.train.data, system=s.system, seed=s.train.seed, chunks=chunks, path=path)
         for message in data.notes:
             ctx.console.print(f"{self.name}: {message}")
         request = TrainRequest(

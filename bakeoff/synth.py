@@ -338,15 +338,26 @@ def check_jobs(data: dict[str, Any]) -> list[tuple[tuple, str]]:
             elif isinstance(other, str) and modes.get(other) != "generate":
                 problems.append((loc, f"job {other!r} labels texts; disjoint_from names generate jobs"))
     problems.extend(_disjoint_cycles(jobs))
+    refs: list[tuple[tuple, Any]] = []
     spec = data.get("eval") if isinstance(data.get("eval"), dict) else {}
-    ref = spec.get("questions")
-    if isinstance(ref, dict) and isinstance(ref.get("synthesized"), str) and ref["synthesized"] not in names:
-        problems.append(
-            (
-                ("eval", "questions", "synthesized"),
-                f"no synthesize job named {ref['synthesized']!r}; jobs: {', '.join(names) or 'none'}",
+    refs.append((("eval", "questions"), spec.get("questions")))
+    for i, cand in enumerate(data.get("candidates") if isinstance(data.get("candidates"), list) else []):
+        train = cand.get("train") if isinstance(cand, dict) else None
+        spec = train.get("data") if isinstance(train, dict) else None
+        if isinstance(spec, dict):
+            refs.append((("candidates", i, "train", "data", "path"), spec.get("path")))
+    for loc, ref in refs:
+        if (
+            isinstance(ref, dict)
+            and isinstance(ref.get("synthesized"), str)
+            and ref["synthesized"] not in names
+        ):
+            problems.append(
+                (
+                    (*loc, "synthesized"),
+                    f"no synthesize job named {ref['synthesized']!r}; jobs: {', '.join(names) or 'none'}",
+                )
             )
-        )
     return problems
 
 

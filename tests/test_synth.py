@@ -485,3 +485,52 @@ def test_two_runs_never_write_the_same_output_at_once(tmp_path):
     with FileLock(str(job.output) + ".lock"), pytest.raises(SynthError, match="another process is writing"):
         run_job(recipe, job, generator=ExtractiveGenerator())
     assert run_job(recipe, job, generator=ExtractiveGenerator()).generated == 6  # free again
+
+
+# -- training on synthesized data ------------------------------------------------------------------------------
+LORA_ON_SYNTH = """\
+  - name: tuned
+    agent: finetuned
+    train:
+      method: lora
+      data: {{kind: instruct, path: {{synthesized: {job}}}, validation: 0.25, test: 0}}
+      max_steps: 2
+      batch_size: 2
+      max_length: 64
+      lora: {{r: 4, alpha: 8}}
+"""
+
+
+def test_a_misnamed_job_in_training_data_is_a_located_error(tmp_path):
+    path = make(tmp_path)
+    path.write_text(path.read_text() + LORA_ON_SYNTH.format(job="trian"))
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "synthesized: trian" in text)
+    assert any(
+        f":{line}:50:" in p
+        and "candidates[1].train.data.path.synthesized: no synthesize job named 'trian'; jobs: train" in p
+        for p in problems(path)
+    ), problems(path)
+
+
+def test_a_fine_tune_trains_on_a_synthesize_jobs_output(tmp_path):
+    from bakeoff.runner import run_recipe
+    from bakeoff.store import read_run
+
+    path = make(tmp_path)
+    path.write_text(path.read_text() + LORA_ON_SYNTH.format(job="train"))
+    recipe = load_recipe(path)
+    run_job(recipe, find_job(recipe, "train"), generator=ExtractiveGenerator())
+    written = load_synthesized(find_job(recipe, "train").output)
+    run_dir = run_recipe(
+        recipe,
+        recipe_text=path.read_text(),
+        runs_dir=tmp_path / "runs",
+        console=Console(quiet=True),
+        only=["tuned"],
+    )
+    info = read_run(run_dir)
+    assert info.status == "complete"
+    summary = json.loads((run_dir / "training" / "tuned" / "summary.json").read_text())
+    assert summary["data"]["source"] == f"{{synthesized: train}} ({find_job(recipe, 'train').output})"
+    assert summary["train_examples"] + summary["val_examples"] == len(written) >= 4
+    assert summary["total_steps"] == 2

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from bakeoff.fields import ExistingFile
+from bakeoff.synth import FileOrSynthesized
 
 __all__ = ["DataSettings", "LoraSettings", "TrainSettings", "parse_select"]
 
@@ -73,10 +74,11 @@ class DataSettings(BaseModel):
         description="`causal`: continued pre-training on the recipe's corpus chunks (needs a `corpus:` block); "
         "`instruct`: question/answer examples from `path`.",
     )
-    path: ExistingFile | None = Field(
+    path: FileOrSynthesized | None = Field(
         None,
         description="Instruct only: a JSONL file, one example per line, in Alpaca form (`instruction`, optional "
-        "`input`, `output`) or chat form (`messages: [{role, content}, ...]`, trained on the last assistant turn).",
+        "`input`, `output`) or chat form (`messages: [{role, content}, ...]`, trained on the last assistant turn); "
+        "or `{synthesized: JOB}`, the output of one of the recipe's `synthesize:` jobs (question -> answer).",
     )
     template: Literal["chat", "alpaca"] = Field(
         "chat",

@@ -146,6 +146,7 @@ def build_training_data(
     system: str | None,
     seed: int,
     chunks: Sequence[str] | None = None,
+    path: Path | None = None,
 ) -> TrainingData:
     """Read and split the examples a ``data:`` block names.
 
@@ -154,6 +155,8 @@ def build_training_data(
         system: system prompt put before every instruct example (None: the chat template's default).
         seed: shuffles the examples before they are split.
         chunks: the corpus chunk texts (``kind: causal``).
+        path: the file ``spec.path`` names, resolved by the caller when it is ``{synthesized: JOB}``
+            (:func:`bakeoff.synth.resolve_data_path`); default ``spec.path``.
 
     Raises:
         DataError: unreadable or malformed data, or too few examples for the split.
@@ -167,8 +170,21 @@ def build_training_data(
         default_test = 0.0
     else:
         assert spec.path is not None  # the settings validator guarantees it
-        records = read_instruct(spec.path, system, alpaca=spec.template == "alpaca")
-        source = str(spec.path)
+        alpaca = spec.template == "alpaca"
+        if isinstance(spec.path, Path):
+            records = read_instruct(path or spec.path, system, alpaca=alpaca)
+        else:  # {synthesized: JOB}: the job's question/answer records, as Alpaca examples
+            from bakeoff.synth import load_synthesized
+
+            if path is None:
+                raise DataError(
+                    f"{spec.path}: resolve the job's output file first (bakeoff.synth.resolve_data_path)"
+                )
+            rows = load_synthesized(path, form="alpaca")
+            if not rows:
+                raise DataError(f"{spec.path}: {path} has no records; run `bakeoff synthesize RECIPE`")
+            records = [_instruct_record(row, f"{path}:{i}", system, alpaca) for i, row in enumerate(rows, 1)]
+        source = str(spec.path) if isinstance(spec.path, Path) else f"{spec.path} ({path})"
         default_test = 0.1 if len(records) >= 20 else 0.0
     if spec.limit is not None and spec.limit < len(records):
         notes.append(f"data.limit: using the first {spec.limit} of {len(records)} examples")
