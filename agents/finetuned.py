@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, model_validator
 
 from bakeoff.models import EmbeddedRef, HFRef, ModelRef, parse_model_ref
+from bakeoff.ollama_register import OllamaRegistrationMixin
 from bakeoff.plugins import Agent, AgentSettings, Answer, Question
 from bakeoff.training.config import TrainSettings
 
@@ -23,8 +24,9 @@ __all__ = ["FineTunedAgent", "FineTunedSettings", "local_model_dir"]
 DEFAULT_SYSTEM = "You answer questions about documents. Answer briefly and factually, in one sentence."
 
 
-class FineTunedSettings(AgentSettings):
-    """A candidate whose model is fine-tuned on the recipe's data before it answers (closed-book)."""
+class FineTunedSettings(AgentSettings, OllamaRegistrationMixin):
+    """A candidate whose model is fine-tuned on the recipe's data before it answers (closed-book); with
+    ``register:`` the trained model is exported to GGUF and registered in Ollama after training."""
 
     agent: Literal["finetuned"] = "finetuned"
     train: TrainSettings = Field(

@@ -90,6 +90,7 @@ def rescore_run(run_dir: Path, recipe: Any, *, judge: Any = None) -> dict[str, A
         answers=answers,
         metrics=recipe.eval.metrics,
         embeddings=recipe.embeddings,
+        ollama_host=recipe.ollama_host,
         judge=judge if judge is not None else recipe.judge,
         headline=recipe.eval.headline,
         statistics_spec=recipe.eval.statistics,

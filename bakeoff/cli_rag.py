@@ -116,7 +116,9 @@ def retrieve(
         options["k"] = k
         options["fetch_k"] = max(k, int(options.get("fetch_k", 20)))
     try:
-        store = open_store(load_embedder(r.embeddings), recipe_name=r.name, spec=r.chroma, console=console)
+        store = open_store(
+            load_embedder(r.embeddings, r.ollama_host), recipe_name=r.name, spec=r.chroma, console=console
+        )
         if store.count() == 0:
             console.print("[yellow]the collection is empty; indexing the corpus first[/]")
             store, _ = _index(r, console)

@@ -270,6 +270,7 @@ def run_recipe(
                     c.name: agents[c.name].retrieval_k for c in answering if agents[c.name].retrieval_k
                 },
                 embeddings=recipe.embeddings,
+                ollama_host=recipe.ollama_host,
                 judge=recipe.judge,
                 headline=recipe.eval.headline,
                 statistics_spec=recipe.eval.statistics,

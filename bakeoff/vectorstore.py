@@ -469,6 +469,7 @@ def index_corpus(
     chroma: ChromaSpec | None = None,
     console: Console | None = None,
     reset: bool = False,
+    ollama_host: str | None = None,
 ) -> tuple[VectorStore, SyncReport]:
     """Read, chunk and embed a recipe's corpus into its collection, with a progress bar.
 
@@ -480,6 +481,7 @@ def index_corpus(
         chroma: the recipe's ``chroma:`` block.
         console: where the progress bar and lock messages go (None: quiet).
         reset: rebuild the collection from scratch.
+        ollama_host: the recipe's Ollama server, for ``ollama:`` embeddings (else ``OLLAMA_HOST``).
 
     Raises:
         VectorStoreError, EmbeddingError: the store or the embedding model cannot be used.
@@ -491,7 +493,7 @@ def index_corpus(
     from bakeoff.runner import progress_bar
 
     console = console or Console(quiet=True)
-    embedder = load_embedder(embeddings)
+    embedder = load_embedder(embeddings, ollama_host)
     tokenizer = getattr(embedder, "tokenizer", None)
     if corpus.chunk.unit == "tokens" and tokenizer is None:
         raise VectorStoreError(
@@ -533,6 +535,7 @@ def run_index(ctx: RunContext) -> VectorStore:
         recipe_name=ctx.recipe_name,
         chroma=ctx.chroma,
         console=ctx.console,
+        ollama_host=ctx.ollama_host,
     )
     ctx.console.print(
         f"corpus: {report.summary_line()} (added {report.added}, removed {report.removed}, "

@@ -110,6 +110,7 @@ class Judge:
         cache_dir: where verdicts are cached (default ``BAKEOFF_HOME/judge-cache``).
         backend: serve this :class:`~bakeoff.backends.local_server.ChatBackend` instead of the model the spec
             names (a custom local model).
+        ollama_host: the recipe's Ollama server, for an ``ollama:`` judge (else ``OLLAMA_HOST``).
     """
 
     def __init__(
@@ -118,8 +119,10 @@ class Judge:
         *,
         cache_dir: Path | None = None,
         backend: Any = None,
+        ollama_host: str | None = None,
     ) -> None:
         self.spec = spec
+        self.ollama_host = ollama_host
         self.cache = JudgeCache(cache_dir)
         self._backend = backend
         self.server = None
@@ -147,9 +150,9 @@ class Judge:
             self.served = {"server_requests": 0, "server_busy_s": 0.0, **self.served}
             self.base_url, self.model_name = self.server.base_url, str(name)
         elif isinstance(ref, OllamaRef):
-            from bakeoff.backends.openai_compatible import ollama_host
+            from bakeoff.ollama import resolve_host
 
-            self.base_url, self.model_name = f"{ollama_host()}/v1", ref.model
+            self.base_url, self.model_name = f"{resolve_host(self.ollama_host)}/v1", ref.model
         elif isinstance(ref, OpenAICompatibleRef):
             self.base_url, self.model_name = ref.base_url, ref.model
         else:

@@ -237,12 +237,12 @@ class _RagasEmbeddings:
     """bakeoff's embedder as a ragas ``BaseRagasEmbedding`` (built lazily: ragas is imported on use)."""
 
     @staticmethod
-    def build(ref: Any):
+    def build(ref: Any, ollama_host: str | None = None):
         from ragas.embeddings.base import BaseRagasEmbedding
 
         from bakeoff.embeddings import load_embedder
 
-        embedder = load_embedder(ref)
+        embedder = load_embedder(ref, ollama_host)
 
         class Adapter(BaseRagasEmbedding):
             def embed_text(self, text: str, **kwargs: Any) -> list[float]:
@@ -271,13 +271,14 @@ class AnswerRelevancy(_Ragas):
     name = "answer_relevancy"
     ragas_class = "AnswerRelevancy"
     description = "RAGAS: does the answer address the question (judge + embeddings)"
-    needs = ("judge", "embeddings")
+    needs = ("judge", "embeddings", "ollama_host")
 
-    def __init__(self, judge: Any = None, embeddings: Any = None) -> None:
+    def __init__(self, judge: Any = None, embeddings: Any = None, ollama_host: str | None = None) -> None:
         super().__init__(judge)
         from bakeoff.models import EmbeddedRef
 
         self.embeddings_ref = embeddings or EmbeddedRef("all-minilm-l6-v2")
+        self.ollama_host = ollama_host
 
     @property
     def strictness(self) -> int:
@@ -289,7 +290,7 @@ class AnswerRelevancy(_Ragas):
     def build(self, llm: Any):
         from ragas.metrics.collections import AnswerRelevancy as RagasAnswerRelevancy
 
-        embeddings = _RagasEmbeddings.build(self.embeddings_ref)
+        embeddings = _RagasEmbeddings.build(self.embeddings_ref, self.ollama_host)
         return RagasAnswerRelevancy(llm=llm, embeddings=embeddings, strictness=self.strictness)
 
     def cache_inputs(self, sample: Sample) -> dict[str, Any] | MetricResult:

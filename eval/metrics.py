@@ -159,12 +159,13 @@ class SemanticSimilarity(Metric):
     name = "semantic_similarity"
     description = "cosine similarity of embeddings (recipe `embeddings:` model)"
     score_range = (-1.0, 1.0)
-    needs = ("embeddings",)
+    needs = ("embeddings", "ollama_host")
 
-    def __init__(self, embeddings: Any = None) -> None:
+    def __init__(self, embeddings: Any = None, ollama_host: str | None = None) -> None:
         from bakeoff.models import EmbeddedRef
 
         self.embeddings_ref = embeddings or EmbeddedRef("all-minilm-l6-v2")
+        self.ollama_host = ollama_host
 
     @cached_property
     def _embedder(self):
@@ -173,7 +174,7 @@ class SemanticSimilarity(Metric):
         from bakeoff.embeddings import load_embedder
 
         hf_logging.disable_progress_bar()  # scoring shows its own progress
-        return load_embedder(self.embeddings_ref)
+        return load_embedder(self.embeddings_ref, self.ollama_host)
 
     def score(self, *, response: str, reference: str) -> MetricResult:
         return self.batch_score(responses=[response], references=[reference])[0]

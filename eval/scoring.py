@@ -111,6 +111,7 @@ def score_answers(
     metrics: Sequence[str] | None = None,
     progress: Callable[[int], None] | None = None,
     embeddings: Any = None,
+    ollama_host: str | None = None,
     judge: Any = None,
     headline: str | None = None,
     statistics_spec: Any = None,
@@ -127,6 +128,7 @@ def score_answers(
         metrics: metric names; default per task.
         progress: called with the number of answers scored so far for one candidate.
         embeddings: the recipe's embedding model reference (``semantic_similarity``, ``answer_relevancy``).
+        ollama_host: the recipe's Ollama server, for ``ollama:`` embeddings and judges (else ``OLLAMA_HOST``).
         judge: the recipe's :class:`~bakeoff.eval.settings.JudgeSpec`, or a ready
             :class:`~bakeoff.eval.judge.Judge` (needed by judged metrics).
         headline: the metric error analysis and reports lead with (default: per task).
@@ -159,11 +161,14 @@ def score_answers(
         if isinstance(judge, JudgeSpec):
             from bakeoff.eval.judge import Judge
 
-            judge_obj = Judge(judge)
+            judge_obj = Judge(judge, ollama_host=ollama_host)
         else:
             judge_obj = judge
     by_id = {q.id: q for q in questions}
-    metric_objs = {name: get_metric(name, embeddings=embeddings, judge=judge_obj) for name in names}
+    metric_objs = {
+        name: get_metric(name, embeddings=embeddings, judge=judge_obj, ollama_host=ollama_host)
+        for name in names
+    }
     out: dict[str, Any] = {
         "task": task,
         "metrics": names,

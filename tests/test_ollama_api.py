@@ -299,6 +299,90 @@ candidates:
     ].startswith("sha256:")
 
 
+def test_the_recipes_ollama_host_serves_its_embeddings_for_indexing_and_scoring(fake, tmp_path, monkeypatch):
+    """`embeddings: ollama:…` goes to the recipe's `ollama_host`, not OLLAMA_HOST, in every stage."""
+    from bakeoff.recipe import load_recipe
+    from bakeoff.runner import run_recipe
+    from bakeoff.store import read_run
+
+    with socket.socket() as s:  # a port nobody listens on: using OLLAMA_HOST would fail loudly
+        s.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{s.getsockname()[1]}")
+    fake.add_model("nomic-embed-text", embedding_dim=8)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text(
+        "The notice period is ninety days.\n\nInvoices are due in thirty days.\n"
+    )
+    (tmp_path / "qa.jsonl").write_text('{"id": "1", "question": "Notice?", "reference": "Ninety days."}\n')
+    text = f"""\
+name: ollama-embed
+ollama_host: {fake.url}
+embeddings: ollama:nomic-embed-text
+corpus: {{paths: [docs]}}
+eval: {{questions: qa.jsonl, metrics: [rougeL, semantic_similarity]}}
+candidates:
+  - name: echo
+    agent: toy_agents:EchoAgent
+"""
+    (tmp_path / "r.yaml").write_text(text)
+    from bakeoff.vectorstore import index_corpus
+
+    recipe = load_recipe(tmp_path / "r.yaml")
+    store, report = index_corpus(
+        corpus=recipe.corpus,
+        base_dir=tmp_path,
+        embeddings=recipe.embeddings,
+        recipe_name=recipe.name,
+        chroma=recipe.chroma,
+        ollama_host=recipe.ollama_host,
+    )
+    assert report.added == store.count() == 1  # one short file, one chunk
+    run = run_recipe(recipe, recipe_text=text, runs_dir=tmp_path / "runs")
+    info = read_run(run)
+    assert info.status == "complete"
+    sims = info.scores["candidates"]["echo"]["metrics"]["semantic_similarity"]
+    assert sims["n"] == 1 and not sims.get("missing"), sims
+    assert len(fake.calls("POST", "/api/embed")) >= 2  # the corpus, then response and reference
+
+
+def test_a_real_fine_tune_with_register_is_trained_exported_and_registered(fake, tmp_path, root):
+    """The `finetuned` agent itself carries `register:`: two LoRA steps, an F16 GGUF, then /api/create."""
+    from bakeoff.recipe import load_recipe
+    from bakeoff.runner import run_recipe
+    from bakeoff.store import read_run
+
+    text = f"""\
+name: ft-register-real
+ollama_host: {fake.url}
+eval:
+  questions: {root}/data/contract-qa.jsonl
+  limit: 1
+candidates:
+  - name: tiny-lora
+    agent: finetuned
+    train:
+      method: lora
+      data: {{kind: instruct, path: {root}/data/contract-train.jsonl, limit: 12}}
+      max_steps: 2
+      batch_size: 2
+      max_length: 64
+      lora: {{r: 4, alpha: 8}}
+    register: {{ollama: tiny-contract, quantize: f16}}
+"""
+    recipe_file = tmp_path / "r.yaml"
+    recipe_file.write_text(text)
+    run = run_recipe(load_recipe(recipe_file), recipe_text=text, runs_dir=tmp_path / "runs")
+    info = read_run(run)
+    assert info.status == "complete", info.manifest.get("notes")
+    reg = info.manifest["ollama"]["tiny-lora"]
+    assert reg["name"] == "tiny-contract:latest" and reg["quantize"] == "f16", reg
+    assert "tiny-contract:latest" in fake.models
+    created = fake.calls("POST", "/api/create")[0]
+    assert "<|im_start|>" in created["template"] and created["files"]
+    gguf = run / "exports" / "tiny-lora"
+    assert any(p.suffix == ".gguf" for p in gguf.rglob("*"))
+
+
 def test_recipe_register_failure_is_a_note_not_a_crash(tmp_path, root, finetuned_run, exported_f16):
     from bakeoff.recipe import load_recipe
     from bakeoff.runner import run_recipe

@@ -102,7 +102,8 @@ def test_rag_answers_carry_their_contexts(tmp_path, embedded_generator):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(3600)  # 96 answers from the embedded model: ~10 min on 2 idle cores, far more when shared
+# 96 answers from the embedded model: ~10 min on 2 idle cores, far more when shared
+@pytest.mark.timeout(3600)
 def test_rag_beats_closed_book_on_the_contract(tmp_path, bakeoff_cmd):
     """The acceptance numbers: on the 48 contract questions, RAG finds the supporting passage in its top 4 for
     at least 80% of them and answers closer to the references than zero-shot (ROUGE-L)."""
