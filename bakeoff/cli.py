@@ -176,8 +176,11 @@ def runs_cmd(
         console.print(f"no runs in {runs_dir}")
         return
     table = Table()
-    for col in ("run", "recipe", "status", "started", "candidates"):
+    table.add_column("run", no_wrap=True, overflow="fold")  # users copy it into --resume / export
+    for col in ("recipe", "status"):
         table.add_column(col)
+    table.add_column("started", no_wrap=True)
+    table.add_column("candidates")
     colors = {
         "complete": "green",
         "failed": "red",
@@ -191,7 +194,7 @@ def runs_cmd(
             info.run_id,
             info.recipe,
             f"[{colors.get(info.status, 'white')}]{status}[/]",
-            str(info.manifest.get("started_at", "")),
+            str(info.manifest.get("started_at", ""))[:16].replace("T", " "),
             ", ".join(info.candidates),
         )
     console.print(table)
