@@ -177,8 +177,8 @@ def runs_cmd(
         return
     table = Table()
     table.add_column("run", no_wrap=True, overflow="fold")  # users copy it into --resume / export
-    for col in ("recipe", "status"):
-        table.add_column(col)
+    table.add_column("recipe", overflow="fold")
+    table.add_column("status", min_width=8, overflow="fold")
     table.add_column("started", no_wrap=True)
     table.add_column("candidates")
     colors = {

@@ -34,3 +34,21 @@ def test_hf_hub_offline_is_the_default():
     code = "import bakeoff.cli, os; print(os.environ['HF_HUB_OFFLINE'])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.stdout.strip() == "1"
+
+
+def test_runs_lists_whole_run_ids_on_a_narrow_terminal(tmp_path, bakeoff_cmd):
+    from bakeoff.store import RunWriter
+
+    writer = RunWriter.create(tmp_path, "a-recipe-with-a-long-name", "name: x\n", task="qa")
+    writer.finish("complete")
+    env = {**os.environ, "COLUMNS": "80"}
+    proc = subprocess.run(
+        [*bakeoff_cmd, "runs", "--runs-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert writer.path.name in proc.stdout  # whole, on one line: it is what --resume and export take
+    assert "complete" in proc.stdout and "a-recipe-with" in proc.stdout
