@@ -166,19 +166,7 @@ class FewShotAgent(Agent):
             label = None
             if self._classify and out.error is None:
                 label = parse_label(out.text, self.ctx.labels, json_mode=self.settings.output == "json")
-            answers.append(
-                Answer(
-                    question_id=q.id,
-                    text=out.text,
-                    latency_s=out.latency_s,
-                    prompt_tokens=out.prompt_tokens,
-                    completion_tokens=out.completion_tokens,
-                    error=out.error,
-                    label=label,
-                    truncated=out.truncated,
-                    prompt_truncated=out.prompt_truncated,
-                )
-            )
+            answers.append(Answer.from_generation(q.id, out, label=label))
         return answers
 
     def chat(self, messages: list[dict[str, str]]) -> Iterator[str]:

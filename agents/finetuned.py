@@ -172,18 +172,7 @@ class FineTunedAgent(Agent):
         outs = self.generator().generate(
             [self.conversation(q.question) for q in questions], self.settings.generation
         )
-        return [
-            Answer(
-                question_id=q.id,
-                text=out.text,
-                latency_s=out.latency_s,
-                prompt_tokens=out.prompt_tokens,
-                completion_tokens=out.completion_tokens,
-                error=out.error,
-                truncated=out.truncated,
-            )
-            for q, out in zip(questions, outs, strict=True)
-        ]
+        return [Answer.from_generation(q.id, out) for q, out in zip(questions, outs, strict=True)]
 
     def chat(self, messages: list[dict[str, str]]) -> Iterator[str]:
         head = [{"role": "system", "content": self.settings.system}] if self.settings.system else []

@@ -151,16 +151,7 @@ class RagAgent(Agent):
         convos = [self.conversation(q.question, c) for q, c in zip(questions, contexts, strict=True)]
         outs = self.generator().generate(convos, self.settings.generation)
         return [
-            Answer(
-                question_id=q.id,
-                text=out.text,
-                latency_s=out.latency_s,
-                prompt_tokens=out.prompt_tokens,
-                completion_tokens=out.completion_tokens,
-                error=out.error,
-                contexts=ctx,
-                truncated=out.truncated,
-            )
+            Answer.from_generation(q.id, out, contexts=ctx)
             for q, out, ctx in zip(questions, outs, contexts, strict=True)
         ]
 

@@ -125,6 +125,22 @@ class Answer:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_generation(cls, question_id: str, out: Any, **extra: Any) -> Answer:
+        """The answer a backend's :class:`~bakeoff.backends.Generation` makes, with agent-specific fields
+        (``label``, ``contexts``) in ``extra``."""
+        return cls(
+            question_id=question_id,
+            text=out.text,
+            latency_s=out.latency_s,
+            prompt_tokens=out.prompt_tokens,
+            completion_tokens=out.completion_tokens,
+            error=out.error,
+            truncated=out.truncated,
+            prompt_truncated=out.prompt_truncated,
+            **extra,
+        )
+
 
 class Agent(ABC):
     """Base class of every candidate agent.

@@ -150,3 +150,30 @@ def test_cli_sees_entry_point_plugins(plugin_dist, tmp_path, bakeoff_cmd):
     )
     assert proc.returncode == 0, proc.stderr
     assert "exact_match" in proc.stdout and "1.000" in proc.stdout
+
+
+def test_an_answer_from_a_generation_keeps_its_truncation_flags_and_agent_fields():
+    from bakeoff.backends import Generation
+    from bakeoff.plugins import Answer
+
+    out = Generation(
+        text="Ninety days.",
+        latency_s=0.5,
+        prompt_tokens=900,
+        completion_tokens=3,
+        truncated=True,
+        prompt_truncated=True,
+    )
+    ans = Answer.from_generation("q7", out, contexts=[{"text": "c", "source": "a.md", "score": 0.9}])
+    assert ans.to_dict() == {
+        "question_id": "q7",
+        "text": "Ninety days.",
+        "latency_s": 0.5,
+        "prompt_tokens": 900,
+        "completion_tokens": 3,
+        "error": None,
+        "label": None,
+        "contexts": [{"text": "c", "source": "a.md", "score": 0.9}],
+        "truncated": True,
+        "prompt_truncated": True,
+    }
