@@ -204,33 +204,31 @@ class Faithfulness(_Ragas):
         return {"user_input": sample.question, "response": sample.response, "retrieved_contexts": contexts}
 
 
-class ContextPrecision(_Ragas):
+class _ContextsVsReference(_Ragas):
+    """RAGAS metrics that judge the retrieved contexts against the reference answer."""
+
+    def cache_inputs(self, sample: Sample) -> dict[str, Any] | MetricResult:
+        contexts = _contexts_or_reason(sample, self.name)
+        if isinstance(contexts, MetricResult):
+            return contexts
+        return {"user_input": sample.question, "reference": sample.reference, "retrieved_contexts": contexts}
+
+
+class ContextPrecision(_ContextsVsReference):
     """RAGAS context precision: are the contexts useful for the reference answer ranked first?"""
 
     name = "context_precision"
     ragas_class = "ContextPrecision"
     description = "RAGAS: useful retrieved contexts ranked first, vs the reference (judge)"
 
-    def cache_inputs(self, sample: Sample) -> dict[str, Any] | MetricResult:
-        contexts = _contexts_or_reason(sample, self.name)
-        if isinstance(contexts, MetricResult):
-            return contexts
-        return {"user_input": sample.question, "reference": sample.reference, "retrieved_contexts": contexts}
 
-
-class ContextRecall(_Ragas):
+class ContextRecall(_ContextsVsReference):
     """RAGAS context recall: the share of the reference's claims found in the retrieved contexts."""
 
     name = "context_recall"
     ragas_class = "ContextRecall"
     description = "RAGAS: share of reference claims found in the retrieved contexts (judge)"
     nan_reason = "the judge classified no reference statements (ragas returned NaN)"
-
-    def cache_inputs(self, sample: Sample) -> dict[str, Any] | MetricResult:
-        contexts = _contexts_or_reason(sample, self.name)
-        if isinstance(contexts, MetricResult):
-            return contexts
-        return {"user_input": sample.question, "reference": sample.reference, "retrieved_contexts": contexts}
 
 
 class _RagasEmbeddings:
