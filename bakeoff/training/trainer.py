@@ -398,6 +398,7 @@ class _Session:
         import torch
         from datasets import Dataset
         from datasets.utils.logging import disable_progress_bar
+        from transformers import set_seed
         from trl import SFTConfig, SFTTrainer
 
         disable_progress_bar()
@@ -531,6 +532,10 @@ class _Session:
                         f"{req.candidate}: resuming from step {resume[1]} of {total} ({resume[0].name} in the "
                         "cache)"
                     )
+                # The sampler draws the epoch's data order from the global RNG when the epoch starts: seeding it
+                # here gives a resumed run the order of an uninterrupted one (the checkpoint's RNG state, which
+                # drives dropout, is restored once the finished batches are skipped).
+                set_seed(s.seed)
                 trainer.train(resume_from_checkpoint=str(resume[0]) if resume else None)
         except torch.OutOfMemoryError as exc:
             out_of_memory = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of memory"
