@@ -189,7 +189,10 @@ def test_kill_during_training_then_resume_equals_an_uninterrupted_run(concurrent
     assert info.status == "complete" and info.manifest["resumed_at"]
     summary = json.loads((run_dir / "training" / "lora" / "summary.json").read_text())
     assert summary["resumed_from_step"] == kept and summary["cache_hit"] is False
-    rows = [json.loads(line) for line in (run_dir / "training" / "lora" / "metrics.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (run_dir / "training" / "lora" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert [r["step"] for r in rows if r["val_loss"] is not None] == [0, 2, 4]  # no step logged twice
 
     # The same as the uninterrupted runs of the concurrency test: weights, answers and scores.
