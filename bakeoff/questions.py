@@ -89,6 +89,9 @@ def load_questions(
         if qid in seen:
             raise DataError(f"{where}: duplicate id {qid!r}")
         seen.add(qid)
+        for key in ("passage", "source"):  # compared with retrieved text when scoring: text or nothing
+            if row.get(key) is not None and not isinstance(row[key], str):
+                raise DataError(f"{where}: '{key}' must be text, got {type(row[key]).__name__}")
         reference = str(reference)
         if task == "classification" and labels and reference not in labels:
             raise DataError(f"{where}: label {reference!r} is not one of {labels}")
