@@ -205,3 +205,67 @@ def test_kill_during_training_then_resume_equals_an_uninterrupted_run(concurrent
         torch.testing.assert_close(ours[name], theirs[name], rtol=1e-4, atol=1e-5, msg=name)
     assert _answers(run_dir) == _answers(reference)
     assert _means(run_dir) == _means(reference)
+
+
+@pytest.mark.slow
+def test_kill_during_indexing_then_index_again_keeps_the_finished_chunks(tmp_path, bakeoff_cmd):
+    """kill -9 while the corpus is being embedded: the chunks stored before the kill are kept, the rest are
+    added by the next `bakeoff index` (or `bakeoff run --resume`, which syncs the same way), none twice."""
+    import sqlite3
+
+    recipe = tmp_path / "index.yaml"
+    recipe.write_text(
+        f"name: index-kill\neval: {{questions: {ROOT}/data/contract-qa.jsonl}}\n"
+        f"corpus: {{paths: [{ROOT}/data/contract], chunk: {{size: 512, overlap: 64}}}}\n"
+        "candidates: [{name: rag, agent: rag}]\n"
+    )
+    expected = {c.id for c in load_corpus(CorpusSpec(paths=[f"{ROOT}/data/contract"]), tmp_path).chunks}
+    assert len(expected) > 64  # more than one batch of EMBED_BATCH chunks
+    home = tmp_path / "home"
+    db = home / "chroma" / "index-kill" / "chroma.sqlite3"
+
+    def stored() -> int:
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+                return conn.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+
+    proc = subprocess.Popen(
+        [*bakeoff_cmd, "index", str(recipe)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=_env(home),
+    )
+    try:
+        deadline = time.time() + 600
+        while stored() == 0 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    kept = stored()
+    assert 0 < kept < len(expected), kept
+
+    again = subprocess.run(
+        [*bakeoff_cmd, "index", str(recipe)], capture_output=True, text=True, env=_env(home), timeout=600
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    counts = re.search(r"added (\d+), removed (\d+), unchanged (\d+)", again.stdout)
+    added, removed, unchanged = map(int, counts.groups())
+    assert (removed, unchanged, added + unchanged) == (0, kept, len(expected))
+
+    import chromadb
+    from chromadb.config import Settings
+
+    client = chromadb.PersistentClient(path=str(db.parent), settings=Settings(anonymized_telemetry=False))
+    collection = client.get_collection("bakeoff-index-kill")
+    ids = collection.get(include=[])["ids"]
+    assert len(ids) == len(set(ids)) == len(expected) and set(ids) == expected
+    # the vector index answers queries over every chunk, including those written before the kill
+    got = collection.query(
+        query_embeddings=[collection.get(ids=ids[:1], include=["embeddings"])["embeddings"][0]], n_results=1
+    )
+    assert got["ids"][0] == ids[:1]
