@@ -269,3 +269,28 @@ def test_kill_during_indexing_then_index_again_keeps_the_finished_chunks(tmp_pat
         query_embeddings=[collection.get(ids=ids[:1], include=["embeddings"])["embeddings"][0]], n_results=1
     )
     assert got["ids"][0] == ids[:1]
+
+
+def test_a_run_stopped_by_a_known_condition_says_how_to_resume(tmp_path, bakeoff_cmd):
+    """No traceback for a condition the message explains (here: the recipe's Chroma server is down); the run is
+    marked failed and the message names the command that finishes it."""
+    recipe = tmp_path / "down.yaml"
+    recipe.write_text(
+        f"name: down\neval: {{questions: {ROOT}/data/contract-qa.jsonl, limit: 2}}\n"
+        f"corpus: {{paths: [{CORPUS}]}}\nchroma: {{host: 127.0.0.1, port: 9}}\n"
+        "candidates: [{name: rag, agent: rag}]\n"
+    )
+    runs = tmp_path / "runs"
+    proc = subprocess.run(
+        [*bakeoff_cmd, "run", str(recipe), "--runs-dir", str(runs)],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path / "home"),
+        timeout=300,
+    )
+    [run_dir] = list((runs / "down").iterdir())
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "error: cannot reach the Chroma server http://127.0.0.1:9" in proc.stderr
+    assert f"`bakeoff run --resume {run_dir.name}` continues it" in proc.stderr
+    info = read_run(run_dir)
+    assert info.status == "failed" and info.manifest["error"].startswith("VectorStoreError: cannot reach")
