@@ -156,9 +156,30 @@ def run(
     except KeyboardInterrupt:
         err.print("interrupted; the run is marked failed", style="red")
         raise typer.Exit(130) from None
+    except Exception as exc:
+        if not type(exc).__module__.startswith("bakeoff"):
+            raise  # a bug, not a condition the message can explain: keep the traceback
+        _report_failed_run(exc, runs_dir, r.name)
+        raise typer.Exit(1) from None
     info = read_run(path)
     print_scores(console, info.scores or {}, title=f"{info.recipe} · {info.run_id}")
     console.print(f"run written to {path}  (bakeoff show {info.run_id})", soft_wrap=True)
+
+
+def _report_failed_run(exc: Exception, runs_dir: Path, recipe_name: str) -> None:
+    """One error message (no traceback) for a run that stopped on a known condition (out of memory, an
+    unreachable server, ...), and how to finish it."""
+    from bakeoff.store import list_runs
+
+    err.print(f"error: {exc}", style="red", soft_wrap=True)
+    mine = [i for i in list_runs(runs_dir, recipe_name) if i.manifest.get("pid") == os.getpid()]
+    if mine:
+        err.print(
+            f"run {mine[0].run_id} is marked failed; finished work is kept: `bakeoff run --resume "
+            f"{mine[0].run_id}` continues it, or run the edited recipe again (training resumes from its "
+            "checkpoint while its train settings are unchanged)",
+            soft_wrap=True,
+        )
 
 
 @app.command("runs")

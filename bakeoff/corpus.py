@@ -13,7 +13,7 @@ import hashlib
 import logging
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -26,12 +26,14 @@ __all__ = [
     "Chunk",
     "ChunkSpec",
     "Corpus",
+    "CorpusFile",
     "CorpusSpec",
     "Document",
     "SUPPORTED_SUFFIXES",
     "Skipped",
     "chunk_documents",
     "find_files",
+    "iter_corpus",
     "load_corpus",
     "load_document",
 ]
@@ -118,6 +120,17 @@ class Skipped:
 
 
 @dataclass
+class CorpusFile:
+    """One file of a corpus as read: its documents and chunks, or why it was skipped."""
+
+    source: str
+    documents: list[Document] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
+    skipped: str | None = None  # the reason the file could not be read
+    note: str | None = None  # e.g. "decoded as cp1252"
+
+
+@dataclass
 class Corpus:
     files: list[str] = field(default_factory=list)  # sources that were read
     documents: list[Document] = field(default_factory=list)
@@ -127,6 +140,22 @@ class Corpus:
 
     def summary(self) -> dict[str, int]:
         return {"documents": len(self.files), "chunks": len(self.chunks), "skipped": len(self.skipped)}
+
+    def by_file(self) -> Iterator[CorpusFile]:
+        """The corpus file by file, as :func:`iter_corpus` yields it (for :meth:`VectorStore.sync`)."""
+        chunks: dict[str, list[Chunk]] = {}
+        for chunk in self.chunks:
+            chunks.setdefault(chunk.source, []).append(chunk)
+        docs: dict[str, list[Document]] = {}
+        for doc in self.documents:
+            docs.setdefault(doc.source, []).append(doc)
+        for source in self.files:
+            found = docs.get(source, [])
+            yield CorpusFile(
+                source, found, chunks.get(source, []), note=next((d.note for d in found[:1]), None)
+            )
+        for skipped in self.skipped:
+            yield CorpusFile(skipped.source, skipped=skipped.reason)
 
 
 def find_files(spec: CorpusSpec, base_dir: Path) -> list[Path]:
@@ -261,9 +290,12 @@ def chunk_id(source: str, page: int | None, text: str, occurrence: int = 0) -> s
     return digest[:32]
 
 
-def chunk_documents(documents: list[Document], spec: ChunkSpec, tokenizer=None) -> list[Chunk]:
-    """Split documents into chunks with offsets and content-hash ids."""
-    splitter = _splitter(spec, tokenizer)
+def chunk_documents(
+    documents: list[Document], spec: ChunkSpec, tokenizer=None, *, splitter=None
+) -> list[Chunk]:
+    """Split documents into chunks with offsets and content-hash ids (``splitter``: one already made for
+    ``spec``, reused across calls)."""
+    splitter = splitter or _splitter(spec, tokenizer)
     chunks: list[Chunk] = []
     for doc in documents:
         seen: dict[str, int] = {}
@@ -289,6 +321,40 @@ def chunk_documents(documents: list[Document], spec: ChunkSpec, tokenizer=None) 
     return chunks
 
 
+def iter_corpus(
+    spec: CorpusSpec,
+    base_dir: Path,
+    *,
+    tokenizer=None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[CorpusFile]:
+    """Find a corpus' files, then read and chunk them one at a time.
+
+    Only one file's text and chunks are in memory at once (whatever the size of the corpus), so a consumer
+    that writes each file's chunks away — :meth:`bakeoff.vectorstore.VectorStore.sync` — streams.
+
+    Args:
+        spec: the recipe's corpus block.
+        base_dir: folder that relative paths (and chunk sources) are relative to.
+        tokenizer: a Hugging Face tokenizer, needed for ``chunk.unit: tokens``.
+        progress: called as ``progress(done, total)`` after each file.
+    """
+    files = find_files(spec, base_dir)
+    splitter = _splitter(spec.chunk, tokenizer)
+    for i, path in enumerate(files, 1):
+        source = _relative(path, base_dir)
+        try:
+            docs = load_document(path, source)
+        except (ValueError, OSError) as exc:
+            item = CorpusFile(source, skipped=str(exc))
+        else:
+            chunks = chunk_documents(docs, spec.chunk, tokenizer, splitter=splitter)
+            item = CorpusFile(source, docs, chunks, note=docs[0].note)
+        yield item
+        if progress:
+            progress(i, len(files))
+
+
 def load_corpus(
     spec: CorpusSpec,
     base_dir: Path,
@@ -296,7 +362,7 @@ def load_corpus(
     tokenizer=None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Corpus:
-    """Find, read and chunk a corpus; unreadable files land in ``skipped`` with their reason.
+    """Find, read and chunk a whole corpus into memory; unreadable files land in ``skipped`` with their reason.
 
     Args:
         spec: the recipe's corpus block.
@@ -305,18 +371,13 @@ def load_corpus(
         progress: called as ``progress(done, total)`` after each file.
     """
     corpus = Corpus()
-    files = find_files(spec, base_dir)
-    for i, path in enumerate(files, 1):
-        source = _relative(path, base_dir)
-        try:
-            docs = load_document(path, source)
-        except (ValueError, OSError) as exc:
-            corpus.skipped.append(Skipped(source, str(exc)))
-        else:
-            corpus.files.append(source)
-            corpus.documents.extend(docs)
-            corpus.notes.extend(f"{source}: {d.note}" for d in docs[:1] if d.note)
-        if progress:
-            progress(i, len(files))
-    corpus.chunks = chunk_documents(corpus.documents, spec.chunk, tokenizer)
+    for item in iter_corpus(spec, base_dir, tokenizer=tokenizer, progress=progress):
+        if item.skipped is not None:
+            corpus.skipped.append(Skipped(item.source, item.skipped))
+            continue
+        corpus.files.append(item.source)
+        corpus.documents.extend(item.documents)
+        corpus.chunks.extend(item.chunks)
+        if item.note:
+            corpus.notes.append(f"{item.source}: {item.note}")
     return corpus

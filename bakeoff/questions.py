@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from bakeoff.plugins import Question
 
-__all__ = ["DataError", "load_questions", "read_jsonl"]
+__all__ = ["DataError", "iter_jsonl", "load_questions", "read_jsonl"]
 
 _QUESTION_KEYS = ("question", "text", "input", "instruction")
 _REFERENCE_KEYS = ("reference", "answer", "label", "output")
@@ -18,13 +19,14 @@ class DataError(Exception):
     """A data file is malformed; the message names file and line."""
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Every JSON object of a JSONL file (blank lines skipped).
+def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a JSONL file, one at a time (blank lines skipped; ``__line__`` is the line number).
+
+    The file is read line by line, so a file larger than memory can be read in part (``eval.limit``).
 
     Raises:
         DataError: unreadable file, a line that is not a JSON object.
     """
-    rows = []
     try:
         handle = path.open(encoding="utf-8")
     except OSError as exc:
@@ -41,10 +43,18 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
                 if not isinstance(row, dict):
                     raise DataError(f"{path}:{lineno}: each line must be a JSON object")
                 row["__line__"] = lineno
-                rows.append(row)
+                yield row
         except UnicodeDecodeError:
             raise DataError(f"{path}: not UTF-8 text") from None
-    return rows
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every JSON object of a JSONL file (see :func:`iter_jsonl`).
+
+    Raises:
+        DataError: unreadable file, a line that is not a JSON object.
+    """
+    return list(iter_jsonl(path))
 
 
 def _pick(row: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -68,7 +78,7 @@ def load_questions(
     """
     questions: list[Question] = []
     seen: set[str] = set()
-    for row in read_jsonl(path):
+    for row in iter_jsonl(path):  # lazily: with `limit`, only the lines needed are read
         where = f"{path}:{row['__line__']}"
         text, reference = _pick(row, _QUESTION_KEYS), _pick(row, _REFERENCE_KEYS)
         if not isinstance(text, str) or not text.strip():
@@ -79,6 +89,9 @@ def load_questions(
         if qid in seen:
             raise DataError(f"{where}: duplicate id {qid!r}")
         seen.add(qid)
+        for key in ("passage", "source"):  # compared with retrieved text when scoring: text or nothing
+            if row.get(key) is not None and not isinstance(row[key], str):
+                raise DataError(f"{where}: '{key}' must be text, got {type(row[key]).__name__}")
         reference = str(reference)
         if task == "classification" and labels and reference not in labels:
             raise DataError(f"{where}: label {reference!r} is not one of {labels}")

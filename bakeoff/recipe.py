@@ -228,6 +228,8 @@ def cross_check(data: dict[str, Any]) -> list[tuple[tuple, str]]:
                 )
     judge = data.get("judge")
     for j, metric in enumerate(metrics):
+        if not isinstance(metric, str):
+            continue  # reported by the schema (a metric is a name)
         if metric in JUDGE_METRICS and judge is None:
             problems.append(
                 (
@@ -249,7 +251,12 @@ def cross_check(data: dict[str, Any]) -> list[tuple[tuple, str]]:
                 )
             )
     headline = spec.get("headline")
-    if isinstance(headline, str) and headline in METRICS and task in DEFAULT_METRICS:
+    if (
+        isinstance(headline, str)
+        and headline in METRICS
+        and isinstance(task, str)
+        and task in DEFAULT_METRICS
+    ):
         listed = [m for m in metrics if isinstance(m, str)] if spec.get("metrics") else DEFAULT_METRICS[task]
         if headline not in listed:
             problems.append(

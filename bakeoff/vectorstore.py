@@ -14,10 +14,9 @@ file lock, so two processes indexing the same store take turns.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from bakeoff.context import RunContext
-    from bakeoff.corpus import Corpus, CorpusSpec, Skipped
+    from bakeoff.corpus import Chunk, Corpus, CorpusFile, CorpusSpec, Skipped
     from bakeoff.embeddings import Embedder
     from bakeoff.models import ModelRef
 
@@ -201,39 +200,20 @@ def write_lock(
     Raises:
         VectorStoreError: the lock was not released within ``timeout_s``.
     """
-    from filelock import FileLock, Timeout
+    from bakeoff.locks import LockTimeout, held_lock
 
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    owner = lock_path.with_name(lock_path.name + ".pid")
-    lock = FileLock(str(lock_path))
-    try:
-        lock.acquire(timeout=0.2)
-    except Timeout:
-        holder = _read_owner(owner)
-        message = f"waiting for lock {lock_path} held by {holder} (another bakeoff writing this store)"
+    def waiting(holder: str) -> None:
         if console is not None:
-            console.print(f"[yellow]{message}[/]")
-        try:
-            lock.acquire(timeout=timeout_s)
-        except Timeout:
-            raise VectorStoreError(
-                f"gave up after {timeout_s:.0f}s waiting for lock {lock_path} held by {_read_owner(owner)}"
-            ) from None
-    try:
-        owner.write_text(f"{os.getpid()}\n", encoding="utf-8")
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            owner.unlink()
-        lock.release()
+            console.print(
+                f"[yellow]waiting for lock {lock_path} held by {holder} (another bakeoff writing this store)[/]",
+                soft_wrap=True,  # one line: scripts and tests grep it
+            )
 
-
-def _read_owner(owner: Path) -> str:
     try:
-        pid = owner.read_text(encoding="utf-8").strip()
-    except OSError:
-        return "another process"
-    return f"PID {pid}" if pid else "another process"
+        with held_lock(lock_path, on_wait=waiting, timeout_s=timeout_s):
+            yield
+    except LockTimeout as exc:
+        raise VectorStoreError(str(exc)) from None
 
 
 class VectorStore:
@@ -269,63 +249,93 @@ class VectorStore:
 
     def sync(
         self,
-        corpus: Corpus,
+        corpus: Corpus | Iterable[CorpusFile],
         *,
         console: Console | None = None,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Callable[[int, int | None], None] | None = None,
     ) -> SyncReport:
         """Make the collection hold exactly the corpus' chunks, embedding only what is new.
 
+        The corpus is consumed file by file (pass :func:`bakeoff.corpus.iter_corpus` to stream one larger than
+        memory): each file's new chunks are embedded and added in batches of ``EMBED_BATCH`` as it is read, and
+        only chunk ids are kept across files. Chunks of files no longer in the corpus are deleted at the end.
+
         Args:
-            corpus: the loaded, chunked corpus.
+            corpus: the loaded corpus, or its files one at a time.
             console: where a "waiting for lock" message goes.
-            progress: called as ``progress(embedded, to_embed)`` after each batch.
+            progress: called as ``progress(embedded, to_embed)`` after each batch; ``to_embed`` is None until
+                the whole corpus has been read.
 
         Returns:
             What was added, removed and kept.
         """
+        from bakeoff.corpus import Corpus, Skipped
+
         started = time.perf_counter()
-        report = SyncReport(
-            documents=len(corpus.files),
-            chunks=len(corpus.chunks),
-            skipped=list(corpus.skipped),
-            notes=list(corpus.notes),
-        )
-        wanted = {c.id: c for c in corpus.chunks}
+        report = SyncReport()
+        if isinstance(corpus, Corpus):
+            report.notes = list(corpus.notes)
+            files: Iterable[CorpusFile] = corpus.by_file()
+        else:
+            files = corpus
+        wanted: set[str] = set()
+        new_sources: set[str] = set()
+        present: set[str] = set()  # sources with chunks in the corpus
+        pending: list[Chunk] = []
+
+        def embed(chunks: list[Chunk]) -> None:
+            vectors = self.embedder.embed([c.text for c in chunks])
+            self.collection.add(
+                ids=[c.id for c in chunks],
+                embeddings=vectors,
+                documents=[c.text for c in chunks],
+                metadatas=[c.metadata() for c in chunks],
+            )
+            report.added += len(chunks)
+            if progress:
+                progress(report.added, None)
+
         with write_lock(self.lock_path, console):
-            stored = self._stored()
-            stale = [cid for cid in stored if cid not in wanted]
-            new = [c for c in corpus.chunks if c.id not in stored]
-            moved = [c for c in corpus.chunks if c.id in stored and stored[c.id] != c.metadata()]
-            report.changed_sources = sorted(
-                {c.source for c in new} | {str(stored[i].get("source")) for i in stale}
-            )
-            report.removed_sources = sorted(
-                {str(stored[i].get("source")) for i in stale} - {c.source for c in corpus.chunks}
-            )
-            if stale:
-                for batch in _batches(stale, WRITE_BATCH):
-                    self.collection.delete(ids=batch)
-            if moved:
+            stored = self._stored()  # ids and metadata only: no texts, no vectors
+            if progress:
+                progress(0, None)
+            for item in files:
+                if item.skipped is not None:
+                    report.skipped.append(Skipped(item.source, item.skipped))
+                    continue
+                report.documents += 1
+                report.chunks += len(item.chunks)
+                if item.note and not isinstance(corpus, Corpus):
+                    report.notes.append(f"{item.source}: {item.note}")
+                moved = []
+                for chunk in item.chunks:
+                    wanted.add(chunk.id)
+                    present.add(chunk.source)
+                    meta = stored.get(chunk.id)
+                    if meta is None:
+                        pending.append(chunk)
+                        new_sources.add(chunk.source)
+                    elif meta != chunk.metadata():
+                        moved.append(chunk)
                 for batch in _batches(moved, WRITE_BATCH):
                     self.collection.update(ids=[c.id for c in batch], metadatas=[c.metadata() for c in batch])
-            done = 0
-            if progress:
-                progress(0, len(new))
-            for batch in _batches(new, EMBED_BATCH):
-                vectors = self.embedder.embed([c.text for c in batch])
-                self.collection.add(
-                    ids=[c.id for c in batch],
-                    embeddings=vectors,
-                    documents=[c.text for c in batch],
-                    metadatas=[c.metadata() for c in batch],
-                )
-                done += len(batch)
-                if progress:
-                    progress(done, len(new))
-            report.added, report.removed, report.updated = len(new), len(stale), len(moved)
-            report.unchanged = len(wanted) - len(new)
+                report.updated += len(moved)
+                while len(pending) >= EMBED_BATCH:
+                    embed(pending[:EMBED_BATCH])
+                    del pending[:EMBED_BATCH]
+            if pending:
+                embed(pending)
+            stale = [cid for cid in stored if cid not in wanted]
+            for batch in _batches(stale, WRITE_BATCH):
+                self.collection.delete(ids=batch)
+            stale_sources = {str(stored[i].get("source")) for i in stale}
+            report.removed = len(stale)
+            report.unchanged = len(wanted) - report.added
+            report.changed_sources = sorted(new_sources | stale_sources)
+            report.removed_sources = sorted(stale_sources - present)
             report.collection_size = self.count()
+            if progress:
+                progress(report.added, report.added)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -488,7 +498,7 @@ def index_corpus(
     """
     from rich.console import Console
 
-    from bakeoff.corpus import load_corpus
+    from bakeoff.corpus import iter_corpus
     from bakeoff.embeddings import load_embedder
     from bakeoff.runner import progress_bar
 
@@ -503,15 +513,15 @@ def index_corpus(
     store = open_store(embedder, recipe_name=recipe_name, spec=chroma, console=console, reset=reset)
     with progress_bar(console) as bar:
         files = bar.add_task("read corpus", total=None)
-        loaded = load_corpus(
-            corpus,
-            base_dir,
-            tokenizer=tokenizer,
-            progress=lambda done, total: bar.update(files, completed=done, total=total),
-        )
-        embed = bar.add_task("embed chunks", total=None)
+        embed = bar.add_task("embed new chunks", total=None)
+        # Streamed: each file is read, chunked and its new chunks embedded before the next file is read.
         report = store.sync(
-            loaded,
+            iter_corpus(
+                corpus,
+                base_dir,
+                tokenizer=tokenizer,
+                progress=lambda done, total: bar.update(files, completed=done, total=total),
+            ),
             console=console,
             progress=lambda done, total: bar.update(embed, completed=done, total=total),
         )

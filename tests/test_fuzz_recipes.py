@@ -16,6 +16,7 @@ from bakeoff.recipe import Recipe, RecipeError, load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = [p.read_text() for p in sorted((ROOT / "recipes").glob("*.yaml"))]
+PARSED = [__import__("bakeoff._yaml", fromlist=["load_yaml"]).load_yaml(text)[0] for text in SEEDS]
 LOCATED = re.compile(r"^.+:\d+:\d+: .+", re.S)
 
 pytestmark = pytest.mark.reliability
@@ -130,10 +131,58 @@ def mutated(draw) -> bytes:
     return bytes(base)
 
 
-def _check(path: Path, data: bytes) -> None:
+def _paths(value, prefix=()):
+    """Every path (tuple of keys and indices) into a parsed recipe."""
+    yield prefix
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _paths(v, (*prefix, i))
+
+
+@st.composite
+def structurally_mutated(draw) -> bytes:
+    """A shipped recipe with a few values replaced, keys dropped or added: well-formed YAML that reaches the
+    validators of every block (agents, training, corpus, eval, sweeps) with wrong types and values."""
+    import copy
+
+    tree = copy.deepcopy(draw(st.sampled_from(PARSED)))
+    for _ in range(draw(st.integers(1, 4))):
+        paths = [p for p in _paths(tree) if p]
+        path = draw(st.sampled_from(paths))
+        parent = tree
+        for part in path[:-1]:
+            parent = parent[part]
+        op = draw(st.sampled_from(["replace", "replace", "delete", "add", "wrap", "number"]))
+        if op == "replace":
+            parent[path[-1]] = draw(_values)
+        elif op == "delete":
+            del parent[path[-1]]
+        elif op == "add" and isinstance(parent, dict):
+            parent[draw(_keys | st.text(min_size=1, max_size=8))] = draw(_values)
+        elif op == "wrap":
+            parent[path[-1]] = [parent[path[-1]]]
+        else:
+            parent[path[-1]] = draw(
+                st.sampled_from(
+                    [0, -1, 10**30, -(10**30), 0.5, float("inf"), "1e999", "", "../../etc/passwd"]
+                )
+            )
+    import io
+
+    from ruamel.yaml import YAML
+
+    out = io.StringIO()
+    YAML(typ="safe", pure=True).dump(tree, out)
+    return out.getvalue().encode()
+
+
+def _check(path: Path, data: bytes, *, check_files: bool = False) -> None:
     path.write_bytes(data)
     try:
-        recipe = load_recipe(path, check_files=False)
+        recipe = load_recipe(path, check_files=check_files)
     except RecipeError as exc:
         assert exc.problems
         for problem in exc.problems:
@@ -156,6 +205,16 @@ def test_random_structures_give_located_errors(tmp_path, value):
     _check(tmp_path / "r.yaml", _yaml_of(value).encode())
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=structurally_mutated())
+def test_structurally_mutated_recipes_give_located_errors(tmp_path, data):
+    # laid out like the repository, so the seeds' data files exist and are checked as `bakeoff validate` does
+    (tmp_path / "recipes").mkdir(exist_ok=True)
+    if not (tmp_path / "data").exists():
+        (tmp_path / "data").symlink_to(ROOT / "data")
+    _check(tmp_path / "recipes" / "r.yaml", data, check_files=True)
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -167,8 +226,11 @@ def test_random_structures_give_located_errors(tmp_path, value):
         + b"".join(
             b"%c: &%c [" % (98 + i, 98 + i) + b",".join([b"*%c" % (97 + i)] * 10) + b"]\n" for i in range(9)
         ),
+        # found by the structural fuzzer (TypeError: unhashable type: 'list' in the cross-field checks)
+        b"name: x\neval: {questions: q.jsonl, metrics: [[rougeL]]}\ncandidates: [{name: a, agent: fewshot}]\n",
+        b"name: x\ntask: [qa]\neval: {questions: q.jsonl, headline: rougeL}\ncandidates: [{name: a, agent: fewshot}]\n",
     ],
-    ids=["deep", "huge-number", "utf16", "too-large", "alias-bomb"],
+    ids=["deep", "huge-number", "utf16", "too-large", "alias-bomb", "metric-list", "task-list"],
 )
 def test_pathological_inputs_fail_fast_through_the_cli(tmp_path, bakeoff_cmd, text):
     path = tmp_path / "r.yaml"

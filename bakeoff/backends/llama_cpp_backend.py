@@ -124,11 +124,16 @@ class LlamaCppGenerator:
             for convo in conversations:
                 t0 = time.perf_counter()
                 try:
-                    prompt = self._fit(self.tokenize(convo), settings)
+                    full = self.tokenize(convo)
+                    prompt = self._fit(full, settings)
                     ids, ended = self.generate_ids(prompt, settings)
                     text = self.llm.detokenize(ids, special=False).decode("utf-8", errors="replace").strip()
                     gen = Generation(
-                        text, prompt_tokens=len(prompt), completion_tokens=len(ids), truncated=not ended
+                        text,
+                        prompt_tokens=len(prompt),
+                        completion_tokens=len(ids),
+                        truncated=not ended,
+                        prompt_truncated=len(prompt) < len(full),
                     )
                 except (RuntimeError, ValueError) as exc:
                     gen = Generation("", error=f"{type(exc).__name__}: {exc}")

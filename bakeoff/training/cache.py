@@ -85,22 +85,18 @@ def cache_dir(key: str) -> Path:
 
 @contextmanager
 def key_lock(key: str, on_wait=None):
-    """Hold the lock of one cache key; ``on_wait()`` is called once if another process holds it."""
-    from filelock import FileLock, Timeout
+    """Hold the lock of one cache key; ``on_wait(lock_path, holder)`` is called once if another process holds
+    it (``holder`` is ``"PID 1234"``). Waits as long as training takes."""
+    from bakeoff.locks import held_lock
 
-    root = training_cache_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(root / f"{key}.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
+    lock_path = training_cache_dir() / f"{key}.lock"
+
+    def waiting(holder: str) -> None:
         if on_wait is not None:
-            on_wait()
-        lock.acquire()
-    try:
+            on_wait(lock_path, holder)
+
+    with held_lock(lock_path, on_wait=waiting):
         yield
-    finally:
-        lock.release()
 
 
 def link_tree(src: Path, dst: Path) -> None:

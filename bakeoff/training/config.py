@@ -132,7 +132,8 @@ class DataSettings(BaseModel):
 
 class TrainSettings(BaseModel):
     """How a fine-tuned candidate is trained. The adapter is cached by a hash of everything here (but
-    `merge`), the data, the base model and the library versions."""
+    `merge` and `gradient_checkpointing`, which do not change the weights), the data, the base model and the
+    library versions."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -53,6 +53,8 @@ class TrainRequest:
     settings: TrainSettings
     data: TrainingData
     chat_template: str | None = None  # replaces the tokenizer's (the Alpaca template)
+    # Extra transformers TrainerCallbacks (your own logging, an early stop); not part of the cache key.
+    callbacks: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -71,8 +73,12 @@ class TrainedModel:
 
 # -- inputs ----------------------------------------------------------------------------------------------------
 def _hyperparameters(settings: TrainSettings) -> dict[str, Any]:
-    """The settings that shape the weights (paths are left out: the data's content is hashed instead)."""
-    hyper = settings.model_dump(mode="json", exclude={"merge"})
+    """The settings that shape the weights (paths are left out: the data's content is hashed instead).
+
+    ``gradient_checkpointing`` is left out too: it trades time for memory and computes the same weights, so
+    turning it on after an out-of-memory error resumes from the checkpoint that training left behind.
+    """
+    hyper = settings.model_dump(mode="json", exclude={"merge", "gradient_checkpointing"})
     data = hyper["data"]
     data.pop("path", None)
     if not isinstance(settings.data.validation, float | int):
@@ -156,9 +162,11 @@ def train_candidate(
         note(f"{req.candidate}: {why}")
     folder = cache_dir(key)
 
-    def waiting() -> None:
+    def waiting(lock_path: Path, holder: str) -> None:
         console.print(
-            f"[yellow]{req.candidate}: another run is training the same adapter ({key}); waiting…[/]"
+            f"[yellow]{req.candidate}: waiting for lock {lock_path} held by {holder} (another run is training "
+            f"the same adapter, cache key {key}); its weights are reused when it finishes[/]",
+            soft_wrap=True,  # one line: scripts and tests grep it
         )
 
     with key_lock(key, on_wait=waiting):
@@ -390,6 +398,7 @@ class _Session:
         import torch
         from datasets import Dataset
         from datasets.utils.logging import disable_progress_bar
+        from transformers import set_seed
         from trl import SFTConfig, SFTTrainer
 
         disable_progress_bar()
@@ -510,18 +519,96 @@ class _Session:
 
         recorder = _Recorder(self, rows, total, eval_every)
         trainer.add_callback(recorder)
+        for callback in req.callbacks:
+            trainer.add_callback(callback)
         started = time.perf_counter()
-        with recorder.progress:
-            if resume is None and val_ds is not None:
-                trainer.evaluate()  # the step-0 validation loss: the curve starts at the untrained model
-            elif resume is not None:
-                self.console.print(
-                    f"{req.candidate}: resuming from step {resume[1]} of {total} ({resume[0].name} in the cache)"
-                )
-            trainer.train(resume_from_checkpoint=str(resume[0]) if resume else None)
+        out_of_memory = None
+        try:
+            with recorder.progress:
+                if resume is None and val_ds is not None:
+                    trainer.evaluate()  # the step-0 validation loss: the curve starts at the untrained model
+                elif resume is not None:
+                    self.console.print(
+                        f"{req.candidate}: resuming from step {resume[1]} of {total} ({resume[0].name} in the "
+                        "cache)"
+                    )
+                # The sampler draws the epoch's data order from the global RNG when the epoch starts: seeding it
+                # here gives a resumed run the order of an uninterrupted one (the checkpoint's RNG state, which
+                # drives dropout, is restored once the finished batches are skipped).
+                set_seed(s.seed)
+                trainer.train(resume_from_checkpoint=str(resume[0]) if resume else None)
+        except torch.OutOfMemoryError as exc:
+            out_of_memory = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of memory"
+        except RuntimeError as exc:
+            if "can't allocate memory" not in str(exc):  # the CPU allocator's out-of-memory
+                raise
+            out_of_memory = str(exc).strip().splitlines()[0]
+        if (
+            out_of_memory is not None
+        ):  # handled outside `except`: the traceback no longer pins the activations
+            raise self._out_of_memory(
+                trainer, recorder, total, lengths, gradient_checkpointing, out_of_memory
+            )
         train_seconds = time.perf_counter() - started
         recorder.flush()
         return self._finish(trainer, recorder, total, train_seconds, resume, lengths)
+
+    def _out_of_memory(
+        self, trainer, recorder, total: int, lengths: list[int], checkpointing: bool, detail: str
+    ) -> TrainingError:
+        """Keep what was trained (a checkpoint at the last finished step) and say which knobs use less memory."""
+        import gc
+
+        import torch
+
+        recorder.flush()
+        s, step = self.s, trainer.state.global_step
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        kept = _last_checkpoint(self.folder / "checkpoints")
+        if step > (kept[1] if kept else 0):
+            try:
+                trainer._save_checkpoint(
+                    trainer.model, trial=None
+                )  # weights, optimizer, scheduler, RNG, state
+            except Exception as exc:  # saving can fail for the same reason; the last checkpoint stays
+                self.console.print(f"[red]{self.req.candidate}: could not save step {step}: {exc}[/]")
+            kept = _last_checkpoint(self.folder / "checkpoints")
+        where = "the GPU" if self.device == "cuda" else "this machine"
+        if kept:
+            saved = (
+                f"Checkpoint kept at step {kept[1]}: {kept[0]}. Running the recipe again with the same train "
+                "settings resumes from it (`bakeoff run --resume RUN` too"
+                + ("; so does turning on gradient_checkpointing" if not checkpointing else "")
+                + ")."
+            )
+        else:
+            saved = "No optimizer step had finished, so there is no checkpoint to keep."
+        knobs = []
+        if not checkpointing:
+            knobs.append(
+                "`gradient_checkpointing: true` (recompute activations; same weights, keeps the checkpoint)"
+            )
+        if s.batch_size > 1:
+            knobs.append(
+                f"`batch_size: {max(1, s.batch_size // 2)}` with `grad_accum: {s.grad_accum * 2}` (same effective "
+                f"batch of {s.batch_size * s.grad_accum})"
+            )
+        longest = max(lengths, default=s.max_length)
+        knobs.append(
+            f"`max_length: {max(16, min(s.max_length, longest) // 2)}` (now {s.max_length}; the longest "
+            f"{'sequence' if s.packing else 'example'} has {longest} tokens)"
+        )
+        if self.method == "lora":
+            knobs.append("`method: qlora` (4-bit base weights; needs CUDA)")
+        elif self.method == "full":
+            knobs.append("`method: lora` or `qlora` (train adapters, not every weight)")
+        return TrainingError(
+            f"{self.req.candidate}: {where} ran out of memory at step {step} of {total} ({detail}). {saved} "
+            f"To use less memory, set in the candidate's `train:` block: {'; '.join(knobs)}. Changing batch_size, "
+            "max_length or method trains from the start (a new cache key)."
+        )
 
     def _finish(self, trainer, recorder, total, train_seconds, resume, lengths) -> dict[str, Any]:
         """Choose the weights, measure the test loss, write the artifacts and the summary (last)."""
