@@ -44,7 +44,7 @@ def _main(
 
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # errors are never wrapped: paths stay copyable
 
 RunsDir = Annotated[
     Path, typer.Option("--runs-dir", help="Folder that holds runs.", envvar="BAKEOFF_RUNS_DIR")

@@ -15,7 +15,7 @@ from rich.console import Console
 __all__ = ["register", "rescore_run"]
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # errors are never wrapped: paths stay copyable
 
 RunsDir = Annotated[
     Path, typer.Option("--runs-dir", help="Folder that holds runs.", envvar="BAKEOFF_RUNS_DIR")

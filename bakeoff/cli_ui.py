@@ -87,7 +87,7 @@ def register(app: typer.Typer) -> None:
         """Open the console: runs, comparisons, training curves, chat, recipe editor and blind arena."""
         from rich.console import Console
 
-        err = Console(stderr=True)
+        err = Console(stderr=True, soft_wrap=True)
         problem = port_problem(host, port)
         if problem:
             err.print(f"error: {problem}", style="red", highlight=False, soft_wrap=True)
