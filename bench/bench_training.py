@@ -148,7 +148,14 @@ def training_records(limit: int | None) -> Any:
 
 # -- the hand-written way ---------------------------------------------------------------------------------------
 def hand_written_sft(
-    model_dir: Path, records: list[dict], out: Path, *, steps: int, batch_size: int, max_length: int, tuned: bool
+    model_dir: Path,
+    records: list[dict],
+    out: Path,
+    *,
+    steps: int,
+    batch_size: int,
+    max_length: int,
+    tuned: bool,
 ) -> dict[str, Any]:
     """A minimal transformers + peft + trl script, as a user writes it (``tuned``: fp32, no checkpointing)."""
     import torch
@@ -373,7 +380,10 @@ def run(scale: Scale = "full") -> Result:
         "matmul_peak_gflops": {f"{t}_threads": round(p / 1e9, 1) for t, p in sorted(peaks.items())},
         "matmul_n": cfg["peak_n"],
         **work,
-        **{name: {k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for name, r in runs.items()},
+        **{
+            name: {k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}
+            for name, r in runs.items()
+        },
     }
     return result
 

@@ -259,7 +259,9 @@ def machine() -> dict[str, Any]:
     }
 
 
-def cli(benchmark: str, run: Callable[[Scale], Result], doc: str | None, argv: list[str] | None = None) -> int:
+def cli(
+    benchmark: str, run: Callable[[Scale], Result], doc: str | None, argv: list[str] | None = None
+) -> int:
     """The command line every benchmark module shares: ``--toy``, ``--json PATH``, ``--append PATH``."""
     parser = argparse.ArgumentParser(
         prog=f"python -m bench.{benchmark}", description=(doc or benchmark).strip().splitlines()[0]
