@@ -87,7 +87,7 @@ class SentenceTransformerEmbedder:
             return contextlib.nullcontext()
         from bakeoff.threads import cpu_threads, torch_threads
 
-        return torch_threads(cpu_threads(small=n_texts <= 8)[0])
+        return torch_threads(cpu_threads(small=n_texts <= 8)[0])  # re-decided every few seconds
 
     @property
     def tokenizer(self):

@@ -1,24 +1,31 @@
-"""How many CPU threads inference (generation, embeddings) should use right now.
+"""How many CPU threads torch should use right now: one per core that other processes leave free.
 
-Decoding runs hundreds of small operations per token, each ending at an OpenMP barrier. When another process
-keeps a core busy, the thread that shares its core keeps arriving late and every barrier waits for it: on a
-shared 2-core machine, batched generation with 2 threads was measured 5-10x slower than with 1, and embedding
-one query 12x slower (1 s against 80 ms). So inference uses the cores that are idle now, measured from
-``/proc/stat`` over a tenth of a second (and reused for a few seconds) — not the load average, which lags by
-a minute; and a handful of texts, too little work to share, always runs on one thread.
+Inference and LoRA training on a CPU run thousands of operations, each ending at an OpenMP barrier. When
+another process keeps a core busy, the thread that shares that core keeps arriving late and every barrier waits
+for it. Measured on a shared 2-core machine with one core taken by a neighbour: batched generation 5-10x
+slower with 2 threads than with 1, one query's embedding 12x slower (1 s against 80 ms), a LoRA step 9x
+slower (90 s against 10 s); on the idle machine 2 threads were 1.3-1.6x faster than 1.
+
+So the thread count follows what the other processes use, measured from ``/proc/stat`` minus this process'
+own CPU time over the time since the last decision (re-decided at most every :data:`DECIDE_EVERY_S`; the
+first decision samples a tenth of a second) — not the load average, which lags by a minute and counts this
+process too. ``OMP_NUM_THREADS`` overrides it all; a handful of texts (``small``) always gets one thread.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Iterator
 
-__all__ = ["cpu_threads", "idle_cores", "torch_threads"]
+__all__ = ["DECIDE_EVERY_S", "adjust_torch_threads", "cpu_threads", "others_busy_cores", "torch_threads"]
 
-MEASURE_EVERY_S = 5.0
-_last: tuple[float, int, str] | None = None  # (when, threads, why) of the last measurement
+DECIDE_EVERY_S = 2.0
+_lock = threading.Lock()
+_mark: tuple[tuple[int, int], float, float] | None = None  # (/proc/stat idle+total, process CPU s, wall s)
+_decision: tuple[float, int, str] | None = None  # (when, threads, why)
 
 
 def _cores() -> int:
@@ -42,23 +49,25 @@ def _cpu_times() -> tuple[int, int] | None:
     return idle, sum(values[:8])  # guest time is already counted in user
 
 
-def idle_cores(sample_s: float = 0.1) -> float | None:
-    """Cores idle over the next ``sample_s`` seconds (None where it cannot be measured)."""
-    before = _cpu_times()
-    if before is None:
+def _read() -> tuple[tuple[int, int], float, float] | None:
+    times = _cpu_times()
+    return None if times is None else (times, time.process_time(), time.monotonic())
+
+
+def others_busy_cores(before, after) -> float | None:
+    """Cores that other processes kept busy between two :func:`_read` marks (None: interval too short)."""
+    (idle0, total0), cpu0, t0 = before
+    (idle1, total1), cpu1, t1 = after
+    if total1 - total0 <= 0 or t1 - t0 < 0.05:
         return None
-    time.sleep(sample_s)
-    after = _cpu_times()
-    if after is None or after[1] <= before[1]:
-        return None
-    idle_share = (after[0] - before[0]) / (after[1] - before[1])
-    return idle_share * (os.cpu_count() or 1)
+    busy = (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
+    own = (cpu1 - cpu0) / (t1 - t0)
+    return max(0.0, busy - own)
 
 
 def cpu_threads(*, small: bool = False) -> tuple[int, str]:
-    """Torch threads for CPU inference, and why: ``OMP_NUM_THREADS`` when set; one for ``small`` work (a few
-    texts); else one per core idle now."""
-    global _last
+    """Torch threads for CPU work now, and why (see the module docstring)."""
+    global _mark, _decision
     env = os.environ.get("OMP_NUM_THREADS", "")
     if env.isdigit() and int(env) > 0:
         return int(env), "OMP_NUM_THREADS"
@@ -67,29 +76,48 @@ def cpu_threads(*, small: bool = False) -> tuple[int, str]:
         return 1, "one core"
     if small:
         return 1, "small work"
-    now = time.monotonic()
-    if _last is not None and now - _last[0] < MEASURE_EVERY_S:
-        return _last[1], _last[2]
-    idle = idle_cores()
-    if idle is None:
-        threads, why = cores, "one per core"
-    else:
-        # A core more than half idle is worth a thread; at least one thread, at most one per core.
-        threads, why = max(1, min(cores, int(idle + 0.5))), f"{idle:.1f} of {cores} cores idle"
-    _last = (time.monotonic(), threads, why)
-    return threads, why
+    with _lock:
+        now = time.monotonic()
+        if _decision is not None and now - _decision[0] < DECIDE_EVERY_S:
+            return _decision[1], _decision[2]
+        before = _mark if _mark is not None and now - _mark[2] >= 0.05 else None
+        if before is None:
+            before = _read()
+            time.sleep(0.1)
+        after = _read()
+        others = others_busy_cores(before, after) if before is not None and after is not None else None
+        _mark = after
+        if others is None:
+            threads, why = cores, "one per core"
+        else:
+            # A core at least half free is worth a thread; at least one, at most one per core.
+            threads = max(1, min(cores, int(cores - others + 0.5)))
+            why = f"other processes busy on {others:.1f} of {cores} cores"
+        _decision = (time.monotonic(), threads, why)
+        return threads, why
 
 
 @contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` torch threads, then restore the previous number."""
+def torch_threads(n: int | None = None) -> Iterator[None]:
+    """Run the block with ``n`` torch threads (None: :func:`cpu_threads`), then restore the previous number."""
     import torch
 
     before = torch.get_num_threads()
+    n = cpu_threads()[0] if n is None else n
     if n != before:
         torch.set_num_threads(n)
     try:
         yield
     finally:
-        if n != before:
+        if torch.get_num_threads() != before:
             torch.set_num_threads(before)
+
+
+def adjust_torch_threads() -> int:
+    """Set torch's threads to :func:`cpu_threads` now (cheap between decisions); returns the number."""
+    import torch
+
+    n = cpu_threads()[0]
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n

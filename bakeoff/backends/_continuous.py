@@ -62,11 +62,13 @@ def greedy_continuous(
     stop_ids: Sequence[int],
     budget: int,
     on_done: Callable[[Finished], None],
+    before_step: Callable[[], None] = lambda: None,
 ) -> None:
     """Decode every prompt greedily, calling ``on_done`` as each answer ends (in the order they end).
 
-    Prompts are taken in the order given (callers sort them by length). Raises :class:`Unsupported` from the
-    first prefill when the model's cache is not a plain dynamic cache.
+    Prompts are taken in the order given (callers sort them by length); ``before_step`` runs before each
+    forward pass (the caller adjusts CPU threads there). Raises :class:`Unsupported` from the first prefill
+    when the model's cache is not a plain dynamic cache.
     """
     import torch
 
@@ -106,6 +108,7 @@ def greedy_continuous(
 
     with torch.inference_mode():
         while pending or rows:
+            before_step()
             free = batch_size - len(rows)
             if pending and (not rows or free >= refill_at):
                 take = [pending.popleft() for _ in range(min(free, len(pending)))]

@@ -57,16 +57,21 @@ class TransformersGenerator:
         self._continuous_ok = True  # greedy CPU decoding keeps its batch full (see _continuous.py)
 
     @contextlib.contextmanager
-    def _cpu_threads(self) -> Iterator[None]:
-        """On a CPU, run the block on the cores idle now (see :mod:`bakeoff.threads`)."""
+    def _cpu_threads(self) -> Iterator[Callable[[], None]]:
+        """On a CPU, run the block on the cores other processes leave free (:mod:`bakeoff.threads`); the
+        yielded function re-decides (cheaply, at most every few seconds) during long work."""
         if getattr(self.model, "device", None) is None or self.model.device.type != "cpu":
-            yield
+            yield lambda: None
             return
-        from bakeoff.threads import cpu_threads, torch_threads
+        from bakeoff.threads import adjust_torch_threads, cpu_threads, torch_threads
 
-        self.threads = cpu_threads()
-        with torch_threads(self.threads[0]):
-            yield
+        def adjust() -> None:
+            adjust_torch_threads()
+            self.threads = cpu_threads()
+
+        with torch_threads():
+            self.threads = cpu_threads()
+            yield adjust
 
     @classmethod
     def from_path(cls, path: str | Path, *, name: str | None = None) -> TransformersGenerator:
@@ -208,7 +213,7 @@ class TransformersGenerator:
 
         error = None
         try:
-            with self._cpu_threads():
+            with self._cpu_threads() as adjust:
                 greedy_continuous(
                     self.model,
                     self.tokenizer,
@@ -218,6 +223,7 @@ class TransformersGenerator:
                     stop_ids=self.stop_ids,
                     budget=budget,
                     on_done=done,
+                    before_step=adjust,
                 )
         except (RuntimeError, ValueError) as exc:  # e.g. out of memory: fail the unfinished answers
             error = f"{type(exc).__name__}: {exc}"
