@@ -30,7 +30,7 @@ TOY_RECIPE = f"""name: bench-e2e-toy
 base_model: {EMBEDDED_MODEL}
 task: qa
 eval: {{questions: {DATA / "contract-qa.jsonl"}, limit: 2, metrics: [exact_match, rougeL]}}
-corpus: {{paths: [{DATA / "contract"}]}}
+corpus: {{paths: [{DATA / "contract" / "annex-b-pricing.md"}]}}
 candidates:
   - {{name: zero-shot, agent: fewshot, generation: {{max_new_tokens: 8}}}}
   - {{name: rag, agent: rag, k: 2, generation: {{max_new_tokens: 8}}}}

@@ -31,7 +31,7 @@ from typing import Any
 from bench.common import Result, Scale, cli, percentile, quiet_libraries
 
 CONFIGS: dict[str, dict[str, Any]] = {
-    "toy": {"sizes": [100, 300], "real_size": 100, "queries": 10, "tune_sample": 16, "tune_sizes": [8, 16]},
+    "toy": {"sizes": [30, 80], "real_size": 30, "queries": 5, "tune_sample": 8, "tune_sizes": [4, 8]},
     "full": {
         "sizes": [1000, 10000, 50000],
         "real_size": 1000,

@@ -156,8 +156,10 @@ def hand_written_sft(
     batch_size: int,
     max_length: int,
     tuned: bool,
+    qlora: bool = False,
 ) -> dict[str, Any]:
-    """A minimal transformers + peft + trl script, as a user writes it (``tuned``: fp32, no checkpointing)."""
+    """A minimal transformers + peft + trl script, as a user writes it (``tuned``: fp32, no checkpointing;
+    ``qlora``: the usual 4-bit NF4 recipe on a GPU, with TRL's defaults)."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -166,7 +168,22 @@ def hand_written_sft(
 
     t0 = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    if qlora:
+        from peft import prepare_model_for_kbit_training
+        from transformers import BitsAndBytesConfig
+
+        quant = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        )
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir, quantization_config=quant, dtype=torch.bfloat16, device_map={"": 0}
+        )
+        model = prepare_model_for_kbit_training(model)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     peft_config = LoraConfig(
         r=LORA["r"],
         lora_alpha=LORA["alpha"],
@@ -184,7 +201,7 @@ def hand_written_sft(
         logging_steps=max(1, steps // 10),
         save_strategy="no",
         report_to="none",
-        use_cpu=True,
+        use_cpu=not qlora,
         disable_tqdm=True,
         **extra,
     )
@@ -204,7 +221,16 @@ def hand_written_sft(
 
 
 # -- bakeoff's way ----------------------------------------------------------------------------------------------
-def bakeoff_sft(run_dir: Path, *, steps: int, batch_size: int, max_length: int, limit: int | None) -> dict:
+def bakeoff_sft(
+    run_dir: Path,
+    *,
+    steps: int,
+    batch_size: int,
+    max_length: int,
+    limit: int | None,
+    model: str = EMBEDDED_MODEL,
+    method: str = "lora",
+) -> dict:
     """The ``finetuned`` agent's prepare(): the quickstart lora candidate with ``max_steps``."""
     from rich.console import Console
 
@@ -219,7 +245,7 @@ def bakeoff_sft(run_dir: Path, *, steps: int, batch_size: int, max_length: int, 
             "agent": "finetuned",
             "system": SYSTEM,
             "train": {
-                "method": "lora",
+                "method": method,
                 "data": {"kind": "instruct", "path": str(DATA / "contract-train.jsonl"), "limit": limit},
                 "max_steps": steps,
                 "eval_every": steps,  # validation loss before and after (the default, ~10 times, is for longer runs)
@@ -233,7 +259,7 @@ def bakeoff_sft(run_dir: Path, *, steps: int, batch_size: int, max_length: int, 
     ctx = RunContext(
         task="qa",
         labels=[],
-        base_model=parse_model_ref(EMBEDDED_MODEL),
+        base_model=parse_model_ref(model),
         recipe_dir=DATA.parent,
         recipe_name="bench-training",
         console=Console(quiet=True),
