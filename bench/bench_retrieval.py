@@ -35,8 +35,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "full": {
         "sizes": [1000, 10000, 50000],
         "real_size": 1000,
-        "queries": 200,
-        "tune_sample": 128,
+        "queries": 100,
+        "tune_sample": 96,
         "tune_sizes": [16, 32, 64, 128],
     },
 }
@@ -234,7 +234,7 @@ def run(scale: Scale = "full") -> Result:
         write_corpus(real_corpus, cfg["real_size"])
         timed = TimedEmbedder(real)
         saved_batch = vectorstore.EMBED_BATCH
-        vectorstore.EMBED_BATCH = max(saved_batch, best)  # chunks per embed call: at least one model batch
+        vectorstore.EMBED_BATCH = max(saved_batch, best)  # chunks per step: at least one model batch
         try:
             t0 = time.perf_counter()
             store, report = sync(real_corpus, root / "real" / "chroma", timed, "bench-real")

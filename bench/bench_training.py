@@ -18,9 +18,13 @@ handler, so the product code runs unchanged):
   6 per trainable adapter weight — times the tokens per second, as a fraction of the fp32 matmul peak measured
   here with ``torch.mm``. Attention-score FLOPs (~3% at these lengths) are left out.
 
-The hand-written script is run twice: as a user would first write it with TRL's defaults (``bf16`` autocast
-and activation checkpointing, both on by default in TRL 1.x even on a CPU) and tuned (fp32, no checkpointing);
-the headline compares against the tuned one.
+The hand-written script is the tuned one a careful user ends up with (fp32, no activation checkpointing, torch's
+default threads): TRL 1.x's defaults on a CPU — ``bf16`` autocast and activation checkpointing — measured
+~2 tokens/s here, 30-40x slower, so that variant runs only with ``BENCH_TRL_DEFAULTS=1`` (minutes per step).
+bakeoff chooses its threads from the cores other processes leave free (``bakeoff/threads.py``); when that
+differs from torch's default, the script runs once more on bakeoff's thread count, so that the thread choice
+and the rest (length-grouped batches, the loss over labelled positions only) can be told apart. Each way stops
+after 150 s of steps (full size) should a busy machine make steps very slow; ``stopped_at_time_cap`` says so.
 """
 
 from __future__ import annotations
@@ -38,8 +42,8 @@ from bench.common import DATA, EMBEDDED_MODEL, Result, Scale, cli, isolated_home
 SYSTEM = "You answer questions about documents. Answer briefly and factually, in one sentence."
 LORA = {"r": 16, "alpha": 32, "dropout": 0.05}
 CONFIGS: dict[str, dict[str, Any]] = {
-    "toy": {"steps": 2, "batch_size": 1, "max_length": 96, "limit": 24, "peak_n": 512},
-    "full": {"steps": 8, "batch_size": 8, "max_length": 256, "limit": None, "peak_n": 2048},
+    "toy": {"steps": 2, "batch_size": 1, "max_length": 96, "limit": 24, "peak_n": 512, "cap_s": None},
+    "full": {"steps": 8, "batch_size": 8, "max_length": 256, "limit": None, "peak_n": 2048, "cap_s": 150.0},
 }
 LEARNING_RATE = 3e-4
 
@@ -51,7 +55,9 @@ class StepMeter:
     step_seconds: list[float] = field(default_factory=list)
     step_tokens: list[int] = field(default_factory=list)
     step_padded: list[int] = field(default_factory=list)
+    step_threads: list[int] = field(default_factory=list)
     eval_seconds: float = 0.0
+    capped: bool = False
     _t0: float | None = None
     _tokens: int = 0
     _padded: int = 0
@@ -68,6 +74,9 @@ class StepMeter:
 
     def end(self) -> None:
         if self._t0 is not None:
+            import torch
+
+            self.step_threads.append(torch.get_num_threads())
             self.step_seconds.append(time.perf_counter() - self._t0)
             self.step_tokens.append(self._tokens)
             self.step_padded.append(self._padded)
@@ -81,18 +90,23 @@ class StepMeter:
             sum(self.step_tokens[skip:]),
             sum(self.step_padded[skip:]),
         )
+        threads = self.step_threads[skip:] or self.step_threads
         return {
             "steps": len(self.step_seconds),
+            "torch_threads": max(set(threads), key=threads.count) if threads else 0,
+            "threads_by_step": "".join(str(t) for t in self.step_threads),
             "tokens": sum(self.step_tokens),
             "step_tokens_per_s": toks / secs if secs > 0 else 0.0,
             "mean_step_s": secs / max(1, len(self.step_seconds) - skip),
             "padding_fraction": 1 - toks / padded if padded else 0.0,
+            "stopped_at_time_cap": self.capped,
         }
 
 
 @contextlib.contextmanager
-def metered() -> Iterator[StepMeter]:
-    """Patch TRL's trainer and the callback handler so every trainer built inside reports its steps."""
+def metered(cap_s: float | None = None) -> Iterator[StepMeter]:
+    """Patch TRL's trainer and the callback handler so every trainer built inside reports its steps (and
+    stops once its steps took ``cap_s`` seconds: tokens/s needs a few steps, not all of them)."""
     from transformers import Trainer
     from transformers.trainer_callback import CallbackHandler
     from trl import SFTTrainer
@@ -115,7 +129,11 @@ def metered() -> Iterator[StepMeter]:
 
     def on_step_end(self, *args, **kwargs):
         meter.end()
-        return orig_end(self, *args, **kwargs)
+        control = orig_end(self, *args, **kwargs)
+        if cap_s is not None and len(meter.step_seconds) >= 3 and sum(meter.step_seconds) > cap_s:
+            control.should_training_stop = True
+            meter.capped = True
+        return control
 
     def evaluate(self, *args, **kwargs):
         t0 = time.perf_counter()
@@ -340,7 +358,7 @@ def run(scale: Scale = "full") -> Result:
                 i += 1
                 threads = runs["bakeoff"]["torch_threads"] if name == "hand_same_threads" else default_threads
                 torch.set_num_threads(threads)  # bakeoff chooses its own; the scripts keep torch's default
-                with metered() as meter:
+                with metered(cfg["cap_s"]) as meter:
                     if name == "bakeoff":
                         out = bakeoff_sft(tmp / "run", limit=cfg["limit"], **common)
                         summary = out["summary"]
@@ -350,7 +368,6 @@ def run(scale: Scale = "full") -> Result:
                             model_dir, data.train, tmp / name, tuned=name != "hand_defaults", **common
                         )
                         trained_tokens = out.pop("trainer")._total_train_tokens
-                    used = torch.get_num_threads()
                 wall = out["wall_s"]
                 runs[name] = {
                     **meter.summary(),
@@ -358,9 +375,8 @@ def run(scale: Scale = "full") -> Result:
                     "eval_s": meter.eval_seconds,
                     "wall_tokens_per_s": trained_tokens / wall,
                     "wall_tokens_per_s_excluding_eval": trained_tokens / max(1e-9, wall - meter.eval_seconds),
-                    "torch_threads": used,
                 }
-                if name == "bakeoff" and used != default_threads:
+                if name == "bakeoff" and runs[name]["torch_threads"] != default_threads:
                     ways.append("hand_same_threads")  # separate the thread choice from the rest
     finally:
         if saved_omp is None:
