@@ -36,8 +36,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "sizes": [1000, 10000, 50000],
         "real_size": 1000,
         "queries": 100,
-        "tune_sample": 96,
-        "tune_sizes": [16, 32, 64, 128],
+        "tune_sample": 64,
+        "tune_sizes": [16, 32, 128],
     },
 }
 CHUNK_CHARS = 512

@@ -25,7 +25,7 @@ from bench.common import DATA, EMBEDDED_MODEL, ROOT, Result, Scale, cli, quiet_l
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "toy": {"repeats": 1, "token_repeats": 1},
-    "full": {"repeats": 7, "token_repeats": 3},
+    "full": {"repeats": 5, "token_repeats": 2},
 }
 
 # Run inside the child `bakeoff run`: record when the model's first forward pass ends, then run the CLI.

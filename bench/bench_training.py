@@ -43,7 +43,7 @@ SYSTEM = "You answer questions about documents. Answer briefly and factually, in
 LORA = {"r": 16, "alpha": 32, "dropout": 0.05}
 CONFIGS: dict[str, dict[str, Any]] = {
     "toy": {"steps": 2, "batch_size": 1, "max_length": 96, "limit": 24, "peak_n": 512, "cap_s": None},
-    "full": {"steps": 8, "batch_size": 8, "max_length": 256, "limit": None, "peak_n": 2048, "cap_s": 150.0},
+    "full": {"steps": 6, "batch_size": 8, "max_length": 256, "limit": None, "peak_n": 2048, "cap_s": 150.0},
 }
 LEARNING_RATE = 3e-4
 
