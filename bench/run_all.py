@@ -68,7 +68,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated benchmarks (training, answering, ...)")
     parser.add_argument("--doc", type=Path, default=None, help=f"write the document here (default {DOC})")
     parser.add_argument("--no-doc", action="store_true", help="do not write the document")
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite the document from bench/results/latest.json"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        doc = args.doc or DOC
+        doc.write_text(
+            render(json.loads((RESULTS / "latest.json").read_text(encoding="utf-8"))), encoding="utf-8"
+        )
+        print(f"wrote {doc}")
+        return 0
     chosen = BENCHMARKS
     if args.only:
         wanted = {f"bench_{n.strip().removeprefix('bench_')}" for n in args.only.split(",") if n.strip()}
