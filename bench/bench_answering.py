@@ -27,7 +27,7 @@ from bench.common import DATA, EMBEDDED_MODEL, Result, Scale, cli, quiet_librari
 CONFIGS: dict[str, dict[str, Any]] = {
     "toy": {"questions": 3, "max_new_tokens": 4, "batch_size": 2, "default_threads_subset": 1},
     # batch_size None: the agent's default (16)
-    "full": {"questions": 64, "max_new_tokens": 96, "batch_size": None, "default_threads_subset": 4},
+    "full": {"questions": 64, "max_new_tokens": 96, "batch_size": None, "default_threads_subset": 2},
 }
 
 

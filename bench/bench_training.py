@@ -24,7 +24,7 @@ default threads): TRL 1.x's defaults on a CPU — ``bf16`` autocast and activati
 bakeoff chooses its threads from the cores other processes leave free (``bakeoff/threads.py``); when that
 differs from torch's default, the script runs once more on bakeoff's thread count, so that the thread choice
 and the rest (length-grouped batches, the loss over labelled positions only) can be told apart. Each way stops
-after 150 s of steps (full size) should a busy machine make steps very slow; ``stopped_at_time_cap`` says so.
+after 90 s of steps (full size) should a busy machine make steps very slow; ``stopped_at_time_cap`` says so.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ SYSTEM = "You answer questions about documents. Answer briefly and factually, in
 LORA = {"r": 16, "alpha": 32, "dropout": 0.05}
 CONFIGS: dict[str, dict[str, Any]] = {
     "toy": {"steps": 2, "batch_size": 1, "max_length": 96, "limit": 24, "peak_n": 512, "cap_s": None},
-    "full": {"steps": 6, "batch_size": 8, "max_length": 256, "limit": None, "peak_n": 2048, "cap_s": 150.0},
+    "full": {"steps": 6, "batch_size": 8, "max_length": 256, "limit": None, "peak_n": 2048, "cap_s": 90.0},
 }
 LEARNING_RATE = 3e-4
 
@@ -130,7 +130,7 @@ def metered(cap_s: float | None = None) -> Iterator[StepMeter]:
     def on_step_end(self, *args, **kwargs):
         meter.end()
         control = orig_end(self, *args, **kwargs)
-        if cap_s is not None and len(meter.step_seconds) >= 3 and sum(meter.step_seconds) > cap_s:
+        if cap_s is not None and len(meter.step_seconds) >= 2 and sum(meter.step_seconds) > cap_s:
             control.should_training_stop = True
             meter.capped = True
         return control
