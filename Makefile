@@ -7,7 +7,7 @@ BAKEOFF := $(VENV)/bin/bakeoff
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help install install-dev demo ui test test-slow lint docs clean chromium bench-console
+.PHONY: help install install-dev demo ui test test-slow lint docs clean chromium bench bench-console
 
 help:
 	@echo "make demo      set up .venv and run recipes/quickstart.yaml on the embedded model"
@@ -16,6 +16,7 @@ help:
 	@echo "make test-slow run every slow (training) test"
 	@echo "make lint      ruff"
 	@echo "make docs      regenerate docs/recipe.schema.json and docs/recipe-reference.md from the schema"
+	@echo "make bench     run every benchmark against the hand-written way and rewrite docs/benchmarks.md (~20 min)"
 
 # torch first, pinned: 2.13.0 is the local CPU build; anything else pulls gigabytes of CUDA wheels.
 $(VENV)/.installed: pyproject.toml
@@ -38,6 +39,10 @@ demo: install
 ui: install
 	$(BAKEOFF) ui
 
+# Benchmarks: bakeoff vs hand-written transformers/peft/trl/chromadb scripts, side by side (never run by CI).
+bench: install-dev
+	$(PY) -m bench
+
 bench-console: install-dev
 	$(PY) bench/bench_console.py
 
@@ -48,14 +53,14 @@ chromium:
 		echo "chromium could not be installed: the browser test will be skipped"
 
 test: install-dev chromium
-	$(VENV)/bin/ruff check bakeoff agents eval ui tests
+	$(VENV)/bin/ruff check bakeoff agents eval ui tests bench
 	$(PY) -m pytest
 
 test-slow: install-dev
 	$(PY) -m pytest -m slow
 
 lint: install-dev
-	$(VENV)/bin/ruff check bakeoff agents eval ui tests
+	$(VENV)/bin/ruff check bakeoff agents eval ui tests bench
 
 docs: install
 	$(BAKEOFF) schema > docs/recipe.schema.json

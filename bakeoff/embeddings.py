@@ -69,14 +69,25 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-            convert_to_numpy=True,
-        )
+        with self._threads(len(texts)):
+            vectors = self.model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+            )
         return vectors.tolist()
+
+    def _threads(self, n_texts: int):
+        """On a CPU: one thread for a few texts (a query), else the idle cores (see bakeoff.threads)."""
+        import contextlib
+
+        if self.model.device.type != "cpu":
+            return contextlib.nullcontext()
+        from bakeoff.threads import cpu_threads, torch_threads
+
+        return torch_threads(cpu_threads(small=n_texts <= 8)[0])  # re-decided every few seconds
 
     @property
     def tokenizer(self):

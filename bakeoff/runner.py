@@ -217,8 +217,11 @@ def run_recipe(
         ctx = make_context(recipe, console, writer.path, retrain=retrain)
         with _stage(timings, "prepare"):
             agents = build_agents(needed, ctx)
+            prepare_s: dict[str, float] = {}  # per candidate: indexing (rag), training (finetuned)
             for cand in needed:
-                agents[cand.name].prepare()
+                with _stage(prepare_s, cand.name):
+                    agents[cand.name].prepare()
+            writer.manifest["prepare_s"] = prepare_s
             writer.manifest.update(ctx.manifest)
         if any(getattr(c, "ollama_registration", None) for c in needed):
             from bakeoff.ollama_register import register_from_recipe

@@ -46,7 +46,10 @@ __all__ = [
     "write_lock",
 ]
 
-EMBED_BATCH = 64
+# Chunks embedded and written per step. Chroma's add has a high fixed cost per call: 256 per call wrote 1.9x
+# faster than 64 (bench/bench_retrieval.py); the embedder still batches the model by its own batch_size
+# within a step, and sorts the step's chunks by length first (less padding).
+EMBED_BATCH = 256
 WRITE_BATCH = 1000  # ids per Chroma get/delete/update call, well under its maximum batch size
 LOCK_TIMEOUT_S = 3600.0
 

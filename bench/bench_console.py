@@ -5,8 +5,9 @@ in a temporary folder, then renders the Runs page headless with Streamlit's AppT
 (a fresh console) and a few times warm (what a user sees on every later visit; readers are cached per file
 modification time). Run it with::
 
-    python bench/bench_console.py            # 100 runs
+    python bench/bench_console.py            # 100 runs (or: python -m bench.bench_console)
     python bench/bench_console.py --runs 300
+    python bench/bench_console.py --toy      # 6 runs, seconds
 """
 
 from __future__ import annotations
@@ -128,21 +129,50 @@ def time_runs_page(runs_dir: Path, *, warm_repeats: int = 3) -> dict[str, float]
     return {"runs": expected, "cold_s": round(cold, 3), "warm_s": round(statistics.median(warm), 3)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=100, help="synthetic runs to create")
-    parser.add_argument("--questions", type=int, default=50, help="questions per run")
-    args = parser.parse_args(argv)
+def run(scale: str = "full", *, runs: int | None = None, questions: int | None = None):
+    """The benchmark as :mod:`bench` runs it: a ``bench.common.Result`` (toy: 6 runs of 3 questions)."""
+    if str(ROOT) not in sys.path:  # run as a script (python bench/bench_console.py)
+        sys.path.insert(0, str(ROOT))
+    from bench.common import Result
+
+    runs = runs or (6 if scale == "toy" else 100)
+    questions = questions or (3 if scale == "toy" else 50)
+    result = Result("console", scale)  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory(prefix="bakeoff-bench-") as tmp:
         t0 = time.perf_counter()
-        make_runs(Path(tmp), args.runs, questions=args.questions)
+        make_runs(Path(tmp), runs, questions=questions)
         made = time.perf_counter() - t0
-        result = time_runs_page(Path(tmp))
-    print(
-        f"{result['runs']} runs (made in {made:.1f} s): Runs page renders in {result['cold_s']:.2f} s cold, "
-        f"{result['warm_s']:.2f} s warm (target: under 2 s)"
-    )
-    return 0 if result["cold_s"] < 2.0 else 1
+        timing = time_runs_page(Path(tmp), warm_repeats=1 if scale == "toy" else 3)
+    result.add("runs_page_cold", timing["cold_s"], unit="s", target=("<", 2.0), note=f"{timing['runs']} runs")
+    result.add("runs_page_warm", timing["warm_s"], unit="s", note=f"{timing['runs']} runs")
+    result.raw = {
+        "runs": timing["runs"],
+        "questions_per_run": questions,
+        "made_in_s": round(made, 2),
+        **timing,
+    }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=None, help="synthetic runs to create (default 100)")
+    parser.add_argument("--questions", type=int, default=None, help="questions per run (default 50)")
+    parser.add_argument("--toy", action="store_true", help="6 runs of 3 questions")
+    parser.add_argument("--json", type=Path, help="write the result to this JSON file")
+    parser.add_argument("--append", type=Path, help="append the result to this JSON-lines file")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    result = run("toy" if args.toy else "full", runs=args.runs, questions=args.questions)
+    result.seconds = round(time.perf_counter() - t0, 2)
+    result.print()
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    if args.append:
+        with args.append.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(result.to_dict()) + "\n")
+    return 0 if all(m.met is not False for m in result.measures) else 1
 
 
 if __name__ == "__main__":

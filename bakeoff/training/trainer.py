@@ -93,27 +93,21 @@ def _device() -> str:
 
 
 def _cpu_threads() -> tuple[int, str]:
-    """Torch threads for CPU training, and why.
+    """Torch threads for CPU training, and why: ``OMP_NUM_THREADS``, else one per core that other processes
+    leave free (:mod:`bakeoff.threads`; re-decided during training by :class:`_FollowFreeCores`). A neighbour
+    busy on one of 2 cores made a step with 2 threads ~9x slower than with 1."""
+    from bakeoff.threads import cpu_threads
 
-    Every core this process may use — unless ``OMP_NUM_THREADS`` says otherwise, or the machine is already
-    oversubscribed (load average at least twice the cores): then OpenMP's threads keep waiting for one another
-    at every barrier while the scheduler runs someone else, and one thread was measured 3-6x faster than two
-    on a shared 2-core machine.
-    """
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env), "OMP_NUM_THREADS"
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        load = 0.0
-    if cores > 1 and load >= 2 * cores:
-        return 1, f"load average {load:.1f} on {cores} cores; set OMP_NUM_THREADS to choose"
-    return cores, "one per core"
+    return cpu_threads()
+
+
+class _FollowFreeCores(TrainerCallback):
+    """Before each CPU step, follow the cores other processes leave free (they start and stop mid-run)."""
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        from bakeoff.threads import adjust_torch_threads
+
+        adjust_torch_threads()
 
 
 def training_key(req: TrainRequest) -> tuple[str, dict[str, Any], str, str | None]:
@@ -519,6 +513,8 @@ class _Session:
 
         recorder = _Recorder(self, rows, total, eval_every)
         trainer.add_callback(recorder)
+        if not cuda:
+            trainer.add_callback(_FollowFreeCores())
         for callback in req.callbacks:
             trainer.add_callback(callback)
         started = time.perf_counter()
@@ -543,9 +539,8 @@ class _Session:
             if "can't allocate memory" not in str(exc):  # the CPU allocator's out-of-memory
                 raise
             out_of_memory = str(exc).strip().splitlines()[0]
-        if (
-            out_of_memory is not None
-        ):  # handled outside `except`: the traceback no longer pins the activations
+        # handled outside `except`: the traceback no longer pins the activations
+        if out_of_memory is not None:
             raise self._out_of_memory(
                 trainer, recorder, total, lengths, gradient_checkpointing, out_of_memory
             )
