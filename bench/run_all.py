@@ -187,10 +187,11 @@ def render(run: dict[str, Any]) -> str:
             "## A cold `make demo`",
             "",
             f"Measured separately on {c['started_at'][:16].replace('T', ' ')} (load average "
-            f"{_load(c.get('load_average') or [])}) with `python -m bench.bench_e2e --cold --json "
-            "bench/results/e2e-cold.json`: the quickstart in a fresh home, so the LoRA trains and the corpus is "
-            "indexed. `make bench` itself runs the quickstart with the adapter from the training cache (a second "
-            "`make demo`), because training alone takes longer than `make bench` may.",
+            f"{_load(c.get('load_average') or [])}): `python -m bench.bench_e2e --json bench/results/e2e-cold.json` "
+            "on an empty benchmark home (`--cold` does the same in a temporary one), so the LoRA trains (93 steps) "
+            "and the corpus is indexed, as in a first `make demo`. `make bench` itself runs the quickstart with "
+            "the adapter from that training cache (a second `make demo`): training alone takes longer than "
+            "`make bench` may. Training shared the machine with this session's own test runs for its first third.",
             "",
             "| stage | seconds |",
             "| --- | --- |",

@@ -5,8 +5,9 @@ computed. Answers to evaluation questions differ a lot in length (most end in 20
 ``max_new_tokens``), so on a CPU — where a decoding step costs about as much as the rows in it — most of a
 batch's time went to rows that were already done. Here each step decodes only unfinished rows, and when a
 quarter of the batch is free the next prompts (shortest first) are prefilled and merged into the running
-key/value cache, left-padded to its length. Positions are given per row, so every row decodes exactly what it
-would alone (up to float rounding, as in any padded batch).
+key/value cache, left-padded to its length. A beginning that a group's prompts share (the system prompt, the
+few-shot examples) is prefilled once for the group. Positions are given per row, so every row decodes exactly
+what it would alone (up to float rounding, as in any padded batch).
 
 Only the plain growing cache (``DynamicCache`` of ``DynamicLayer``) is supported; anything else raises
 :class:`Unsupported` before any token is generated and the caller falls back to ``model.generate``.
@@ -19,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 __all__ = ["Finished", "Unsupported", "greedy_continuous"]
+
+MIN_SHARED_PREFIX = 8  # tokens; below this a shared beginning is not worth a separate pass
 
 
 class Unsupported(Exception):
@@ -50,6 +53,60 @@ def _left_pad(tensor, width: int, dim: int):
     shape = list(tensor.shape)
     shape[dim] = width
     return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+
+def _common_prefix(rows: list[list[int]]) -> int:
+    first = rows[0]
+    n = min(len(r) for r in rows)
+    for row in rows[1:]:
+        i = 0
+        while i < n and row[i] == first[i]:
+            i += 1
+        n = i
+    return n
+
+
+def _prefill(model, tokenizer, prompts: list[str], budget: int):
+    """Run the prompts through the model: (output with its cache, attention mask).
+
+    The prompts of one group usually share a long beginning (system prompt, few-shot examples): it is computed
+    once and its keys/values copied to every row; the rest of each prompt follows it after padding
+    (``[shared][pad][own]``), with positions that count only real tokens, so each row computes what it would
+    alone.
+    """
+    import torch
+
+    device = model.device
+    ids = [
+        tokenizer(p, truncation=True, max_length=budget, add_special_tokens=False)["input_ids"]
+        for p in prompts
+    ]
+    shared = min(_common_prefix(ids), min(len(r) for r in ids) - 1) if len(ids) > 1 else 0
+    past = None
+    if shared >= MIN_SHARED_PREFIX:
+        head = torch.tensor([ids[0][:shared]], device=device)
+        past = model(input_ids=head, use_cache=True, logits_to_keep=1).past_key_values
+        for layer in _layers(past):
+            layer.keys = layer.keys.expand(len(ids), -1, -1, -1).contiguous()
+            layer.values = layer.values.expand(len(ids), -1, -1, -1).contiguous()
+    else:
+        shared = 0
+    rest = [r[shared:] for r in ids]
+    width = max(len(r) for r in rest)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rest], device=device)
+    own = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rest], device=device)
+    mask = torch.cat([own.new_ones((len(ids), shared)), own], dim=1)
+    position = (shared + own.cumsum(-1) - 1).clamp(min=0)
+    res = model(
+        input_ids=input_ids,
+        attention_mask=mask,
+        position_ids=position,
+        past_key_values=past,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    return res, mask
 
 
 def greedy_continuous(
@@ -112,23 +169,7 @@ def greedy_continuous(
             free = batch_size - len(rows)
             if pending and (not rows or free >= refill_at):
                 take = [pending.popleft() for _ in range(min(free, len(pending)))]
-                enc = tokenizer(
-                    [prompts[i] for i in take],
-                    return_tensors="pt",
-                    padding=True,
-                    truncation=True,
-                    max_length=budget,
-                    add_special_tokens=False,
-                ).to(device)
-                new_mask = enc["attention_mask"]
-                position = (new_mask.cumsum(-1) - 1).clamp(min=0)
-                res = model(
-                    input_ids=enc["input_ids"],
-                    attention_mask=new_mask,
-                    position_ids=position,
-                    use_cache=True,
-                    logits_to_keep=1,
-                )
+                res, new_mask = _prefill(model, tokenizer, [prompts[i] for i in take], budget)
                 new_layers = _layers(res.past_key_values)
                 first_tokens = res.logits[:, -1].argmax(-1)
                 if not rows:  # the first prompts, or every earlier row has finished
