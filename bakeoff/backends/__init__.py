@@ -22,7 +22,7 @@ from bakeoff.models import (
 )
 from bakeoff.plugins import GenerationSettings
 
-__all__ = ["BackendError", "Generation", "Generator", "Message", "load_generator"]
+__all__ = ["BackendError", "Generation", "Generator", "Message", "generate_concurrently", "load_generator"]
 
 Message = dict[str, str]
 
@@ -42,6 +42,26 @@ class Generation:
     truncated: bool = False  # stopped by max_new_tokens, not by end of turn
     prompt_truncated: bool = False  # the prompt was cut (from the left) to fit the context window
     error: str | None = None
+
+
+def generate_concurrently(
+    one: Callable[[list[Message]], Generation],
+    conversations: Sequence[list[Message]],
+    workers: int,
+    progress: Callable[[int], None] | None = None,
+) -> list[Generation]:
+    """``one(conversation)`` for each conversation on ``workers`` threads (remote servers batch on their side);
+    replies in order, ``progress(1)`` as each is collected."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(one, c) for c in conversations]
+        results = []
+        for fut in futures:
+            results.append(fut.result())
+            if progress:
+                progress(1)
+    return results
 
 
 @runtime_checkable

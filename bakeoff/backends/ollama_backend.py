@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bakeoff.backends import BackendError, Generation, Message
+from bakeoff.backends import BackendError, Generation, Message, generate_concurrently
 from bakeoff.ollama import OllamaError, OllamaServer
 from bakeoff.plugins import GenerationSettings
 
@@ -69,14 +68,9 @@ class OllamaGenerator:
         settings: GenerationSettings,
         progress: Callable[[int], None] | None = None,
     ) -> list[Generation]:
-        with ThreadPoolExecutor(max_workers=max(1, min(8, settings.batch_size))) as pool:
-            futures = [pool.submit(self._one, c, settings) for c in conversations]
-            results = []
-            for fut in futures:
-                results.append(fut.result())
-                if progress:
-                    progress(1)
-        return results
+        return generate_concurrently(
+            lambda c: self._one(c, settings), conversations, min(8, settings.batch_size), progress
+        )
 
     def stream(self, conversation: list[Message], settings: GenerationSettings) -> Iterator[str]:
         try:

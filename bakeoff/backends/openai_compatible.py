@@ -12,9 +12,8 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
-from bakeoff.backends import BackendError, Generation, Message
+from bakeoff.backends import BackendError, Generation, Message, generate_concurrently
 from bakeoff.plugins import GenerationSettings
 
 __all__ = ["OpenAICompatibleGenerator", "ollama_host"]
@@ -90,14 +89,10 @@ class OpenAICompatibleGenerator:
         settings: GenerationSettings,
         progress: Callable[[int], None] | None = None,
     ) -> list[Generation]:
-        with self._client() as client, ThreadPoolExecutor(max_workers=min(8, settings.batch_size)) as pool:
-            futures = [pool.submit(self._one, client, c, settings) for c in conversations]
-            results = []
-            for fut in futures:
-                results.append(fut.result())
-                if progress:
-                    progress(1)
-        return results
+        with self._client() as client:
+            return generate_concurrently(
+                lambda c: self._one(client, c, settings), conversations, min(8, settings.batch_size), progress
+            )
 
     def stream(self, conversation: list[Message], settings: GenerationSettings) -> Iterator[str]:
         import httpx
