@@ -3,6 +3,6 @@
 A plugin subclasses :class:`Agent` with its own :class:`AgentSettings` and registers it under the entry-point
 group ``bakeoff.agents`` (see the README)."""
 
-from bakeoff.plugins import Agent, AgentError, AgentSettings, Answer, GenerationSettings, Question
+from bakeoff.agents.base import Agent, AgentError, AgentSettings, Answer, GenerationSettings, Question
 
 __all__ = ["Agent", "AgentError", "AgentSettings", "Answer", "GenerationSettings", "Question"]

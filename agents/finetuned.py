@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from bakeoff.models import EmbeddedRef, HFRef, ModelRef, parse_model_ref
-from bakeoff.ollama_register import OllamaRegistrationMixin
-from bakeoff.plugins import Agent, AgentSettings, Answer, Question
+from bakeoff.agents.base import Agent, AgentSettings, Answer, Question
+from bakeoff.models.refs import EmbeddedRef, HFRef, ModelRef, parse_model_ref
+from bakeoff.serving.register import OllamaRegistrationMixin
 from bakeoff.training.config import TrainSettings
 
 __all__ = ["FineTunedAgent", "FineTunedSettings", "local_model_dir"]
@@ -66,7 +66,7 @@ def local_model_dir(ref: ModelRef) -> Path:
     from bakeoff.training.quantization import TrainingError
 
     if isinstance(ref, EmbeddedRef):
-        from bakeoff.backends.embedded import ensure_imported
+        from bakeoff.models.embedded import ensure_imported
 
         return ensure_imported(ref.name)
     if isinstance(ref, HFRef):
@@ -114,8 +114,8 @@ class FineTunedAgent(Agent):
             chunks = self._corpus_chunks()
         path = None
         if s.train.data.path is not None:
-            from bakeoff.questions import DataError
-            from bakeoff.synth import SynthError, resolve_data_path
+            from bakeoff.run.questions import DataError
+            from bakeoff.synth.jobs import SynthError, resolve_data_path
 
             try:
                 path = resolve_data_path(ctx, s.train.data.path)
@@ -143,7 +143,7 @@ class FineTunedAgent(Agent):
         )
 
     def _corpus_chunks(self) -> list[str]:
-        from bakeoff.corpus import load_corpus
+        from bakeoff.rag.corpus import load_corpus
         from bakeoff.training.quantization import TrainingError
 
         if self.ctx.corpus is None:

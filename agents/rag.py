@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from bakeoff.plugins import Agent, AgentSettings, Answer, Question
+from bakeoff.agents.base import Agent, AgentSettings, Answer, Question
 
 __all__ = ["DEFAULT_PROMPT", "DEFAULT_SYSTEM", "RagAgent", "RagSettings", "format_passages"]
 
@@ -117,7 +117,7 @@ class RagAgent(Agent):
         return self.settings.k
 
     def prepare(self) -> None:
-        from bakeoff.vectorstore import run_index
+        from bakeoff.rag.vectorstore import run_index
 
         self.store = run_index(self.ctx)
 

@@ -3,8 +3,8 @@ unlabelled texts, with any generator — and checks every reply before it become
 
 It is a helper, not a candidate: it does not answer evaluation questions, so it is not registered in the
 ``bakeoff.agents`` entry-point group (a recipe could otherwise name it as a candidate). ``bakeoff synthesize``
-(:mod:`bakeoff.synth`) plans the work, fans it out on Dask and writes the files; everything here is plain
-Python over a :class:`~bakeoff.backends.Generator`, testable without Dask.
+(:mod:`bakeoff.synth.jobs`) plans the work, fans it out on Dask and writes the files; everything here is plain
+Python over a :class:`~bakeoff.models.generators.Generator`, testable without Dask.
 
 Every reply goes through the same checks; a rejected reply is counted by its reason:
 
@@ -35,11 +35,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from bakeoff.agents.base import GenerationSettings
 from bakeoff.agents.fewshot import DEFAULT_CLASSIFY_JSON_SYSTEM, parse_label
-from bakeoff.plugins import GenerationSettings
 
 if TYPE_CHECKING:
-    from bakeoff.backends import Generation, Generator
+    from bakeoff.models.generators import Generation, Generator
 
 __all__ = [
     "DEFAULT_MIN_SUPPORT",

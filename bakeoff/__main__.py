@@ -1,3 +1,3 @@
-from bakeoff.cli import main
+from bakeoff.cli.app import main
 
 main()

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 from distributed.diagnostics.plugin import WorkerPlugin
 
 if TYPE_CHECKING:
-    from bakeoff.backends import Generator
-    from bakeoff.models import ModelRef
+    from bakeoff.models.generators import Generator
+    from bakeoff.models.refs import ModelRef
 
 __all__ = [
     "Executor",
@@ -93,7 +93,7 @@ class GeneratorCache(WorkerPlugin):
 
     def generator(self, ref: ModelRef) -> Generator:
         """The loaded generator for ``ref`` (loaded on first use)."""
-        from bakeoff.backends import load_generator
+        from bakeoff.models.generators import load_generator
 
         key = str(ref)
         with self._lock:

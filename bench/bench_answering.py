@@ -33,8 +33,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
 
 def questions(n: int) -> list:
     """The quickstart's questions, then training-file questions, ``n`` in all."""
-    from bakeoff.plugins import Question
-    from bakeoff.questions import load_questions, read_jsonl
+    from bakeoff.agents.base import Question
+    from bakeoff.run.questions import load_questions, read_jsonl
 
     qs = load_questions(DATA / "contract-qa.jsonl", task="qa")
     for i, row in enumerate(read_jsonl(DATA / "contract-train.jsonl")):
@@ -48,8 +48,8 @@ def make_agent(max_new_tokens: int, batch_size: int | None):
     from rich.console import Console
 
     from bakeoff.agents.fewshot import FewShotAgent, FewShotSettings
-    from bakeoff.context import RunContext
-    from bakeoff.models import parse_model_ref
+    from bakeoff.models.refs import parse_model_ref
+    from bakeoff.run.context import RunContext
 
     generation: dict[str, Any] = {"max_new_tokens": max_new_tokens}
     if batch_size is not None:

@@ -55,7 +55,7 @@ def why_skipped() -> str | None:
 def pick_model() -> tuple[str, Path]:
     """(model reference, local folder) of the model to train."""
     from bakeoff.agents.finetuned import local_model_dir
-    from bakeoff.models import parse_model_ref
+    from bakeoff.models.refs import parse_model_ref
     from bakeoff.training.quantization import TrainingError
 
     wanted = os.environ.get("BENCH_GPU_MODEL")

@@ -1,8 +1,8 @@
-"""Retrieval: ingestion chunks/s and query latency of embedded Chroma through ``bakeoff.vectorstore``, by size.
+"""Retrieval: ingestion chunks/s and query latency of embedded Chroma through ``bakeoff.rag.vectorstore``, by size.
 
 The benchmark writes a synthetic corpus (contract-like clauses from a fixed vocabulary, seeded) as Markdown
 files and grows it in steps — 1k, 10k, then 50k chunks of the default 512 characters — syncing the same store
-after each step with :func:`bakeoff.vectorstore.index_corpus`, so each step reads and chunks the whole corpus
+after each step with :func:`bakeoff.rag.vectorstore.index_corpus`, so each step reads and chunks the whole corpus
 and embeds only the new chunks, as a re-run does.
 
 all-MiniLM-L6-v2 embeds about 10-30 chunks of 512 characters per second on 2 CPU cores, so embedding 50k
@@ -168,13 +168,13 @@ def sync(folder: Path, store_dir: Path, embedder, recipe: str):
     """One ``index_corpus`` call with ``embedder`` in place of the recipe's model."""
     from unittest import mock
 
-    from bakeoff import vectorstore
-    from bakeoff.corpus import CorpusSpec
-    from bakeoff.models import EmbeddedRef
+    from bakeoff.models.refs import EmbeddedRef
+    from bakeoff.rag import vectorstore
+    from bakeoff.rag.corpus import CorpusSpec
 
     spec = vectorstore.ChromaSpec(path=str(store_dir))
     # index_corpus loads the recipe's embedder by reference; give it this one (real or hashing).
-    with mock.patch("bakeoff.embeddings.load_embedder", lambda ref, ollama_host=None: embedder):
+    with mock.patch("bakeoff.models.embeddings.load_embedder", lambda ref, ollama_host=None: embedder):
         return vectorstore.index_corpus(
             corpus=CorpusSpec(paths=[str(folder)]),
             base_dir=folder.parent,
@@ -212,10 +212,10 @@ def run(scale: Scale = "full") -> Result:
 
     import torch
 
-    from bakeoff import vectorstore
-    from bakeoff.corpus import ChunkSpec, Document, chunk_documents
-    from bakeoff.embeddings import load_embedder
-    from bakeoff.models import EmbeddedRef
+    from bakeoff.models.embeddings import load_embedder
+    from bakeoff.models.refs import EmbeddedRef
+    from bakeoff.rag import vectorstore
+    from bakeoff.rag.corpus import ChunkSpec, Document, chunk_documents
 
     quiet_libraries()
     cfg = CONFIGS[scale]

@@ -31,7 +31,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
 # Run inside the child `bakeoff run`: record when the model's first forward pass ends, then run the CLI.
 _CHILD = """
 import sys, time
-from bakeoff.backends import transformers_backend as tb
+from bakeoff.models.generators import transformers_backend as tb
 stamp = sys.argv.pop(1)
 init = tb.TransformersGenerator.__init__
 def patched(self, model, *args, **kwargs):
@@ -42,7 +42,7 @@ def patched(self, model, *args, **kwargs):
         handle.remove()
     handle = model.register_forward_hook(hook)
 tb.TransformersGenerator.__init__ = patched
-from bakeoff.cli import main
+from bakeoff.cli.app import main
 sys.argv[0] = "bakeoff"
 main()
 """
@@ -129,7 +129,7 @@ def hand_first_token(model_dir: Path, env: dict[str, str]) -> float:
 
 
 def run(scale: Scale = "full") -> Result:
-    from bakeoff.backends.embedded import ensure_imported
+    from bakeoff.models.embedded import ensure_imported
 
     quiet_libraries()
     cfg = CONFIGS[scale]

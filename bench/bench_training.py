@@ -253,9 +253,9 @@ def bakeoff_sft(
     from rich.console import Console
 
     from bakeoff.agents.finetuned import FineTunedAgent, FineTunedSettings
-    from bakeoff.context import RunContext
-    from bakeoff.models import parse_model_ref
+    from bakeoff.models.refs import parse_model_ref
     from bakeoff.paths import models_dir
+    from bakeoff.run.context import RunContext
 
     settings = FineTunedSettings.model_validate(
         {
@@ -334,7 +334,7 @@ def run(scale: Scale = "full") -> Result:
     import torch
     import trl  # noqa: F401
 
-    from bakeoff.backends.embedded import ensure_imported
+    from bakeoff.models.embedded import ensure_imported
 
     quiet_libraries()
     cfg = CONFIGS[scale]

@@ -25,7 +25,7 @@ def profile_training(threads: int) -> str:
     from torch.profiler import ProfilerActivity, profile
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from bakeoff.backends.embedded import ensure_imported
+    from bakeoff.models.embedded import ensure_imported
     from bench.bench_training import SYSTEM
 
     torch.set_num_threads(threads)

@@ -47,7 +47,7 @@ def error_analysis(
     Args:
         scores: the scores document so far (``headline``, ``candidates``, ``per_answer``).
         rows_by_candidate: candidate -> answer rows (for the texts).
-        questions: question id -> :class:`~bakeoff.plugins.Question`.
+        questions: question id -> :class:`~bakeoff.agents.base.Question`.
         fail_below: a value below this is a failed answer.
         top: most lost questions kept per candidate.
     """

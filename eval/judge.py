@@ -1,7 +1,7 @@
 """The judge: an LLM behind an OpenAI-compatible endpoint that grades answers, with an on-disk cache.
 
 One :class:`Judge` per scoring. It resolves the recipe's ``judge:`` model to an endpoint — Ollama's ``/v1``,
-any OpenAI-compatible server, or a private :class:`~bakeoff.backends.local_server.LocalOpenAIServer` that it
+any OpenAI-compatible server, or a private :class:`~bakeoff.models.local_server.LocalOpenAIServer` that it
 starts on 127.0.0.1 for ``embedded:`` and ``hf:`` models — and hands out clients for it: an ``AsyncOpenAI``
 client for the rubric judge and an instructor-wrapped ragas ``InstructorLLM`` for the RAGAS metrics. Every
 HTTP request those clients send is counted (:attr:`Judge.calls`).
@@ -22,10 +22,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from bakeoff.backends.local_server import LLAMA_CPP_SETTINGS
 from bakeoff.eval.metrics import MetricResult
 from bakeoff.eval.settings import JudgeSpec
-from bakeoff.models import EmbeddedRef, HFRef, OllamaRef, OpenAICompatibleRef
+from bakeoff.models.local_server import LLAMA_CPP_SETTINGS
+from bakeoff.models.refs import EmbeddedRef, HFRef, OllamaRef, OpenAICompatibleRef
 
 __all__ = ["Judge", "JudgeCache", "JudgeError", "classify_failure"]
 
@@ -108,7 +108,7 @@ class Judge:
     Args:
         spec: the recipe's ``judge:`` settings.
         cache_dir: where verdicts are cached (default ``BAKEOFF_HOME/judge-cache``).
-        backend: serve this :class:`~bakeoff.backends.local_server.ChatBackend` instead of the model the spec
+        backend: serve this :class:`~bakeoff.models.local_server.ChatBackend` instead of the model the spec
             names (a custom local model).
         ollama_host: the recipe's Ollama server, for an ``ollama:`` judge (else ``OLLAMA_HOST``).
     """
@@ -142,7 +142,7 @@ class Judge:
         os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")  # ragas usage telemetry: never from bakeoff
         ref = self.spec.model
         if self._backend is not None or isinstance(ref, EmbeddedRef | HFRef):
-            from bakeoff.backends.local_server import LocalOpenAIServer
+            from bakeoff.models.local_server import LocalOpenAIServer
 
             backend = self._backend or self._local_backend(ref)
             name = getattr(backend, "name", None) or str(ref)
@@ -150,7 +150,7 @@ class Judge:
             self.served = {"server_requests": 0, "server_busy_s": 0.0, **self.served}
             self.base_url, self.model_name = self.server.base_url, str(name)
         elif isinstance(ref, OllamaRef):
-            from bakeoff.ollama import resolve_host
+            from bakeoff.serving.ollama import resolve_host
 
             self.base_url, self.model_name = f"{resolve_host(self.ollama_host)}/v1", ref.model
         elif isinstance(ref, OpenAICompatibleRef):
@@ -161,14 +161,14 @@ class Judge:
 
     @staticmethod
     def _local_backend(ref: Any):
-        from bakeoff.backends import load_generator
-        from bakeoff.backends.local_server import GeneratorBackend, LlamaCppBackend
+        from bakeoff.models.generators import load_generator
+        from bakeoff.models.local_server import GeneratorBackend, LlamaCppBackend
 
         if isinstance(ref, EmbeddedRef):
             import importlib.util
 
             if importlib.util.find_spec("llama_cpp") is not None:
-                from bakeoff.backends.embedded import gguf_path
+                from bakeoff.models.embedded import gguf_path
 
                 return LlamaCppBackend(gguf_path(ref.name))
         return GeneratorBackend(load_generator(ref))

@@ -238,7 +238,7 @@ class _RagasEmbeddings:
     def build(ref: Any, ollama_host: str | None = None):
         from ragas.embeddings.base import BaseRagasEmbedding
 
-        from bakeoff.embeddings import load_embedder
+        from bakeoff.models.embeddings import load_embedder
 
         embedder = load_embedder(ref, ollama_host)
 
@@ -273,7 +273,7 @@ class AnswerRelevancy(_Ragas):
 
     def __init__(self, judge: Any = None, embeddings: Any = None, ollama_host: str | None = None) -> None:
         super().__init__(judge)
-        from bakeoff.models import EmbeddedRef
+        from bakeoff.models.refs import EmbeddedRef
 
         self.embeddings_ref = embeddings or EmbeddedRef("all-minilm-l6-v2")
         self.ollama_host = ollama_host

@@ -162,7 +162,7 @@ class SemanticSimilarity(Metric):
     needs = ("embeddings", "ollama_host")
 
     def __init__(self, embeddings: Any = None, ollama_host: str | None = None) -> None:
-        from bakeoff.models import EmbeddedRef
+        from bakeoff.models.refs import EmbeddedRef
 
         self.embeddings_ref = embeddings or EmbeddedRef("all-minilm-l6-v2")
         self.ollama_host = ollama_host
@@ -171,7 +171,7 @@ class SemanticSimilarity(Metric):
     def _embedder(self):
         from transformers.utils import logging as hf_logging
 
-        from bakeoff.embeddings import load_embedder
+        from bakeoff.models.embeddings import load_embedder
 
         hf_logging.disable_progress_bar()  # scoring shows its own progress
         return load_embedder(self.embeddings_ref, self.ollama_host)

@@ -237,7 +237,7 @@ def _verdict(scores: dict[str, Any]) -> str:
 
 
 def build_report(run: Any) -> list[_Block]:
-    """The report's blocks for a run (a :class:`~bakeoff.store.RunInfo` with scores)."""
+    """The report's blocks for a run (a :class:`~bakeoff.run.store.RunInfo` with scores)."""
     scores = run.scores or {}
     manifest = run.manifest
     blocks: list[_Block] = [_Block("h1", f"bakeoff report — {run.recipe} · {run.run_id}")]

@@ -1,6 +1,6 @@
 """Recipe keys for evaluation: the judge (``judge:``) and the statistics (``eval.statistics:``).
 
-Light on purpose (pydantic and :mod:`bakeoff.models` only): the recipe schema imports it.
+Light on purpose (pydantic and :mod:`bakeoff.models.refs` only): the recipe schema imports it.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bakeoff.models import ModelRefField
+from bakeoff.models.refs import ModelRefField
 
 __all__ = ["JudgeSpec", "RubricSpec", "StatisticsSpec"]
 
@@ -99,7 +99,7 @@ class JudgeSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check_model(self) -> JudgeSpec:
-        from bakeoff.models import CandidateRef
+        from bakeoff.models.refs import CandidateRef
 
         if isinstance(self.model, CandidateRef):
             raise ValueError(

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from bakeoff.agents import Agent, AgentSettings, Answer
-from bakeoff.backends.local_server import Reply
+from bakeoff.models.local_server import Reply
 
 CONTRACT = Path(__file__).resolve().parent.parent / "data" / "contract-qa.jsonl"
 
@@ -97,7 +97,7 @@ def write_run(
     tmp_path: Path, scores: dict[str, Any], answers: dict[str, list[dict[str, Any]]], name: str = "toy"
 ) -> Path:
     """A complete run folder holding ``answers`` and ``scores``."""
-    from bakeoff.store import RunWriter
+    from bakeoff.run.store import RunWriter
 
     writer = RunWriter.create(tmp_path / "runs", name, f"name: {name}\n", task=scores.get("task", "qa"))
     for cand, rows in answers.items():

@@ -41,7 +41,7 @@ def make_finetuned_run(runs_dir: Path, *, seed: int = 0, scale: float = 0.02) ->
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from bakeoff.backends.embedded import ensure_imported
+    from bakeoff.models.embedded import ensure_imported
 
     base = ensure_imported("smollm2-135m-instruct", quiet=True)
     run = runs_dir / "quickstart-ft" / "20261121-120000-ab12"
@@ -118,14 +118,14 @@ def finetuned_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def exported_f16(finetuned_run):
     """The ``lora`` candidate exported to an F16 GGUF (merge + llama.cpp converter), once per session."""
-    from bakeoff.export import export_gguf
+    from bakeoff.serving.export import export_gguf
 
     return export_gguf(finetuned_run, CANDIDATE, quantize="f16")
 
 
 @pytest.fixture(scope="session")
 def exported_q8(finetuned_run, exported_f16):
-    from bakeoff.export import export_gguf
+    from bakeoff.serving.export import export_gguf
 
     return export_gguf(finetuned_run, CANDIDATE, quantize="q8_0")
 
@@ -141,8 +141,8 @@ def merged_pytorch(run: Path, *, f16_weights: bool = False):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from bakeoff.backends.embedded import ensure_imported
-    from bakeoff.backends.transformers_backend import TransformersGenerator
+    from bakeoff.models.embedded import ensure_imported
+    from bakeoff.models.transformers_backend import TransformersGenerator
 
     adapter = run / "training" / CANDIDATE / "adapter"
     model = AutoModelForCausalLM.from_pretrained(

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bakeoff.backends import BackendError
-from bakeoff.ollama import OllamaModelMissing, OllamaServer, full_name, parse_version
-from bakeoff.ollama_register import plan_registration, register_gguf
-from bakeoff.plugins import GenerationSettings
+from bakeoff.agents.base import GenerationSettings
+from bakeoff.models.generators import BackendError
+from bakeoff.serving.ollama import OllamaModelMissing, OllamaServer, full_name, parse_version
+from bakeoff.serving.register import plan_registration, register_gguf
 
 QUESTION = [{"role": "user", "content": "Say hello in three words."}]
 
@@ -24,7 +24,7 @@ def flow_version(host: str) -> str:
 
 
 def flow_missing_model(host: str) -> None:
-    from bakeoff.backends.ollama_backend import OllamaGenerator
+    from bakeoff.models.ollama_backend import OllamaGenerator
 
     name = "bakeoff-surely-missing-model:0.1b"
     with pytest.raises(BackendError) as exc:
@@ -37,7 +37,7 @@ def flow_missing_model(host: str) -> None:
 
 def flow_register_chat_remove(host: str, gguf: Path, name: str) -> dict:
     """Register a GGUF, read it back, chat through the ``ollama:`` backend, re-register (blob skipped), remove."""
-    from bakeoff.backends.ollama_backend import OllamaGenerator
+    from bakeoff.models.ollama_backend import OllamaGenerator
 
     plan = plan_registration(gguf, name)
     with OllamaServer(host) as server:

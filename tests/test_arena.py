@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from bakeoff.arena import Matchup, comparisons, leaderboard, next_matchup, read_votes, record_vote
+from bakeoff.ui.arena import Matchup, comparisons, leaderboard, next_matchup, read_votes, record_vote
 
 
 def _answers():

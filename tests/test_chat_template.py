@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bakeoff.chat_template import (
+from bakeoff.serving.chat_template import (
     GoTemplateError,
     TemplateError,
     check_equivalence,
@@ -54,8 +54,8 @@ TWO_TURNS = [
 @pytest.fixture(scope="module")
 def smollm2():
     """The embedded model's real chat template and tokens, read from the GGUF the package ships."""
-    from bakeoff.backends.embedded import gguf_path
-    from bakeoff.gguf_info import read_gguf_info
+    from bakeoff.models.embedded import gguf_path
+    from bakeoff.serving.gguf_info import read_gguf_info
 
     return read_gguf_info(gguf_path("smollm2-135m-instruct"))
 

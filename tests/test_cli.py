@@ -9,7 +9,7 @@ def test_help_is_fast_and_imports_nothing_heavy(bakeoff_cmd):
     # machine is ~0.2 s; see docs/benchmarks.md).
     best = min(_cpu_seconds([*bakeoff_cmd, "--help"]) for _ in range(3))
     assert best < 0.5, f"bakeoff --help used {best:.2f}s of CPU"
-    code = "import sys; import bakeoff.cli; print(sorted(m for m in ('torch','transformers','chromadb','peft','trl','ragas') if m in sys.modules))"
+    code = "import sys; import bakeoff.cli.app; print(sorted(m for m in ('torch','transformers','chromadb','peft','trl','ragas') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]"
 
@@ -31,13 +31,13 @@ def test_show_without_runs_is_a_clear_error(tmp_path, bakeoff_cmd):
 
 def test_hf_hub_offline_is_the_default():
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
-    code = "import bakeoff.cli, os; print(os.environ['HF_HUB_OFFLINE'])"
+    code = "import bakeoff.cli.app, os; print(os.environ['HF_HUB_OFFLINE'])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.stdout.strip() == "1"
 
 
 def test_runs_lists_whole_run_ids_on_a_narrow_terminal(tmp_path, bakeoff_cmd):
-    from bakeoff.store import RunWriter
+    from bakeoff.run.store import RunWriter
 
     writer = RunWriter.create(tmp_path, "a-recipe-with-a-long-name", "name: x\n", task="qa")
     writer.finish("complete")

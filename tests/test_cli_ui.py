@@ -7,7 +7,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bakeoff.cli_ui import port_problem, streamlit_command
+from bakeoff.cli.ui import port_problem, streamlit_command
 
 
 def free_port() -> int:

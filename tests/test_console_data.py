@@ -5,7 +5,8 @@ import json
 import pytest
 from console_fixtures import write_corrupt_run, write_rich_run
 
-from bakeoff.console_data import (
+from bakeoff.run.store import list_runs, read_answers, read_run
+from bakeoff.ui.data import (
     aggregate_rows,
     chart_rows,
     classification_rows,
@@ -24,7 +25,6 @@ from bakeoff.console_data import (
     selected_steps,
     training_facts,
 )
-from bakeoff.store import list_runs, read_answers, read_run
 
 
 @pytest.fixture

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bakeoff.console_chat import chat_problem, load_chat_agents, stream_reply
-from bakeoff.console_recipes import (
+from bakeoff.recipe.schema import RecipeError
+from bakeoff.run.store import read_answers, read_run
+from bakeoff.ui.chat import chat_problem, load_chat_agents, stream_reply
+from bakeoff.ui.editor import (
     annotations,
     find_recipes,
     follow,
@@ -19,8 +21,6 @@ from bakeoff.console_recipes import (
     schema_keys,
     validate_text,
 )
-from bakeoff.recipe import RecipeError
-from bakeoff.store import read_answers, read_run
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent

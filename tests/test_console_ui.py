@@ -17,8 +17,8 @@ import pytest
 from console_fixtures import write_corrupt_run, write_rich_run
 from streamlit.testing.v1 import AppTest
 
-from bakeoff.arena import read_votes
-from bakeoff.store import list_runs
+from bakeoff.run.store import list_runs
+from bakeoff.ui.arena import read_votes
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "ui" / "app.py")
@@ -133,7 +133,7 @@ def test_compare_page_shows_candidates_metrics_and_answers(app, quick_key, conso
     assert len(questions) == 3
     assert {"id", "question", "reference", *CANDIDATES, "disagreement"} <= set(questions.columns)
     [info] = list_runs(console_runs, "quickstart")
-    from bakeoff.store import read_answers
+    from bakeoff.run.store import read_answers
 
     answers = {(r["candidate"], r["question_id"]): r["answer"] for r in read_answers(info.path)}
     for row in questions.itertuples():

@@ -1,8 +1,8 @@
-"""Greedy CPU decoding with a batch kept full (bakeoff/backends/_continuous.py) on the real embedded model."""
+"""Greedy CPU decoding with a batch kept full (bakeoff/models/_continuous.py) on the real embedded model."""
 
 import pytest
 
-from bakeoff.plugins import GenerationSettings
+from bakeoff.agents.base import GenerationSettings
 
 SYSTEM = "You answer questions about documents. Answer briefly and factually, in one sentence."
 QUESTIONS = [
@@ -47,7 +47,7 @@ def test_refilled_batches_answer_like_model_generate(embedded_generator, referen
 
 
 def test_shared_prefix_prefill_gives_the_plain_prefill_tokens(embedded_generator):
-    from bakeoff.backends import _continuous
+    from bakeoff.models.generators import _continuous
     from bakeoff.threads import torch_threads
 
     prompts = [
@@ -68,7 +68,7 @@ def test_shared_prefix_prefill_gives_the_plain_prefill_tokens(embedded_generator
 
 
 def test_a_cache_that_cannot_be_split_by_row_is_refused():
-    from bakeoff.backends._continuous import Unsupported, _layers
+    from bakeoff.models._continuous import Unsupported, _layers
 
     with pytest.raises(Unsupported):
         _layers(object())

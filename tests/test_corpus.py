@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from bakeoff.corpus import ChunkSpec, CorpusSpec, chunk_documents, find_files, load_corpus, load_document
+from bakeoff.rag.corpus import ChunkSpec, CorpusSpec, chunk_documents, find_files, load_corpus, load_document
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -118,7 +118,7 @@ def test_overlap_must_be_smaller_than_size():
 def test_token_chunks_fit_the_embedding_tokenizer():
     from transformers import AutoTokenizer
 
-    from bakeoff.embeddings import embedded_embedding_path
+    from bakeoff.models.embeddings import embedded_embedding_path
 
     tok = AutoTokenizer.from_pretrained(embedded_embedding_path("all-minilm-l6-v2"))
     docs = load_corpus(CorpusSpec(paths=["data/contract/annex-a-service-levels.md"]), ROOT).documents
@@ -128,8 +128,8 @@ def test_token_chunks_fit_the_embedding_tokenizer():
 
 
 def test_corpus_paths_may_not_escape_the_project(tmp_path, monkeypatch):
-    from bakeoff.fields import OutsideRootError
-    from bakeoff.recipe import RecipeError, load_recipe
+    from bakeoff.recipe.fields import OutsideRootError
+    from bakeoff.recipe.schema import RecipeError, load_recipe
 
     monkeypatch.delenv("BAKEOFF_ALLOW_OUTSIDE")
     project = tmp_path / "p"

@@ -2,11 +2,11 @@
 
 import json
 
-from bakeoff.plugins import GenerationSettings
+from bakeoff.agents.base import GenerationSettings
 
 
 def test_import_produces_a_trainable_safetensors_model(embedded_generator):
-    from bakeoff.backends.embedded import ensure_imported
+    from bakeoff.models.embedded import ensure_imported
 
     folder = ensure_imported("smollm2-135m-instruct")
     assert (folder / "model.safetensors").is_file()

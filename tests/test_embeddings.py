@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from bakeoff.embeddings import EmbeddingError, load_embedder
-from bakeoff.models import parse_model_ref
+from bakeoff.models.embeddings import EmbeddingError, load_embedder
+from bakeoff.models.refs import parse_model_ref
 
 
 def test_embedded_minilm_is_normalised_and_semantic():

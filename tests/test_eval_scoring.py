@@ -6,10 +6,10 @@ import subprocess
 import pytest
 from eval_toys import write_run
 
+from bakeoff.agents.base import Question
 from bakeoff.eval import DEFAULT_METRICS, UNAVAILABLE_METRICS, get_metric
 from bakeoff.eval.scoring import score_answers
-from bakeoff.plugins import Question
-from bakeoff.recipe import RecipeError, load_recipe
+from bakeoff.recipe.schema import RecipeError, load_recipe
 
 QUESTIONS = [
     Question(id=f"q{i:02d}", question=f"What is item {i}?", reference=f"item {i} costs {i} euro")

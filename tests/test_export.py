@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from gguf_fixtures import CANDIDATE
 
-from bakeoff.export import CONVERTER, ExportError, check_quantization, export_gguf
-from bakeoff.plugins import GenerationSettings
+from bakeoff.agents.base import GenerationSettings
+from bakeoff.serving.export import CONVERTER, ExportError, check_quantization, export_gguf
 
 QA = Path(__file__).resolve().parent.parent / "data" / "contract-qa.jsonl"
 SYSTEM = "You answer questions about documents. Answer briefly and factually, in one sentence."
@@ -59,7 +59,7 @@ def test_a_candidate_without_adapter_names_the_ones_with_one(finetuned_run):
 
 
 def test_a_base_model_without_local_weights_is_refused(finetuned_run):
-    from bakeoff.models import OllamaRef
+    from bakeoff.models.refs import OllamaRef
 
     with pytest.raises(ExportError, match="ollama:mistral:7b has no local weights"):
         export_gguf(finetuned_run, CANDIDATE, base_model=OllamaRef("mistral:7b"), force=True)
@@ -77,9 +77,9 @@ def test_f16_gguf_gives_the_same_first_20_tokens_as_the_merged_pytorch_model(
     merged model (all 5 with the fixture's seed; at most one divergence allowed, because rounding weights to
     f16 can flip a greedy choice between two near-tied tokens on another CPU).
     """
-    from bakeoff.backends.embedded import ensure_imported
-    from bakeoff.backends.llama_cpp_backend import LlamaCppGenerator
-    from bakeoff.gguf_info import read_gguf_info
+    from bakeoff.models.embedded import ensure_imported
+    from bakeoff.models.llama_cpp_backend import LlamaCppGenerator
+    from bakeoff.serving.gguf_info import read_gguf_info
 
     info = read_gguf_info(exported_f16.path)
     assert info.file_type == "F16" and info.architecture == "llama" and info.name == CANDIDATE
@@ -138,8 +138,8 @@ def _pytorch_ids(gen, convo, n):
 @pytest.mark.timeout(3600)
 def test_q8_0_rouge_l_on_the_sample_qa_is_within_005_of_pytorch(exported_f16, exported_q8, merged_generator):
     """Acceptance: the q8_0 export scores ROUGE-L within 0.05 of the PyTorch merged model on the sample QA."""
-    from bakeoff.backends.llama_cpp_backend import LlamaCppGenerator
     from bakeoff.eval.metrics import RougeL
+    from bakeoff.models.llama_cpp_backend import LlamaCppGenerator
 
     convos, refs = _conversations()
     settings = GenerationSettings(max_new_tokens=32, batch_size=16)
@@ -194,7 +194,7 @@ def test_transformers_loads_the_f16_gguf(exported_f16, merged_generator_f16):
 
 @pytest.mark.slow
 def test_q4_k_m_export_is_smaller_and_runs(finetuned_run, exported_f16):
-    from bakeoff.backends.llama_cpp_backend import LlamaCppGenerator
+    from bakeoff.models.llama_cpp_backend import LlamaCppGenerator
 
     q4 = export_gguf(finetuned_run, CANDIDATE, quantize="q4_k_m")
     assert q4.size_bytes < 0.5 * exported_f16.size_bytes and "quantize_s" in q4.steps_s
@@ -240,10 +240,10 @@ def test_embedded_gguf_reference_runs_in_a_recipe(exported_f16, tmp_path, root):
     """A recipe can evaluate the exported file itself; its relative path resolves against the recipe folder."""
     import shutil
 
-    from bakeoff.models import EmbeddedGGUFRef
-    from bakeoff.recipe import load_recipe
-    from bakeoff.runner import run_recipe
-    from bakeoff.store import read_answers
+    from bakeoff.models.refs import EmbeddedGGUFRef
+    from bakeoff.recipe.schema import load_recipe
+    from bakeoff.run.runner import run_recipe
+    from bakeoff.run.store import read_answers
 
     (tmp_path / "models").mkdir()
     shutil.copy(exported_f16.path, tmp_path / "models" / "lora.f16.gguf")

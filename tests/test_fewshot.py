@@ -2,8 +2,8 @@ import pytest
 from rich.console import Console
 
 from bakeoff.agents.fewshot import FewShotAgent, FewShotSettings, parse_label
-from bakeoff.context import RunContext
-from bakeoff.models import EmbeddedRef
+from bakeoff.models.refs import EmbeddedRef
+from bakeoff.run.context import RunContext
 
 LABELS = ["positive", "negative", "neutral"]
 

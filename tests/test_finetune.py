@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from bakeoff.agents.base import Question
 from bakeoff.agents.finetuned import FineTunedAgent, FineTunedSettings
-from bakeoff.context import RunContext
-from bakeoff.models import CandidateRef, EmbeddedRef
-from bakeoff.plugins import Question
+from bakeoff.models.refs import CandidateRef, EmbeddedRef
+from bakeoff.run.context import RunContext
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ROOT / "data" / "contract-train.jsonl"

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bakeoff.recipe import Recipe, RecipeError, load_recipe
+from bakeoff.recipe.schema import Recipe, RecipeError, load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = [p.read_text() for p in sorted((ROOT / "recipes").glob("*.yaml"))]
-PARSED = [__import__("bakeoff._yaml", fromlist=["load_yaml"]).load_yaml(text)[0] for text in SEEDS]
+PARSED = [__import__("bakeoff.recipe._yaml", fromlist=["load_yaml"]).load_yaml(text)[0] for text in SEEDS]
 LOCATED = re.compile(r"^.+:\d+:\d+: .+", re.S)
 
 pytestmark = pytest.mark.reliability

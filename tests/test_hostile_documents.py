@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from bakeoff.corpus import CorpusSpec, load_corpus
-from bakeoff.recipe import load_recipe
-from bakeoff.runner import build_agents, make_context
+from bakeoff.rag.corpus import CorpusSpec, load_corpus
+from bakeoff.recipe.schema import load_recipe
+from bakeoff.run.runner import build_agents, make_context
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.reliability

@@ -1,6 +1,6 @@
 import pytest
 
-from bakeoff.models import (
+from bakeoff.models.refs import (
     CandidateRef,
     EmbeddedGGUFRef,
     EmbeddedRef,

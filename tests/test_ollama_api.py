@@ -16,17 +16,17 @@ from fake_ollama import FakeOllama, Reply
 from gguf_fixtures import CANDIDATE, tiny_gguf
 from ollama_flows import QUESTION, flow_missing_model, flow_register_chat_remove, flow_version
 
-from bakeoff.backends import BackendError
-from bakeoff.export import file_sha256
-from bakeoff.ollama import (
+from bakeoff.agents.base import GenerationSettings
+from bakeoff.models.generators import BackendError
+from bakeoff.serving.export import file_sha256
+from bakeoff.serving.ollama import (
     OllamaError,
     OllamaServer,
     OllamaUnreachable,
     OllamaVersionError,
     resolve_host,
 )
-from bakeoff.ollama_register import RegistrationError, plan_registration, register_gguf
-from bakeoff.plugins import GenerationSettings
+from bakeoff.serving.register import RegistrationError, plan_registration, register_gguf
 
 
 @pytest.fixture
@@ -200,7 +200,7 @@ def test_existing_name_needs_replace(fake, gguf):
 
 
 def test_ollama_backend_generates_streams_and_reports_errors(fake):
-    from bakeoff.backends.ollama_backend import OllamaGenerator
+    from bakeoff.models.ollama_backend import OllamaGenerator
 
     fake.add_model("mistral:7b")
     gen = OllamaGenerator("mistral:7b", host=fake.url)
@@ -221,7 +221,7 @@ def test_ollama_backend_generates_streams_and_reports_errors(fake):
 
 
 def test_ollama_embeddings_through_the_official_client(fake):
-    from bakeoff.embeddings import EmbeddingError, OllamaEmbedder
+    from bakeoff.models.embeddings import EmbeddingError, OllamaEmbedder
 
     fake.add_model("nomic-embed-text", embedding_dim=8)
     emb = OllamaEmbedder("nomic-embed-text", host=fake.url)
@@ -233,9 +233,9 @@ def test_ollama_embeddings_through_the_official_client(fake):
 
 
 def test_fewshot_candidate_with_an_ollama_model_runs_from_a_recipe(fake, tmp_path, root):
-    from bakeoff.recipe import load_recipe
-    from bakeoff.runner import run_recipe
-    from bakeoff.store import read_answers, read_run
+    from bakeoff.recipe.schema import load_recipe
+    from bakeoff.run.runner import run_recipe
+    from bakeoff.run.store import read_answers, read_run
 
     fake.add_model("mistral:7b")
     text = f"""\
@@ -269,9 +269,9 @@ candidates:
 
 def test_recipe_register_key_registers_after_training(fake, tmp_path, root, finetuned_run, exported_f16):
     """A candidate whose settings carry the `register:` mixin is exported and registered during the run."""
-    from bakeoff.recipe import load_recipe
-    from bakeoff.runner import run_recipe
-    from bakeoff.store import read_run
+    from bakeoff.recipe.schema import load_recipe
+    from bakeoff.run.runner import run_recipe
+    from bakeoff.run.store import read_run
 
     text = f"""\
 name: ft-register
@@ -301,9 +301,9 @@ candidates:
 
 def test_the_recipes_ollama_host_serves_its_embeddings_for_indexing_and_scoring(fake, tmp_path, monkeypatch):
     """`embeddings: ollama:…` goes to the recipe's `ollama_host`, not OLLAMA_HOST, in every stage."""
-    from bakeoff.recipe import load_recipe
-    from bakeoff.runner import run_recipe
-    from bakeoff.store import read_run
+    from bakeoff.recipe.schema import load_recipe
+    from bakeoff.run.runner import run_recipe
+    from bakeoff.run.store import read_run
 
     with socket.socket() as s:  # a port nobody listens on: using OLLAMA_HOST would fail loudly
         s.bind(("127.0.0.1", 0))
@@ -325,7 +325,7 @@ candidates:
     agent: toy_agents:EchoAgent
 """
     (tmp_path / "r.yaml").write_text(text)
-    from bakeoff.vectorstore import index_corpus
+    from bakeoff.rag.vectorstore import index_corpus
 
     recipe = load_recipe(tmp_path / "r.yaml")
     store, report = index_corpus(
@@ -347,9 +347,9 @@ candidates:
 
 def test_a_real_fine_tune_with_register_is_trained_exported_and_registered(fake, tmp_path, root):
     """The `finetuned` agent itself carries `register:`: two LoRA steps, an F16 GGUF, then /api/create."""
-    from bakeoff.recipe import load_recipe
-    from bakeoff.runner import run_recipe
-    from bakeoff.store import read_run
+    from bakeoff.recipe.schema import load_recipe
+    from bakeoff.run.runner import run_recipe
+    from bakeoff.run.store import read_run
 
     text = f"""\
 name: ft-register-real
@@ -384,9 +384,9 @@ candidates:
 
 
 def test_recipe_register_failure_is_a_note_not_a_crash(tmp_path, root, finetuned_run, exported_f16):
-    from bakeoff.recipe import load_recipe
-    from bakeoff.runner import run_recipe
-    from bakeoff.store import read_run
+    from bakeoff.recipe.schema import load_recipe
+    from bakeoff.run.runner import run_recipe
+    from bakeoff.run.store import read_run
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -413,7 +413,7 @@ candidates:
 
 
 def test_register_key_is_validated_with_located_errors(tmp_path, root):
-    from bakeoff.recipe import RecipeError, load_recipe
+    from bakeoff.recipe.schema import RecipeError, load_recipe
 
     recipe_file = tmp_path / "r.yaml"
     recipe_file.write_text(
@@ -486,8 +486,8 @@ def test_registered_export_answers_like_the_gguf_backend(exported_f16):
     prompts through the GGUF's *Jinja* template."""
     from fake_ollama import LlamaCppResponder
 
-    from bakeoff.backends.llama_cpp_backend import LlamaCppGenerator
-    from bakeoff.backends.ollama_backend import OllamaGenerator
+    from bakeoff.models.llama_cpp_backend import LlamaCppGenerator
+    from bakeoff.models.ollama_backend import OllamaGenerator
 
     responder = LlamaCppResponder()
     convo = [
@@ -515,8 +515,8 @@ def test_registered_export_answers_like_the_gguf_backend(exported_f16):
 
 
 def test_recipe_ollama_host_key(tmp_path, root):
-    from bakeoff.recipe import RecipeError, load_recipe
-    from bakeoff.runner import make_context
+    from bakeoff.recipe.schema import RecipeError, load_recipe
+    from bakeoff.run.runner import make_context
 
     recipe_file = tmp_path / "r.yaml"
     base = f"name: x\neval:\n  questions: {root}/data/contract-qa.jsonl\ncandidates:\n  - name: a\n    agent: fewshot\n"
@@ -530,7 +530,7 @@ def test_recipe_ollama_host_key(tmp_path, root):
 
 
 def test_unknown_chat_template_fails_before_contacting_the_server(tmp_path, root):
-    from bakeoff.chat_template import TemplateError
+    from bakeoff.serving.chat_template import TemplateError
 
     template = (
         root / "tests" / "fixtures" / "chat_templates" / "mistralai-Mistral-Nemo-Instruct-2407.jinja"

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from ollama_flows import QUESTION, flow_missing_model, flow_register_chat_remove, flow_version
 
-from bakeoff.ollama import resolve_host
-from bakeoff.plugins import GenerationSettings
+from bakeoff.agents.base import GenerationSettings
+from bakeoff.serving.ollama import resolve_host
 
 pytestmark = pytest.mark.ollama
 
@@ -50,8 +50,8 @@ def test_fewshot_generation_with_a_pulled_model():
     model = os.environ.get("BAKEOFF_OLLAMA_TEST_MODEL")
     if not model:
         pytest.skip("set BAKEOFF_OLLAMA_TEST_MODEL to a pulled chat model (e.g. mistral:7b)")
-    from bakeoff.backends import load_generator
-    from bakeoff.models import parse_model_ref
+    from bakeoff.models.generators import load_generator
+    from bakeoff.models.refs import parse_model_ref
 
     gen = load_generator(parse_model_ref(f"ollama:{model}"), ollama_host=HOST)
     [out] = gen.generate([QUESTION], GenerationSettings(max_new_tokens=16))
@@ -62,7 +62,7 @@ def test_embeddings_with_a_pulled_model():
     model = os.environ.get("BAKEOFF_OLLAMA_EMBED_MODEL")
     if not model:
         pytest.skip("set BAKEOFF_OLLAMA_EMBED_MODEL to a pulled embedding model (e.g. nomic-embed-text)")
-    from bakeoff.embeddings import OllamaEmbedder
+    from bakeoff.models.embeddings import OllamaEmbedder
 
     vecs = OllamaEmbedder(model, host=HOST).embed(["a contract", "an annex"])
     assert len(vecs) == 2 and all(abs(sum(v * v for v in vec) - 1) < 1e-6 for vec in vecs)

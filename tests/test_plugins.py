@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from bakeoff.plugins import AgentError, available_agents, load_agent_class
-from bakeoff.recipe import RecipeError, load_recipe
-from bakeoff.runner import RunError, run_recipe
-from bakeoff.store import list_runs, read_answers, read_run
+from bakeoff.agents.base import AgentError, available_agents, load_agent_class
+from bakeoff.recipe.schema import RecipeError, load_recipe
+from bakeoff.run.runner import RunError, run_recipe
+from bakeoff.run.store import list_runs, read_answers, read_run
 
 HERE = Path(__file__).resolve().parent
 
@@ -153,8 +153,8 @@ def test_cli_sees_entry_point_plugins(plugin_dist, tmp_path, bakeoff_cmd):
 
 
 def test_an_answer_from_a_generation_keeps_its_truncation_flags_and_agent_fields():
-    from bakeoff.backends import Generation
-    from bakeoff.plugins import Answer
+    from bakeoff.agents.base import Answer
+    from bakeoff.models.generators import Generation
 
     out = Generation(
         text="Ninety days.",

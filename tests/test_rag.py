@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from bakeoff.agents.base import Question
 from bakeoff.agents.rag import RagAgent, RagSettings, format_passages
-from bakeoff.plugins import Question
-from bakeoff.recipe import RecipeError, load_recipe
-from bakeoff.runner import build_agents, make_context
+from bakeoff.recipe.schema import RecipeError, load_recipe
+from bakeoff.run.runner import build_agents, make_context
 
 ROOT = Path(__file__).resolve().parent.parent
 

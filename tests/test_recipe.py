@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from bakeoff.models import EmbeddedRef
-from bakeoff.recipe import RecipeError, json_schema, load_recipe
+from bakeoff.models.refs import EmbeddedRef
+from bakeoff.recipe.schema import RecipeError, json_schema, load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "recipes").glob("*.yaml"))
@@ -175,7 +175,7 @@ def test_schema_lists_agents_and_documents_fields(bakeoff_cmd):
 
 
 def test_recipe_reference_doc_is_generated_from_the_schema():
-    from bakeoff.schema_doc import render_markdown
+    from bakeoff.recipe.schema_doc import render_markdown
 
     doc = (ROOT / "docs" / "recipe-reference.md").read_text()
     assert doc == render_markdown(json_schema()), "docs/recipe-reference.md is stale: run `make docs`"

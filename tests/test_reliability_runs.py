@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from bakeoff.corpus import CorpusSpec, load_corpus
-from bakeoff.store import read_answers, read_run
+from bakeoff.rag.corpus import CorpusSpec, load_corpus
+from bakeoff.run.store import read_answers, read_run
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.reliability

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from eval_toys import write_run
 
+from bakeoff.agents.base import Question
 from bakeoff.eval.scoring import score_answers
-from bakeoff.plugins import Question
 
 QUESTIONS = [
     Question(id=f"q{i:02d}", question=f"Who signs clause {i}?", reference=f"the <b>supplier</b> {i}")
@@ -77,7 +77,7 @@ def test_html_report_is_self_contained(run_dir, bakeoff_cmd):
 
 
 def test_report_of_an_unscored_run_is_a_clear_error(tmp_path, bakeoff_cmd):
-    from bakeoff.store import RunWriter
+    from bakeoff.run.store import RunWriter
 
     writer = RunWriter.create(tmp_path / "runs", "x", "name: x\n")
     writer.finish("failed", "boom")

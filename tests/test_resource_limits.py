@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bakeoff import vectorstore
-from bakeoff.corpus import ChunkSpec, CorpusSpec, iter_corpus, load_document
-from bakeoff.embeddings import load_embedder
-from bakeoff.models import EmbeddedRef
-from bakeoff.questions import load_questions
+from bakeoff.models.embeddings import load_embedder
+from bakeoff.models.refs import EmbeddedRef
+from bakeoff.rag import vectorstore
+from bakeoff.rag.corpus import ChunkSpec, CorpusSpec, iter_corpus, load_document
+from bakeoff.run.questions import load_questions
 
 pytestmark = pytest.mark.reliability
 
@@ -88,10 +88,10 @@ def test_truncations_are_counted_in_the_manifest_and_the_scores(tmp_path, monkey
 
     from rich.console import Console
 
-    from bakeoff.backends.transformers_backend import TransformersGenerator
-    from bakeoff.recipe import load_recipe
-    from bakeoff.runner import run_recipe
-    from bakeoff.store import read_answers, read_run
+    from bakeoff.models.transformers_backend import TransformersGenerator
+    from bakeoff.recipe.schema import load_recipe
+    from bakeoff.run.runner import run_recipe
+    from bakeoff.run.store import read_answers, read_run
 
     monkeypatch.setattr(TransformersGenerator, "context_length", property(lambda self: 160))
     root = Path(__file__).resolve().parent.parent

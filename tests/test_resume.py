@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bakeoff.store import read_answers, read_run
+from bakeoff.run.store import read_answers, read_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,7 +147,7 @@ def test_kill_then_resume_equals_uninterrupted_run(tmp_path, bakeoff_cmd, embedd
 
 @pytest.mark.reliability
 def test_resume_refuses_complete_and_unknown_runs(tmp_path, bakeoff_cmd):
-    from bakeoff.store import RunWriter
+    from bakeoff.run.store import RunWriter
 
     w = RunWriter.create(tmp_path, "demo", "x")
     w.finish("complete")

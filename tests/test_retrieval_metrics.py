@@ -2,9 +2,9 @@
 
 import pytest
 
+from bakeoff.agents.base import Question
 from bakeoff.eval.metrics import HitRate, ReciprocalRank, context_matches
 from bakeoff.eval.scoring import score_answers
-from bakeoff.plugins import Question
 
 DOC = (
     "1. Fees. The Platform Fee is EUR 18,000 per month, payable quarterly in advance. "

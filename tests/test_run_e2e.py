@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from bakeoff.store import read_answers, read_run
+from bakeoff.run.store import read_answers, read_run
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,7 +3,7 @@
 import pytest
 import typer
 
-from bakeoff.cli import app
+from bakeoff.cli.app import app
 
 pytestmark = pytest.mark.reliability
 

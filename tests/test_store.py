@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bakeoff.store import RunStoreError, RunWriter, find_run, list_runs, read_answers, read_run
+from bakeoff.run.store import RunStoreError, RunWriter, find_run, list_runs, read_answers, read_run
 
 
 def test_lifecycle_running_then_complete(tmp_path):
@@ -26,7 +26,7 @@ def test_lifecycle_running_then_complete(tmp_path):
 
 def test_dead_process_reads_as_interrupted(tmp_path):
     code = (
-        "import os, sys; from pathlib import Path; from bakeoff.store import RunWriter;"
+        "import os, sys; from pathlib import Path; from bakeoff.run.store import RunWriter;"
         f"w = RunWriter.create(Path({str(tmp_path)!r}), 'demo', 'x'); print(w.path); os._exit(9)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

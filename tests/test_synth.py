@@ -9,8 +9,8 @@ import pytest
 from rich.console import Console
 from toy_generators import ExtractiveGenerator
 
-from bakeoff.recipe import RecipeError, load_recipe
-from bakeoff.synth import (
+from bakeoff.recipe.schema import RecipeError, load_recipe
+from bakeoff.synth.jobs import (
     SynthesizedRef,
     check_leakage,
     find_job,
@@ -18,7 +18,7 @@ from bakeoff.synth import (
     resolve_data_path,
     synthesized_path,
 )
-from bakeoff.synth_run import run_job, run_jobs
+from bakeoff.synth.run import run_job, run_jobs
 
 FACTS = {
     "a.txt": [
@@ -291,7 +291,7 @@ def test_disjoint_by_source_leaves_out_whole_files(tmp_path):
 
 
 def test_run_jobs_runs_what_a_job_is_disjoint_from_first(tmp_path, monkeypatch):
-    import bakeoff.synth_run as synth_run
+    import bakeoff.synth.run as synth_run
 
     recipe = load_recipe(make(tmp_path, EVAL_JOB))
     order = []
@@ -353,7 +353,7 @@ def test_label_job_rejects_empty_and_duplicate_texts_and_reports_agreement(tmp_p
 
 # -- data for other stages ----------------------------------------------------------------------------------
 def test_alpaca_form_and_references_through_a_run_context(tmp_path):
-    from bakeoff.runner import make_context
+    from bakeoff.run.runner import make_context
 
     recipe = load_recipe(make(tmp_path))
     job = find_job(recipe, "train")
@@ -370,8 +370,8 @@ def test_alpaca_form_and_references_through_a_run_context(tmp_path):
 
 
 def test_bakeoff_run_evaluates_on_a_synthesized_set(tmp_path):
-    from bakeoff.runner import run_recipe
-    from bakeoff.store import read_answers, read_run
+    from bakeoff.run.runner import run_recipe
+    from bakeoff.run.store import read_answers, read_run
 
     path = make(tmp_path, EVAL_JOB.replace("    max_chunks: 2\n", ""), questions="{synthesized: heldout}")
     path.write_text(
@@ -442,7 +442,7 @@ def test_leakage_reports_overlapping_chunks_sources_and_questions(tmp_path, bake
 
 
 def test_leakage_locates_hand_written_passages_in_the_corpus(tmp_path):
-    from bakeoff.corpus import load_corpus
+    from bakeoff.rag.corpus import load_corpus
 
     recipe = load_recipe(make(tmp_path))
     job = find_job(recipe, "train")
@@ -477,7 +477,7 @@ def test_synthesize_cli_without_jobs_is_a_clear_error(tmp_path, bakeoff_cmd):
 def test_two_runs_never_write_the_same_output_at_once(tmp_path):
     from filelock import FileLock
 
-    from bakeoff.synth import SynthError
+    from bakeoff.synth.jobs import SynthError
 
     recipe = load_recipe(make(tmp_path))
     job = find_job(recipe, "train")
@@ -513,8 +513,8 @@ def test_a_misnamed_job_in_training_data_is_a_located_error(tmp_path):
 
 
 def test_a_fine_tune_trains_on_a_synthesize_jobs_output(tmp_path):
-    from bakeoff.runner import run_recipe
-    from bakeoff.store import read_run
+    from bakeoff.run.runner import run_recipe
+    from bakeoff.run.store import read_run
 
     path = make(tmp_path)
     path.write_text(path.read_text() + LORA_ON_SYNTH.format(job="train"))

@@ -88,7 +88,7 @@ def test_synthesize_on_a_local_cluster_then_resume(tmp_path, bakeoff_cmd, embedd
 @pytest.fixture
 def embedded_model() -> Path:
     """The embedded model imported once (workers load it themselves; nothing is loaded here)."""
-    from bakeoff.backends.embedded import ensure_imported
+    from bakeoff.models.embedded import ensure_imported
 
     return ensure_imported("smollm2-135m-instruct", quiet=True)
 
@@ -104,9 +104,9 @@ def test_synthesize_through_a_scheduler_address(tmp_path, embedded_model):
     """The same job code, pointed at `tcp://127.0.0.1:PORT` where a scheduler and one worker run."""
     from distributed import Client
 
-    from bakeoff.recipe import load_recipe
-    from bakeoff.synth import find_job
-    from bakeoff.synth_run import run_job
+    from bakeoff.recipe.schema import load_recipe
+    from bakeoff.synth.jobs import find_job
+    from bakeoff.synth.run import run_job
 
     texts = [json.loads(line) for line in (ROOT / "data" / "reviews-eval.jsonl").read_text().splitlines()[:3]]
     (tmp_path / "texts.jsonl").write_text("".join(json.dumps(t) + "\n" for t in texts))

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from toy_generators import ExtractiveGenerator
 
+from bakeoff.agents.base import GenerationSettings
 from bakeoff.agents.synthesizer import (
     REASONS,
     ChunkTask,
@@ -21,7 +22,6 @@ from bakeoff.agents.synthesizer import (
     parse_json_object,
     support,
 )
-from bakeoff.plugins import GenerationSettings
 
 PASSAGE = (
     "A3.1 Standard Support Hours are 07:00 to 19:00 Central European Time, Monday to Friday, excluding public "
@@ -228,7 +228,7 @@ def test_labeller_prompt_shows_examples_as_turns():
 @pytest.mark.slow
 def test_real_model_writes_checked_records(embedded_generator, root: Path):
     """The embedded SmolLM2-135M on two sample-contract chunks: every reply is either a record or a reason."""
-    from bakeoff.corpus import CorpusSpec, load_corpus
+    from bakeoff.rag.corpus import CorpusSpec, load_corpus
 
     chunks = load_corpus(CorpusSpec(paths=["data/contract/annex-a-service-levels.md"]), root).chunks[3:5]
     tasks = [ChunkTask(f"k{i}", c.id, c.source, c.text, "qa", 1) for i, c in enumerate(chunks)]

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from bakeoff.questions import DataError
-from bakeoff.recipe import RecipeError, load_recipe
-from bakeoff.runner import select_candidates
+from bakeoff.recipe.schema import RecipeError, load_recipe
+from bakeoff.run.questions import DataError
+from bakeoff.run.runner import select_candidates
 from bakeoff.training.config import DataSettings
 from bakeoff.training.data import ALPACA_CHAT_TEMPLATE, build_training_data, split_sizes
 from bakeoff.training.quantization import QLORA_QUANTIZATION, effective_method, qlora_quantization_config
@@ -215,7 +215,7 @@ def test_chat_and_alpaca_forms_and_bad_lines(tmp_path):
 def test_alpaca_template_renders_the_alpaca_prompt():
     from transformers import AutoTokenizer
 
-    from bakeoff.backends.embedded import ensure_imported
+    from bakeoff.models.embedded import ensure_imported
 
     tok = AutoTokenizer.from_pretrained(ensure_imported("smollm2-135m-instruct"))
     tok.chat_template = ALPACA_CHAT_TEMPLATE

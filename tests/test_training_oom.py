@@ -15,7 +15,7 @@ from rich.console import Console
 from transformers import TrainerCallback
 
 from bakeoff.agents.finetuned import local_model_dir
-from bakeoff.models import EmbeddedRef
+from bakeoff.models.refs import EmbeddedRef
 from bakeoff.training.config import TrainSettings
 from bakeoff.training.data import build_training_data
 from bakeoff.training.quantization import TrainingError

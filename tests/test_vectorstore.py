@@ -11,11 +11,11 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from bakeoff.cli import app
-from bakeoff.corpus import ChunkSpec, CorpusSpec, load_corpus
-from bakeoff.embeddings import embedded_embedding_path, load_embedder
-from bakeoff.models import EmbeddedRef, HFRef
-from bakeoff.vectorstore import (
+from bakeoff.cli.app import app
+from bakeoff.models.embeddings import embedded_embedding_path, load_embedder
+from bakeoff.models.refs import EmbeddedRef, HFRef
+from bakeoff.rag.corpus import ChunkSpec, CorpusSpec, load_corpus
+from bakeoff.rag.vectorstore import (
     ChromaSpec,
     VectorStoreError,
     collection_name,
@@ -158,7 +158,7 @@ def test_writers_wait_for_the_lock_and_say_who_holds_it(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys, time\nfrom bakeoff.vectorstore import write_lock\nfrom pathlib import Path\n"
+            "import sys, time\nfrom bakeoff.rag.vectorstore import write_lock\nfrom pathlib import Path\n"
             f"with write_lock(Path({str(lock)!r})):\n    print('held', flush=True)\n    time.sleep(1.5)\n",
         ],
         stdout=subprocess.PIPE,

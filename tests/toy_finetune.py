@@ -9,8 +9,8 @@ from pathlib import Path
 
 from pydantic import Field
 
-from bakeoff.ollama_register import OllamaRegistrationMixin
-from bakeoff.plugins import Agent, AgentSettings, Answer
+from bakeoff.agents.base import Agent, AgentSettings, Answer
+from bakeoff.serving.register import OllamaRegistrationMixin
 
 
 class ToyFinetuneSettings(AgentSettings, OllamaRegistrationMixin):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 
-from bakeoff.backends import Generation
+from bakeoff.models.generators import Generation
 
 
 class ExtractiveGenerator:

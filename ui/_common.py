@@ -1,5 +1,5 @@
 """What every console page shares: where runs are, cached readers keyed by file modification times, and the
-run picker. Logic lives in :mod:`bakeoff.console_data` and friends; this module only adapts it to Streamlit."""
+run picker. Logic lives in :mod:`bakeoff.ui.data` and friends; this module only adapts it to Streamlit."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import streamlit as st
 
-from bakeoff.console_data import TrainingLog, read_training, run_key
-from bakeoff.store import RunInfo, read_answers, read_run
+from bakeoff.run.store import RunInfo, read_answers, read_run
+from bakeoff.ui.data import TrainingLog, read_training, run_key
 
 PAGES = {
     "runs": "views/runs.py",

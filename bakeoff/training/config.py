@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from bakeoff.fields import ExistingFile
-from bakeoff.synth import FileOrSynthesized
+from bakeoff.recipe.fields import ExistingFile
+from bakeoff.synth.jobs import FileOrSynthesized
 
 __all__ = ["DataSettings", "LoraSettings", "TrainSettings", "parse_select"]
 

@@ -27,7 +27,7 @@ from typing import Any
 from rich.console import Console
 from transformers import TrainerCallback
 
-from bakeoff.store import write_json_atomic
+from bakeoff.run.store import write_json_atomic
 from bakeoff.training.cache import cache_dir, cache_key, file_identity, key_lock, library_versions, link_tree
 from bakeoff.training.config import TrainSettings, parse_select
 from bakeoff.training.data import TrainingData
@@ -283,12 +283,12 @@ def _lora_config(settings: TrainSettings, model):
 
 
 def load_trained(trained: TrainedModel, *, name: str):
-    """A :class:`~bakeoff.backends.transformers_backend.TransformersGenerator` over a trained candidate.
+    """A :class:`~bakeoff.models.transformers_backend.TransformersGenerator` over a trained candidate.
 
     A LoRA adapter on a full-precision base is merged into the weights in memory (the same function, and
     generation runs at the base model's speed); a QLoRA adapter stays a peft model over the 4-bit base.
     """
-    from bakeoff.backends.transformers_backend import TransformersGenerator, pick_device
+    from bakeoff.models.transformers_backend import TransformersGenerator, pick_device
 
     if trained.merged_dir is not None:
         return TransformersGenerator.from_path(trained.merged_dir, name=name)
@@ -313,7 +313,7 @@ def _merge(req: TrainRequest, method: str, adapter: Path, out: Path, console: Co
     """Write the adapter merged into a full-precision base as an ordinary model folder."""
     from peft import PeftModel
 
-    from bakeoff.backends.transformers_backend import pick_device
+    from bakeoff.models.transformers_backend import pick_device
 
     with console.status(f"{req.candidate}: merging the adapter into the base weights…"):
         base = _load_base(req.model_dir, "lora", pick_device(), training=False)

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from bakeoff.console_chat import load_chat_agents, stream_reply
-from bakeoff.console_data import run_key
 from bakeoff.ui import _common as common
+from bakeoff.ui.chat import load_chat_agents, stream_reply
+from bakeoff.ui.data import run_key
 
 MAX_CANDIDATES = 3
 

@@ -4,7 +4,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from bakeoff.console_data import (
+from bakeoff.ui import _common as common
+from bakeoff.ui.data import (
     aggregate_rows,
     chart_rows,
     classification_rows,
@@ -17,7 +18,6 @@ from bakeoff.console_data import (
     question_table,
     run_key,
 )
-from bakeoff.ui import _common as common
 
 st.title("Compare")
 runs = [r for r in common.load_runs() if not r.problem and r.scores]

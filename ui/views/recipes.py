@@ -4,7 +4,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from bakeoff.console_recipes import (
+from bakeoff.recipe.schema import RecipeError
+from bakeoff.ui import _common as common
+from bakeoff.ui.editor import (
     annotations,
     find_recipes,
     follow,
@@ -14,8 +16,6 @@ from bakeoff.console_recipes import (
     schema_keys,
     validate_text,
 )
-from bakeoff.recipe import RecipeError
-from bakeoff.ui import _common as common
 
 try:
     from streamlit_ace import st_ace

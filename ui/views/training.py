@@ -4,8 +4,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from bakeoff.console_data import curve_rows, selected_steps, training_facts
 from bakeoff.ui import _common as common
+from bakeoff.ui.data import curve_rows, selected_steps, training_facts
 
 st.title("Training")
 runs = [r for r in common.load_runs() if not r.problem]

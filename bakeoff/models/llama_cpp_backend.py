@@ -1,0 +1,164 @@
+"""``embedded-gguf:PATH`` — a GGUF file run in-process by llama.cpp (llama-cpp-python).
+
+This is the served-artifact check: after ``bakeoff export --quantize q4_k_m`` a recipe can evaluate *exactly*
+the file that ``bakeoff models register`` hands to Ollama, beside the PyTorch adapter, and see what the export
+and the quantization cost. Prompts are rendered with the chat template stored in the GGUF (the same Jinja
+renderer transformers uses), a leading BOS is left to the tokenizer when the GGUF says ``add_bos_token`` (as
+llama.cpp and Ollama do), and generation stops at llama.cpp's end-of-generation tokens. Conversations are
+answered one after another (llama.cpp is ~110 tokens/s single-stream on 2 cores for SmolLM2, several times
+faster than transformers on CPU); greedy unless a temperature is set.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from bakeoff.agents.base import GenerationSettings
+from bakeoff.models.generators import BackendError, Generation, Message
+
+__all__ = ["LlamaCppGenerator"]
+
+
+class LlamaCppGenerator:
+    """One GGUF model in llama.cpp."""
+
+    def __init__(self, path: str | Path, *, name: str | None = None, n_ctx: int = 4096) -> None:
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise BackendError(
+                f"GGUF file not found: {path}; export one with `bakeoff export RUN CANDIDATE --format gguf` "
+                "or give the path of an existing .gguf file"
+            )
+        try:
+            import llama_cpp
+        except ImportError:
+            raise BackendError(
+                "embedded-gguf: models need llama-cpp-python: pip install llama-cpp-python"
+            ) from None
+        try:
+            # Threads: llama-cpp-python's default (half the CPUs). All CPUs is slower as soon as anything else
+            # runs: llama.cpp's threads spin-wait for each other (measured here: 1 thread ~10-20 tokens/s,
+            # 2 threads ~1 token/s on a busy 2-core machine).
+            self.llm = llama_cpp.Llama(str(path), n_ctx=n_ctx, n_batch=512, verbose=False, seed=0)
+        except (ValueError, RuntimeError) as exc:
+            raise BackendError(f"llama.cpp cannot load {path}: {exc}") from None
+        self._llama_cpp = llama_cpp
+        self.path = path
+        self.name = name or f"embedded-gguf:{path}"
+        model = self.llm._model
+        self.chat_template: str = self.llm.metadata.get("tokenizer.chat_template", "")
+        self.bos_token = model.token_get_text(model.token_bos()) if model.token_bos() >= 0 else ""
+        self.eos_token = model.token_get_text(model.token_eos()) if model.token_eos() >= 0 else ""
+        self.add_bos = bool(model.add_bos_token())
+        self.context_length = int(self.llm.n_ctx())
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Free the model (llama.cpp memory) now rather than at interpreter exit."""
+        llm = getattr(self, "llm", None)
+        if llm is not None:
+            llm.close()
+            self.llm = None
+
+    # -- prompts -------------------------------------------------------------------------------------------
+    def render(self, conversation: list[Message]) -> str:
+        """The prompt text for a conversation (the GGUF's chat template), ending where the reply starts."""
+        if not self.chat_template:
+            lines = [f"{m['role'].capitalize()}: {m['content']}" for m in conversation]
+            return "\n\n".join(lines) + "\n\nAssistant:"
+        from bakeoff.serving.chat_template import render_jinja
+
+        text = render_jinja(
+            self.chat_template, conversation, bos_token=self.bos_token, eos_token=self.eos_token
+        )
+        if self.add_bos and self.bos_token and text.startswith(self.bos_token):
+            text = text[len(self.bos_token) :]  # the tokenizer adds BOS itself
+        return text
+
+    def tokenize(self, conversation: list[Message]) -> list[int]:
+        """Prompt token ids as llama.cpp (and Ollama) feed them: BOS per the GGUF, special tokens parsed."""
+        return self.llm.tokenize(
+            self.render(conversation).encode("utf-8"), add_bos=self.add_bos, special=True
+        )
+
+    def _sampling(self, settings: GenerationSettings) -> dict[str, Any]:
+        if settings.temperature > 0:
+            self.llm.set_seed(settings.seed)
+            return {"temp": settings.temperature, "top_p": settings.top_p, "top_k": 0, "min_p": 0.0}
+        return {"temp": 0.0}
+
+    def generate_ids(self, prompt: list[int], settings: GenerationSettings) -> tuple[list[int], bool]:
+        """Generated token ids for one prompt, and whether generation ended by itself (not by the budget)."""
+        is_eog = self._llama_cpp.llama_vocab_is_eog
+        vocab = self.llm._model.vocab
+        budget = min(settings.max_new_tokens, self.context_length - len(prompt))
+        out: list[int] = []
+        if budget <= 0:
+            return out, False
+        self.llm.reset()  # no KV-cache reuse across prompts: an answer must not depend on the previous one
+        for tok in self.llm.generate(prompt, reset=True, **self._sampling(settings)):
+            if is_eog(vocab, tok):
+                return out, True
+            out.append(tok)
+            if len(out) >= budget:
+                break
+        return out, False
+
+    def _fit(self, prompt: list[int], settings: GenerationSettings) -> list[int]:
+        keep = max(16, self.context_length - settings.max_new_tokens)
+        return prompt[-keep:] if len(prompt) > keep else prompt
+
+    # -- generation ----------------------------------------------------------------------------------------
+    def generate(
+        self,
+        conversations: Sequence[list[Message]],
+        settings: GenerationSettings,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Generation]:
+        results = []
+        with self._lock:
+            for convo in conversations:
+                t0 = time.perf_counter()
+                try:
+                    full = self.tokenize(convo)
+                    prompt = self._fit(full, settings)
+                    ids, ended = self.generate_ids(prompt, settings)
+                    text = self.llm.detokenize(ids, special=False).decode("utf-8", errors="replace").strip()
+                    gen = Generation(
+                        text,
+                        prompt_tokens=len(prompt),
+                        completion_tokens=len(ids),
+                        truncated=not ended,
+                        prompt_truncated=len(prompt) < len(full),
+                    )
+                except (RuntimeError, ValueError) as exc:
+                    gen = Generation("", error=f"{type(exc).__name__}: {exc}")
+                gen.latency_s = time.perf_counter() - t0
+                results.append(gen)
+                if progress:
+                    progress(1)
+        return results
+
+    def stream(self, conversation: list[Message], settings: GenerationSettings) -> Iterator[str]:
+        is_eog = self._llama_cpp.llama_vocab_is_eog
+        with self._lock:
+            vocab = self.llm._model.vocab
+            prompt = self._fit(self.tokenize(conversation), settings)
+            ids: list[int] = []
+            shown = ""
+            self.llm.reset()
+            for tok in self.llm.generate(prompt, reset=True, **self._sampling(settings)):
+                if is_eog(vocab, tok):
+                    break
+                ids.append(tok)
+                # Decode the whole reply each time, so multi-byte characters split across tokens stay whole.
+                text = self.llm.detokenize(ids, special=False).decode("utf-8", errors="ignore")
+                if len(text) > len(shown):
+                    yield text[len(shown) :].lstrip() if not shown else text[len(shown) :]
+                    shown = text
+                if len(ids) >= settings.max_new_tokens:
+                    break

@@ -1,0 +1,120 @@
+"""Models behind an OpenAI-compatible HTTP API (vLLM, llama.cpp server, ...).
+
+``ollama:`` models use Ollama's native API instead (:mod:`bakeoff.models.ollama_backend`).
+
+Requests go out concurrently (a server batches them itself); a failed request becomes an answer with an
+``error``, never an exception that sinks the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+from bakeoff.agents.base import GenerationSettings
+from bakeoff.models.generators import BackendError, Generation, Message, generate_concurrently
+
+__all__ = ["OpenAICompatibleGenerator", "ollama_host"]
+
+
+def ollama_host() -> str:
+    """``OLLAMA_HOST`` as a URL (kept for callers of the old location; see :func:`bakeoff.serving.ollama.resolve_host`)."""
+    from bakeoff.serving.ollama import resolve_host
+
+    return resolve_host()
+
+
+class OpenAICompatibleGenerator:
+    """Chat completions against ``{base_url}/chat/completions``."""
+
+    def __init__(
+        self, base_url: str, model: str, *, api_key: str | None = None, timeout_s: float = 300.0
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.name = f"{self.base_url}#{model}"
+        # The key is read from the environment and never written anywhere.
+        self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or "bakeoff"
+        self.timeout_s = timeout_s
+
+    def _client(self):
+        import httpx
+
+        return httpx.Client(timeout=self.timeout_s, headers={"Authorization": f"Bearer {self._api_key}"})
+
+    def _body(self, conversation: list[Message], settings: GenerationSettings, stream: bool) -> dict:
+        return {
+            "model": self.model,
+            "messages": conversation,
+            "max_tokens": settings.max_new_tokens,
+            "temperature": settings.temperature,
+            "top_p": settings.top_p,
+            "seed": settings.seed,
+            "stream": stream,
+        }
+
+    def _one(self, client, conversation: list[Message], settings: GenerationSettings) -> Generation:
+        import httpx
+
+        t0 = time.perf_counter()
+        try:
+            resp = client.post(
+                f"{self.base_url}/chat/completions", json=self._body(conversation, settings, False)
+            )
+        except httpx.HTTPError as exc:
+            return Generation("", error=f"cannot reach {self.base_url}: {exc}")
+        if resp.status_code >= 400:
+            return Generation(
+                "", error=f"{self.base_url} answered HTTP {resp.status_code}: {resp.text[:300]}"
+            )
+        try:
+            data = resp.json()
+            choice = data["choices"][0]
+            usage = data.get("usage") or {}
+            return Generation(
+                choice["message"]["content"] or "",
+                prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                completion_tokens=int(usage.get("completion_tokens", 0)),
+                latency_s=time.perf_counter() - t0,
+                truncated=choice.get("finish_reason") == "length",
+            )
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            return Generation("", error=f"unexpected reply from {self.base_url}: {exc}")
+
+    def generate(
+        self,
+        conversations: Sequence[list[Message]],
+        settings: GenerationSettings,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Generation]:
+        with self._client() as client:
+            return generate_concurrently(
+                lambda c: self._one(client, c, settings), conversations, min(8, settings.batch_size), progress
+            )
+
+    def stream(self, conversation: list[Message], settings: GenerationSettings) -> Iterator[str]:
+        import httpx
+
+        try:
+            with (
+                self._client() as client,
+                client.stream(
+                    "POST", f"{self.base_url}/chat/completions", json=self._body(conversation, settings, True)
+                ) as resp,
+            ):
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise BackendError(f"{self.base_url} answered HTTP {resp.status_code}: {resp.text[:300]}")
+                for line in resp.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line.removeprefix("data:").strip()
+                    if payload == "[DONE]":
+                        break
+                    delta = json.loads(payload)["choices"][0].get("delta", {}).get("content")
+                    if delta:
+                        yield delta
+        except httpx.HTTPError as exc:
+            raise BackendError(f"cannot reach {self.base_url}: {exc}") from None

@@ -1,0 +1,4 @@
+"""A run: the runner (load → prepare → answer → score → write), the agents' context, the run store and questions.
+
+May import every core package and ``bakeoff.agents``/``bakeoff.eval``; nothing imports it but ``cli`` and ``ui``.
+"""

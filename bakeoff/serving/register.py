@@ -1,0 +1,358 @@
+"""Register a fine-tuned candidate in Ollama — the path that works on every server since 0.5.5.
+
+1. **Export** the candidate to GGUF (merge → llama.cpp convert → llama.cpp quantize; reused when unchanged).
+2. **Template** — derive an explicit Go template and stop sequences from the GGUF's own chat template and prove
+   them equal by rendering (:mod:`bakeoff.serving.chat_template`); an unknown format fails here, before any upload.
+3. **Version** — ``GET /api/version``; older than 0.5.5 is refused with what that server cannot do.
+4. **Blob** — ``HEAD /api/blobs/sha256:…``; upload only when the server does not have it.
+5. **Create** — ``POST /api/create`` with ``files``, ``template`` and ``parameters.stop`` (never the server's
+   template guess, never server-side quantization or LoRA adapters, which newer servers refuse).
+6. **Verify** — ``/api/show`` must return the template that was sent; one greedy chat turn must answer
+   without leaking turn markers. Any failure after the model was created deletes it: no half-registered model
+   is left behind (the uploaded blob stays; Ollama prunes unreferenced blobs itself).
+
+A recipe asks for registration on a fine-tuned candidate with ``register: {ollama: NAME, quantize: q4_k_m}``
+(:class:`OllamaRegistrationMixin`); ``bakeoff models register RUN CANDIDATE --name NAME`` does it afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bakeoff.serving.chat_template import OllamaTemplate, TemplateError, derive_ollama_template
+from bakeoff.serving.ollama import OllamaError, OllamaModelMissing, OllamaServer, full_name
+
+__all__ = [
+    "OllamaRegistration",
+    "OllamaRegistrationMixin",
+    "RegistrationError",
+    "RegistrationPlan",
+    "RegistrationResult",
+    "plan_registration",
+    "register_from_recipe",
+    "register_gguf",
+    "register_run_candidate",
+]
+
+SMOKE_MESSAGES = [{"role": "user", "content": "In one short sentence: what can you help me with?"}]
+_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-/]*(:[A-Za-z0-9][A-Za-z0-9._\-]*)?$"
+
+
+class RegistrationError(Exception):
+    """Registration failed; the message says what happened, what was cleaned up and what to do."""
+
+
+# -- recipe keys -------------------------------------------------------------------------------------------
+class OllamaRegistration(BaseModel):
+    """Register a fine-tuned candidate's model in Ollama after training."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ollama: str = Field(
+        ...,
+        pattern=_NAME_PATTERN,
+        max_length=200,
+        description="Name of the model in Ollama, e.g. `contract-lora` or `team/contract-lora:q4` "
+        "(chat with it afterwards: `ollama run NAME`).",
+    )
+    quantize: Literal["f16", "q8_0", "q4_k_m"] = Field(
+        "q4_k_m",
+        description="GGUF type uploaded to Ollama, quantized locally with llama.cpp: `q4_k_m` (smallest), "
+        "`q8_0` (near-lossless) or `f16` (unquantized).",
+    )
+    replace: bool = Field(
+        False, description="Replace an existing Ollama model of the same name (otherwise that is an error)."
+    )
+
+
+class OllamaRegistrationMixin(BaseModel):
+    """Adds the ``register:`` key to a candidate's settings (the fine-tune agent's settings inherit this)."""
+
+    ollama_registration: OllamaRegistration | None = Field(
+        None,
+        alias="register",
+        description="Register the trained model in Ollama after training, e.g. `{ollama: contract-lora, "
+        "quantize: q4_k_m}`. Needs an Ollama server (recipe `ollama_host`, else OLLAMA_HOST); a failure is "
+        "noted in the run, and `bakeoff models register RUN CANDIDATE --name NAME` can retry it.",
+    )
+
+
+# -- planning ----------------------------------------------------------------------------------------------
+@dataclass
+class RegistrationPlan:
+    """Everything that will be sent, computed without talking to the server (``--dry-run`` prints it)."""
+
+    name: str
+    gguf: Path
+    digest: str
+    size_bytes: int
+    template: OllamaTemplate
+    request: dict[str, Any]
+    quantize: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "blob": {"file": str(self.gguf), "digest": self.digest, "size_bytes": self.size_bytes},
+            "template_family": self.template.family,
+            "create": self.request,
+        }
+
+
+def plan_registration(
+    gguf: str | Path,
+    name: str,
+    *,
+    digest: str | None = None,
+    quantize: str = "",
+    template_context: dict[str, Any] | None = None,
+) -> RegistrationPlan:
+    """Derive the template and build the ``/api/create`` request for a GGUF file.
+
+    Raises:
+        TemplateError: the GGUF's chat template cannot be expressed as an Ollama template (or there is none).
+    """
+    from bakeoff.serving.export import file_sha256
+    from bakeoff.serving.gguf_info import read_gguf_info
+
+    gguf = Path(gguf)
+    info = read_gguf_info(gguf)
+    template = derive_ollama_template(
+        info.chat_template,
+        bos_token=info.bos_token,
+        eos_token=info.eos_token,
+        control_tokens=info.control_tokens,
+        add_bos=info.add_bos,
+        context=template_context,
+    )
+    digest = digest or f"sha256:{file_sha256(gguf)}"
+    if not digest.startswith("sha256:"):
+        digest = f"sha256:{digest}"
+    request = {
+        "model": name,
+        "files": {gguf.name: digest},
+        "template": template.template,
+        "parameters": {"stop": list(template.stop)},
+        "stream": True,
+    }
+    return RegistrationPlan(name, gguf, digest, gguf.stat().st_size, template, request, quantize)
+
+
+# -- registering -------------------------------------------------------------------------------------------
+@dataclass
+class RegistrationResult:
+    name: str
+    host: str
+    server_version: str
+    digest: str
+    uploaded: bool
+    template_family: str
+    stop: list[str]
+    smoke_reply: str
+    seconds: float
+    statuses: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _say(console: Any, msg: str) -> None:
+    if console is not None:
+        console.print(msg)
+
+
+def register_gguf(
+    plan: RegistrationPlan,
+    server: OllamaServer,
+    *,
+    replace: bool = False,
+    console: Any = None,
+) -> RegistrationResult:
+    """Upload and create the model, then verify it; delete it again if anything fails.
+
+    Raises:
+        OllamaError: unreachable server, old version (before anything is uploaded).
+        RegistrationError: the name is taken, or creating/verifying failed (the model was removed again).
+    """
+    started = time.perf_counter()
+    version = server.require_create()
+    _say(console, f"Ollama {version} at {server.host}")
+    existed = server.exists(plan.name)
+    if existed and not replace:
+        raise RegistrationError(
+            f"Ollama at {server.host} already has a model {plan.name!r}; choose another --name, or pass --replace "
+            "(recipe: `replace: true`) to overwrite it"
+        )
+
+    uploaded = False
+    if server.has_blob(plan.digest):
+        _say(console, f"blob {plan.digest[:19]}… already on the server; not uploading")
+    else:
+        _say(console, f"uploading {plan.gguf.name} ({plan.size_bytes / 2**20:.0f} MiB) …")
+        server.push_blob(plan.gguf, plan.digest)
+        uploaded = True
+
+    statuses: list[str] = []
+    created = False
+    try:
+        try:
+            server.create(
+                plan.name,
+                files=plan.request["files"],
+                template=plan.request["template"],
+                parameters=plan.request["parameters"],
+                on_status=statuses.append,
+            )
+        finally:
+            # Ollama writes the manifest last: before "writing manifest" nothing was created (and a model being
+            # replaced is still intact); after it, the model exists even if an error line followed.
+            created = "writing manifest" in statuses or "success" in statuses
+        shown = server.show(plan.name)
+        if (shown.template or "") != plan.template.template:
+            raise RegistrationError(
+                f"Ollama at {server.host} stored a different template for {plan.name!r} than the one sent "
+                f"(it starts {str(shown.template or '')[:60]!r}); the model would format chats wrongly"
+            )
+        params = shown.parameters or ""
+        missing = [s for s in plan.template.stop if json.dumps(s) not in params and s not in params]
+        if missing:
+            raise RegistrationError(
+                f"Ollama at {server.host} did not keep the stop parameters {missing} for {plan.name!r}"
+            )
+        reply = server.chat(
+            plan.name, SMOKE_MESSAGES, options={"num_predict": 32, "temperature": 0, "seed": 0}
+        )
+        text = (reply.message.content or "").strip()
+        markers = [m for m in plan.template.stop if m and m in text]
+        if not text or markers:
+            what = "an empty reply" if not text else f"a reply containing turn markers {markers}"
+            raise RegistrationError(
+                f"the smoke-test chat with {plan.name!r} on {server.host} gave {what} ({text[:80]!r}); the "
+                "template or stop parameters do not fit the model"
+            )
+    except (OllamaError, RegistrationError) as exc:
+        cleaned = (
+            f"; no model {plan.name!r} was created" if not existed else f"; {plan.name!r} was left as it was"
+        )
+        if created:
+            try:
+                server.delete(plan.name)
+                cleaned = f"; the model {plan.name!r} was deleted again, so nothing half-registered is left"
+            except OllamaModelMissing:
+                cleaned = f"; no model {plan.name!r} was left on the server"
+            except OllamaError as del_exc:
+                cleaned = f"; deleting the broken model failed too ({del_exc}) — remove it with `ollama rm {plan.name}`"
+            if existed:
+                cleaned += " (the model it replaced is gone as well)"
+        raise RegistrationError(f"{exc}{cleaned}") from None
+    _say(
+        console, f"[green]✓[/] registered {full_name(plan.name)} on {server.host}; smoke reply: {text[:80]!r}"
+    )
+    return RegistrationResult(
+        name=full_name(plan.name),
+        host=server.host,
+        server_version=version,
+        digest=plan.digest,
+        uploaded=uploaded,
+        template_family=plan.template.family,
+        stop=list(plan.template.stop),
+        smoke_reply=text,
+        seconds=round(time.perf_counter() - started, 2),
+        statuses=statuses,
+    )
+
+
+def register_run_candidate(
+    run_dir: str | Path,
+    candidate: str,
+    name: str,
+    *,
+    quantize: str = "q4_k_m",
+    host: str | None = None,
+    replace: bool = False,
+    dry_run: bool = False,
+    base_model: Any = None,
+    console: Any = None,
+) -> dict[str, Any]:
+    """Export (or reuse) a candidate's GGUF and register it; with ``dry_run`` only plan and return the request.
+
+    Returns:
+        ``{"plan": ..., "export": ...}`` for a dry run, else also ``"registration"``.
+
+    Raises:
+        ExportError, TemplateError, OllamaError, RegistrationError: each with one clear message.
+    """
+    from bakeoff.serving.export import export_gguf
+
+    run_dir = Path(run_dir)
+    exported = export_gguf(run_dir, candidate, quantize=quantize, base_model=base_model, console=console)
+    plan = plan_registration(exported.path, name, digest=exported.sha256, quantize=exported.quantize)
+    out: dict[str, Any] = {"plan": plan.describe(), "export": exported.to_dict()}
+    if dry_run:
+        return out
+    with OllamaServer(host) as server:
+        result = register_gguf(plan, server, replace=replace, console=console)
+    record = {
+        **result.to_dict(),
+        "candidate": candidate,
+        "quantize": exported.quantize,
+        "gguf": str(exported.path),
+    }
+    record["registered_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    _append_record(run_dir / "exports" / candidate / "registrations.json", record)
+    out["registration"] = record
+    return out
+
+
+def register_from_recipe(candidates: list[Any], ctx: Any) -> dict[str, Any]:
+    """The runner's ``register`` stage: register each candidate whose settings carry ``register:``.
+
+    Failures are data: each becomes a run note and an ``{"error": ...}`` entry, never an exception, so a missing
+    Ollama server does not throw away a finished training.
+    """
+    from bakeoff.models.refs import CandidateRef
+    from bakeoff.serving.export import ExportError
+
+    out: dict[str, Any] = {}
+    for cand in candidates:
+        spec = getattr(cand, "ollama_registration", None)
+        if spec is None:
+            continue
+        base = getattr(cand, "base_model", None) or cand.model or ctx.base_model
+        if isinstance(base, CandidateRef):
+            base = None  # let the export read it from the run
+        try:
+            result = register_run_candidate(
+                ctx.run_dir,
+                cand.name,
+                spec.ollama,
+                quantize=spec.quantize,
+                host=ctx.ollama_host,
+                replace=spec.replace,
+                base_model=base,
+                console=ctx.console,
+            )
+            out[cand.name] = result["registration"]
+        except (ExportError, TemplateError, OllamaError, RegistrationError) as exc:
+            ctx.note(f"candidate {cand.name!r} was not registered in Ollama as {spec.ollama!r}: {exc}")
+            out[cand.name] = {"name": spec.ollama, "error": str(exc)}
+    return out
+
+
+def _append_record(path: Path, record: dict[str, Any]) -> None:
+    from bakeoff.run.store import write_json_atomic
+
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(records, list):
+            records = []
+    except (OSError, ValueError):
+        records = []
+    records.append(record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, records)
