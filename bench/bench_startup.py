@@ -31,7 +31,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
 # Run inside the child `bakeoff run`: record when the model's first forward pass ends, then run the CLI.
 _CHILD = """
 import sys, time
-from bakeoff.models.generators import transformers_backend as tb
+from bakeoff.models import transformers_backend as tb
 stamp = sys.argv.pop(1)
 init = tb.TransformersGenerator.__init__
 def patched(self, model, *args, **kwargs):

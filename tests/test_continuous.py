@@ -47,7 +47,7 @@ def test_refilled_batches_answer_like_model_generate(embedded_generator, referen
 
 
 def test_shared_prefix_prefill_gives_the_plain_prefill_tokens(embedded_generator):
-    from bakeoff.models.generators import _continuous
+    from bakeoff.models import _continuous
     from bakeoff.threads import torch_threads
 
     prompts = [

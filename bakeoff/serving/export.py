@@ -56,7 +56,7 @@ __all__ = [
 Quantization = Literal["f16", "q8_0", "q4_k_m"]
 # name -> llama_ftype (llama.h); f16 is the converter's own output.
 QUANTIZATIONS: dict[str, int] = {"f16": 1, "q8_0": 7, "q4_k_m": 15}
-CONVERTER = Path(__file__).parent / "_vendor" / "llama_cpp_convert" / "convert_hf_to_gguf.py"
+CONVERTER = Path(__file__).resolve().parents[1] / "_vendor" / "llama_cpp_convert" / "convert_hf_to_gguf.py"
 CONVERTER_VERSION = "llama.cpp 0c1e57098bba43ac29e6e3b677cdceebdd22334f (llama-cpp-python 0.3.36 sdist)"
 
 
