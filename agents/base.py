@@ -12,13 +12,14 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bakeoff.core import Answer, GenerationSettings, Question
+from bakeoff.errors import BakeoffError
 from bakeoff.models.refs import ModelRefField
 
 if TYPE_CHECKING:
@@ -28,10 +29,7 @@ __all__ = [
     "Agent",
     "AgentError",
     "AgentSettings",
-    "Answer",
     "ENTRY_POINT_GROUP",
-    "GenerationSettings",
-    "Question",
     "available_agents",
     "load_agent_class",
 ]
@@ -39,29 +37,8 @@ __all__ = [
 ENTRY_POINT_GROUP = "bakeoff.agents"
 
 
-class AgentError(Exception):
+class AgentError(BakeoffError):
     """An agent cannot be found, imported or built; the message says what to do."""
-
-
-class GenerationSettings(BaseModel):
-    """How a candidate's model generates text."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_new_tokens: int = Field(96, ge=1, le=8192, description="Most tokens generated per answer.")
-    temperature: float = Field(
-        0.0,
-        ge=0.0,
-        le=2.0,
-        description="0 means greedy decoding (deterministic, the default for evaluation).",
-    )
-    top_p: float = Field(
-        1.0, gt=0.0, le=1.0, description="Nucleus sampling mass; used only when temperature > 0."
-    )
-    batch_size: int = Field(
-        16, ge=1, le=512, description="Questions generated together; batching is several times faster on CPU."
-    )
-    seed: int = Field(0, description="Sampling seed (only matters when temperature > 0).")
 
 
 class AgentSettings(BaseModel):
@@ -94,52 +71,6 @@ class AgentSettings(BaseModel):
         "{learning_rate: [5e-5, 3e-5]} gives `NAME[lr=5e-5]` and `NAME[lr=3e-5]`. Keys are field names or dotted "
         "paths (train.lora.r). Expanded before validation.",
     )
-
-
-@dataclass
-class Question:
-    """One evaluation item. For classification, ``reference`` is the gold label."""
-
-    id: str
-    question: str
-    reference: str
-    passage: str | None = None
-    source: str | None = None
-
-
-@dataclass
-class Answer:
-    """What a candidate said for one question; failures are data (``error``), never exceptions."""
-
-    question_id: str
-    text: str
-    latency_s: float = 0.0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    error: str | None = None
-    label: str | None = None  # classification: the label parsed from text (None = unparseable)
-    contexts: list[dict[str, Any]] = field(default_factory=list)  # RAG: [{text, source, score}]
-    truncated: bool = False  # generation stopped at max_new_tokens
-    prompt_truncated: bool = False  # the prompt was cut to fit the model's context window
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_generation(cls, question_id: str, out: Any, **extra: Any) -> Answer:
-        """The answer a backend's :class:`~bakeoff.models.generators.Generation` makes, with agent-specific fields
-        (``label``, ``contexts``) in ``extra``."""
-        return cls(
-            question_id=question_id,
-            text=out.text,
-            latency_s=out.latency_s,
-            prompt_tokens=out.prompt_tokens,
-            completion_tokens=out.completion_tokens,
-            error=out.error,
-            truncated=out.truncated,
-            prompt_truncated=out.prompt_truncated,
-            **extra,
-        )
 
 
 class Agent(ABC):

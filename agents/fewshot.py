@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bakeoff.agents.base import Agent, AgentSettings, Answer, Question
+from bakeoff.agents.base import Agent, AgentSettings
+from bakeoff.core import Answer, Question
 from bakeoff.recipe.fields import ExistingFile
 
 __all__ = ["Example", "FewShotAgent", "FewShotSettings", "parse_label"]
@@ -82,7 +83,7 @@ def _load_examples(source: Path | list[Example] | None) -> list[Example]:
         return []
     if isinstance(source, list):
         return source
-    from bakeoff.run.questions import load_questions
+    from bakeoff.questions import load_questions
 
     return [Example(question=q.question, answer=q.reference) for q in load_questions(source, task="qa")]
 

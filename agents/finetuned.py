@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from bakeoff.agents.base import Agent, AgentSettings, Answer, Question
+from bakeoff.agents.base import Agent, AgentSettings
+from bakeoff.core import Answer, Question
 from bakeoff.models.refs import EmbeddedRef, HFRef, ModelRef, parse_model_ref
 from bakeoff.serving.register import OllamaRegistrationMixin
 from bakeoff.training.config import TrainSettings
@@ -114,7 +115,7 @@ class FineTunedAgent(Agent):
             chunks = self._corpus_chunks()
         path = None
         if s.train.data.path is not None:
-            from bakeoff.run.questions import DataError
+            from bakeoff.questions import DataError
             from bakeoff.synth.jobs import SynthError, resolve_data_path
 
             try:

@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from bakeoff.agents.base import Agent, AgentSettings, Answer, Question
+from bakeoff.agents.base import Agent, AgentSettings
+from bakeoff.core import Answer, Question
 
 __all__ = ["DEFAULT_PROMPT", "DEFAULT_SYSTEM", "RagAgent", "RagSettings", "format_passages"]
 

@@ -35,11 +35,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from bakeoff.agents.base import GenerationSettings
 from bakeoff.agents.fewshot import DEFAULT_CLASSIFY_JSON_SYSTEM, parse_label
+from bakeoff.core import GenerationSettings
 
 if TYPE_CHECKING:
-    from bakeoff.models.generators import Generation, Generator
+    from bakeoff.core import Generation
+    from bakeoff.models.generators import Generator
 
 __all__ = [
     "DEFAULT_MIN_SUPPORT",

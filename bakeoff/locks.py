@@ -13,10 +13,12 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from bakeoff.errors import BakeoffError
+
 __all__ = ["LockTimeout", "held_lock", "lock_holder"]
 
 
-class LockTimeout(TimeoutError):
+class LockTimeout(BakeoffError, TimeoutError):
     """The lock was not released in time; the message names the lock and its holder."""
 
 

@@ -93,7 +93,7 @@ class GeneratorCache(WorkerPlugin):
 
     def generator(self, ref: ModelRef) -> Generator:
         """The loaded generator for ``ref`` (loaded on first use)."""
-        from bakeoff.models.generators import load_generator
+        from bakeoff.models.registry import load_generator
 
         key = str(ref)
         with self._lock:

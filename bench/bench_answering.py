@@ -33,11 +33,11 @@ CONFIGS: dict[str, dict[str, Any]] = {
 
 def questions(n: int) -> list:
     """The quickstart's questions, then training-file questions, ``n`` in all."""
-    from bakeoff.agents.base import Question
-    from bakeoff.run.questions import load_questions, read_jsonl
+    from bakeoff.core import Question
+    from bakeoff.questions import load_questions, read_records
 
     qs = load_questions(DATA / "contract-qa.jsonl", task="qa")
-    for i, row in enumerate(read_jsonl(DATA / "contract-train.jsonl")):
+    for i, row in enumerate(read_records(DATA / "contract-train.jsonl")):
         if len(qs) >= n:
             break
         qs.append(Question(id=f"t{i}", question=row["instruction"], reference=row["output"]))

@@ -22,15 +22,17 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from bakeoff.errors import BakeoffError
 from bakeoff.eval.metrics import MetricResult
 from bakeoff.eval.settings import JudgeSpec
+from bakeoff.io import write_text_atomic
 from bakeoff.models.local_server import LLAMA_CPP_SETTINGS
 from bakeoff.models.refs import EmbeddedRef, HFRef, OllamaRef, OpenAICompatibleRef
 
 __all__ = ["Judge", "JudgeCache", "JudgeError", "classify_failure"]
 
 
-class JudgeError(Exception):
+class JudgeError(BakeoffError):
     """The judge cannot be started or reached at all; the message says what to do."""
 
 
@@ -61,9 +63,7 @@ class JudgeCache:
     def put(self, metric: str, key: str, value: dict[str, Any]) -> None:
         path = self._path(metric, key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-        tmp.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(value, ensure_ascii=False), fsync=False)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -161,8 +161,8 @@ class Judge:
 
     @staticmethod
     def _local_backend(ref: Any):
-        from bakeoff.models.generators import load_generator
         from bakeoff.models.local_server import GeneratorBackend, LlamaCppBackend
+        from bakeoff.models.registry import load_generator
 
         if isinstance(ref, EmbeddedRef):
             import importlib.util

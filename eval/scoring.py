@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bakeoff.agents.base import Question
+from bakeoff.core import Question
 from bakeoff.eval import DEFAULT_HEADLINE, DEFAULT_METRICS, JUDGE_METRICS, get_metric, metric_class
 from bakeoff.eval.metrics import MetricResult, Sample
 

@@ -45,7 +45,7 @@ def bakeoff_cmd() -> list[str]:
 @pytest.fixture(scope="session")
 def embedded_generator():
     """The real embedded model (imported on first use), loaded once per test session."""
-    from bakeoff.models.generators import load_generator
     from bakeoff.models.refs import parse_model_ref
+    from bakeoff.models.registry import load_generator
 
     return load_generator(parse_model_ref("embedded:smollm2-135m-instruct"))

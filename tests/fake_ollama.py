@@ -524,10 +524,12 @@ class LlamaCppResponder:
     def __call__(self, model: dict[str, Any], prompt: str, messages: list, options: dict) -> Reply:
         import llama_cpp
 
+        from bakeoff.models.llama_cpp_backend import load_llama
+
         fake_path = model["blob_path"]
         llm = self._models.get(fake_path)
         if llm is None:
-            llm = llama_cpp.Llama(fake_path, n_ctx=2048, verbose=False, seed=0)
+            llm = load_llama(fake_path, n_ctx=2048, verbose=False, seed=0)
             self._models[fake_path] = llm
         tokens = llm.tokenize(prompt.encode(), add_bos=bool(llm._model.add_bos_token()), special=True)
         budget = int(options.get("num_predict") or 128)

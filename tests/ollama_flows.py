@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bakeoff.agents.base import GenerationSettings
+from bakeoff.core import GenerationSettings
 from bakeoff.models.generators import BackendError
 from bakeoff.serving.ollama import OllamaModelMissing, OllamaServer, full_name, parse_version
 from bakeoff.serving.register import plan_registration, register_gguf

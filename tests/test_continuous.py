@@ -2,7 +2,7 @@
 
 import pytest
 
-from bakeoff.agents.base import GenerationSettings
+from bakeoff.core import GenerationSettings
 
 SYSTEM = "You answer questions about documents. Answer briefly and factually, in one sentence."
 QUESTIONS = [

@@ -2,7 +2,7 @@
 
 import json
 
-from bakeoff.agents.base import GenerationSettings
+from bakeoff.core import GenerationSettings
 
 
 def test_import_produces_a_trainable_safetensors_model(embedded_generator):

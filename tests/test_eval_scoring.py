@@ -6,7 +6,7 @@ import subprocess
 import pytest
 from eval_toys import write_run
 
-from bakeoff.agents.base import Question
+from bakeoff.core import Question
 from bakeoff.eval import DEFAULT_METRICS, UNAVAILABLE_METRICS, get_metric
 from bakeoff.eval.scoring import score_answers
 from bakeoff.recipe.schema import RecipeError, load_recipe

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from gguf_fixtures import CANDIDATE
 
-from bakeoff.agents.base import GenerationSettings
+from bakeoff.core import GenerationSettings
 from bakeoff.serving.export import CONVERTER, ExportError, check_quantization, export_gguf
 
 QA = Path(__file__).resolve().parent.parent / "data" / "contract-qa.jsonl"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from bakeoff.agents.base import Question
 from bakeoff.agents.finetuned import FineTunedAgent, FineTunedSettings
+from bakeoff.core import Question
 from bakeoff.models.refs import CandidateRef, EmbeddedRef
 from bakeoff.run.context import RunContext
 

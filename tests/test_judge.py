@@ -18,7 +18,7 @@ from eval_toys import CONTRACT, AgreeableJudge, RamblingJudge
 from bakeoff.eval.judge import Judge, JudgeCache
 from bakeoff.eval.scoring import score_answers
 from bakeoff.eval.settings import JudgeSpec
-from bakeoff.run.questions import load_questions
+from bakeoff.questions import load_questions
 
 HERE = Path(__file__).resolve().parent
 RAGAS = ["faithfulness", "answer_relevancy", "context_precision", "context_recall"]

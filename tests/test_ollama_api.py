@@ -16,7 +16,7 @@ from fake_ollama import FakeOllama, Reply
 from gguf_fixtures import CANDIDATE, tiny_gguf
 from ollama_flows import QUESTION, flow_missing_model, flow_register_chat_remove, flow_version
 
-from bakeoff.agents.base import GenerationSettings
+from bakeoff.core import GenerationSettings
 from bakeoff.models.generators import BackendError
 from bakeoff.serving.export import file_sha256
 from bakeoff.serving.ollama import (

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from ollama_flows import QUESTION, flow_missing_model, flow_register_chat_remove, flow_version
 
-from bakeoff.agents.base import GenerationSettings
+from bakeoff.core import GenerationSettings
 from bakeoff.serving.ollama import resolve_host
 
 pytestmark = pytest.mark.ollama
@@ -50,8 +50,8 @@ def test_fewshot_generation_with_a_pulled_model():
     model = os.environ.get("BAKEOFF_OLLAMA_TEST_MODEL")
     if not model:
         pytest.skip("set BAKEOFF_OLLAMA_TEST_MODEL to a pulled chat model (e.g. mistral:7b)")
-    from bakeoff.models.generators import load_generator
     from bakeoff.models.refs import parse_model_ref
+    from bakeoff.models.registry import load_generator
 
     gen = load_generator(parse_model_ref(f"ollama:{model}"), ollama_host=HOST)
     [out] = gen.generate([QUESTION], GenerationSettings(max_new_tokens=16))

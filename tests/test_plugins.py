@@ -153,8 +153,7 @@ def test_cli_sees_entry_point_plugins(plugin_dist, tmp_path, bakeoff_cmd):
 
 
 def test_an_answer_from_a_generation_keeps_its_truncation_flags_and_agent_fields():
-    from bakeoff.agents.base import Answer
-    from bakeoff.models.generators import Generation
+    from bakeoff.core import Answer, Generation
 
     out = Generation(
         text="Ninety days.",

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bakeoff.run.questions import DataError, load_questions
+from bakeoff.questions import DataError, load_questions
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from bakeoff.agents.base import Question
 from bakeoff.agents.rag import RagAgent, RagSettings, format_passages
+from bakeoff.core import Question
 from bakeoff.recipe.schema import RecipeError, load_recipe
 from bakeoff.run.runner import build_agents, make_context
 

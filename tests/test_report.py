@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from eval_toys import write_run
 
-from bakeoff.agents.base import Question
+from bakeoff.core import Question
 from bakeoff.eval.scoring import score_answers
 
 QUESTIONS = [

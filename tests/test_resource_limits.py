@@ -10,9 +10,9 @@ import pytest
 
 from bakeoff.models.embeddings import load_embedder
 from bakeoff.models.refs import EmbeddedRef
+from bakeoff.questions import load_questions
 from bakeoff.rag import vectorstore
 from bakeoff.rag.corpus import ChunkSpec, CorpusSpec, iter_corpus, load_document
-from bakeoff.run.questions import load_questions
 
 pytestmark = pytest.mark.reliability
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bakeoff.agents.base import Question
+from bakeoff.core import Question
 from bakeoff.eval.metrics import HitRate, ReciprocalRank, context_matches
 from bakeoff.eval.scoring import score_answers
 

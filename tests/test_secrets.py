@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fake_openai import FakeOpenAI
 
-from bakeoff.agents.base import GenerationSettings
+from bakeoff.core import GenerationSettings
 from bakeoff.models.openai_compatible import OpenAICompatibleGenerator
 
 SECRET = "sk-test-9f8e7d6c5b4a-DO-NOT-LEAK"

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 from toy_generators import ExtractiveGenerator
 
-from bakeoff.agents.base import GenerationSettings
 from bakeoff.agents.synthesizer import (
     REASONS,
     ChunkTask,
@@ -22,6 +21,7 @@ from bakeoff.agents.synthesizer import (
     parse_json_object,
     support,
 )
+from bakeoff.core import GenerationSettings
 
 PASSAGE = (
     "A3.1 Standard Support Hours are 07:00 to 19:00 Central European Time, Monday to Friday, excluding public "

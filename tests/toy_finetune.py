@@ -9,7 +9,8 @@ from pathlib import Path
 
 from pydantic import Field
 
-from bakeoff.agents.base import Agent, AgentSettings, Answer
+from bakeoff.agents.base import Agent, AgentSettings
+from bakeoff.core import Answer
 from bakeoff.serving.register import OllamaRegistrationMixin
 
 

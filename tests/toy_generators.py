@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 
-from bakeoff.models.generators import Generation
+from bakeoff.core import Generation
 
 
 class ExtractiveGenerator:

@@ -10,14 +10,14 @@ is kept (it says something about the question set) but does not rank anyone.
 
 from __future__ import annotations
 
-import json
-import os
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+
+from bakeoff.io import append_jsonl, read_jsonl
 
 __all__ = [
     "OUTCOMES",
@@ -69,36 +69,21 @@ def record_vote(
         "session": session,
     }
     path = Path(run_path) / VOTES_FILE
-    with FileLock(str(path) + ".lock", timeout=10), path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    with FileLock(str(path) + ".lock", timeout=10):
+        append_jsonl(path, [entry])
     return entry
 
 
 def read_votes(run_path: Path) -> list[dict[str, Any]]:
     """Every well-formed vote of a run (a torn or malformed line is skipped)."""
-    path = Path(run_path) / VOTES_FILE
-    if not path.is_file():
-        return []
-    votes = []
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if not line.endswith("\n"):
-                break
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if (
-                isinstance(obj, dict)
-                and obj.get("vote") in OUTCOMES
-                and isinstance(obj.get("a"), str)
-                and isinstance(obj.get("b"), str)
-                and obj["a"] != obj["b"]
-            ):
-                votes.append(obj)
-    return votes
+    return [
+        obj
+        for obj in read_jsonl(Path(run_path) / VOTES_FILE)
+        if obj.get("vote") in OUTCOMES
+        and isinstance(obj.get("a"), str)
+        and isinstance(obj.get("b"), str)
+        and obj["a"] != obj["b"]
+    ]
 
 
 def comparisons(votes: Iterable[dict[str, Any]]) -> list[tuple[str, str, float]]:

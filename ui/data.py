@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bakeoff.io import read_jsonl
 from bakeoff.run.store import RunInfo
 
 __all__ = [
@@ -411,21 +412,6 @@ class TrainingLog:
     problem: str | None = None
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if not line.endswith("\n"):
-                break  # a line still being written
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(obj, dict):
-                rows.append(obj)
-    return rows
-
-
 def read_training(run_path: Path) -> dict[str, TrainingLog]:
     """Every ``<run>/training/<candidate>/`` with ``metrics.jsonl`` and/or ``summary.json``, by candidate."""
     root = Path(run_path) / "training"
@@ -439,7 +425,7 @@ def read_training(run_path: Path) -> dict[str, TrainingLog]:
         log = TrainingLog(folder.name)
         try:
             if metrics.is_file():
-                log.points = _read_jsonl(metrics)
+                log.points = read_jsonl(metrics)
             if summary.is_file():
                 data = json.loads(summary.read_text(encoding="utf-8"))
                 log.summary = data if isinstance(data, dict) else {}

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bakeoff.io import write_text_atomic
 from bakeoff.recipe.schema import NOT_IMPORTED, Problem, Recipe, RecipeError, load_recipe
 
 __all__ = [
@@ -248,9 +249,7 @@ def save_recipe(path: str | Path, text: str) -> Path:
     """Write recipe text to ``path`` (atomically; parent folders are created)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
     return path
 
 

@@ -7,8 +7,6 @@ everything heavy (torch, transformers, chromadb, ...) is imported inside the com
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 from typing import Annotated
 
 # Never download weights at run time unless the user explicitly turned this off.
@@ -16,7 +14,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
 
 app = typer.Typer(
     name="bakeoff",
@@ -43,321 +40,33 @@ def _main(
         os.environ["BAKEOFF_ALLOW_OUTSIDE"] = "1"
 
 
-console = Console()
-err = Console(stderr=True, soft_wrap=True)  # errors are never wrapped: paths stay copyable
+from bakeoff.cli import eval as eval_commands  # noqa: E402
+from bakeoff.cli import rag, recipe, run, serving, synth, ui  # noqa: E402
 
-RunsDir = Annotated[
-    Path, typer.Option("--runs-dir", help="Folder that holds runs.", envvar="BAKEOFF_RUNS_DIR")
-]
-DEFAULT_RUNS = Path("runs")
+# The command table: every command, in the order `bakeoff --help` lists them, and the one function behind it.
+COMMANDS = (
+    ("validate", recipe.validate),
+    ("schema", recipe.schema),
+    ("run", run.run),
+    ("runs", run.runs),
+    ("show", run.show),
+    ("metrics", recipe.metrics),
+    ("chat", run.chat),
+    ("index", rag.index),
+    ("retrieve", rag.retrieve),
+    ("ui", ui.ui),
+    ("export", serving.export),
+    ("score", eval_commands.score),
+    ("report", eval_commands.report),
+    ("synthesize", synth.synthesize),
+    ("leakage", synth.leakage),
+)
+GROUPS = (("models", serving.models),)  # sub-commands: bakeoff models register|list|remove
 
-
-def _load(path: Path, text: str | None = None):
-    """Load a recipe or exit 2 with every problem on stderr."""
-    from bakeoff.recipe.schema import RecipeError, load_recipe
-
-    try:
-        return load_recipe(path, text=text)
-    except RecipeError as exc:
-        # Plain writes, never wrapped: editors and CI parse FILE:LINE:COL lines.
-        for problem in exc.problems:
-            sys.stderr.write(f"{problem}\n")
-        n = len(exc.problems)
-        sys.stderr.write(f"{n} problem{'s' if n != 1 else ''} found\n")
-        raise typer.Exit(2) from None
-
-
-@app.command()
-def validate(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")]) -> None:
-    """Check a recipe; print every problem as FILE:LINE:COL: field: message (exit 2 if any)."""
-    r = _load(recipe)
-    console.print(
-        f"[green]✓[/] {recipe}: recipe {r.name!r}, task {r.task}, {len(r.candidates)} candidates "
-        f"({', '.join(r.names)})",
-        soft_wrap=True,  # one line, however long the path: scripts grep it
-    )
-
-
-@app.command()
-def schema(
-    markdown: Annotated[
-        bool, typer.Option("--markdown", help="Print the recipe reference as Markdown.")
-    ] = False,
-) -> None:
-    """Print the recipe JSON Schema (for editor completion: `# yaml-language-server: $schema=...`)."""
-    from bakeoff.recipe.schema import dump_schema, json_schema
-
-    if markdown:
-        from bakeoff.recipe.schema_doc import render_markdown
-
-        sys.stdout.write(render_markdown(json_schema()))
-        return
-    sys.stdout.write(dump_schema() + "\n")
-
-
-@app.command()
-def run(
-    recipe: Annotated[Path | None, typer.Argument(help="Recipe YAML file (omit with --resume).")] = None,
-    only: Annotated[
-        list[str] | None, typer.Option("--only", help="Candidate names to run (comma-separated; repeatable).")
-    ] = None,
-    resume: Annotated[
-        str | None,
-        typer.Option(
-            "--resume", metavar="RUN", help="Finish an interrupted or failed run, reusing finished work."
-        ),
-    ] = None,
-    runs_dir: RunsDir = DEFAULT_RUNS,
-    retrain: Annotated[
-        bool,
-        typer.Option("--retrain", help="Train fine-tuned candidates again, ignoring the training cache."),
-    ] = False,
-) -> None:
-    """Prepare, train, answer and score every candidate; write a run and print the comparison."""
-    from bakeoff.eval.table import print_scores
-    from bakeoff.run.runner import RunError, run_recipe
-    from bakeoff.run.store import RunStoreError, find_run, read_run
-
-    resume_dir = None
-    if resume is not None:
-        try:
-            prior = find_run(runs_dir, resume)
-        except RunStoreError as exc:
-            err.print(f"error: {exc}", style="red")
-            raise typer.Exit(2) from None
-        if prior.status in ("complete", "running"):
-            err.print(f"error: run {prior.run_id} is {prior.status}; nothing to resume", style="red")
-            raise typer.Exit(2)
-        resume_dir = prior.path
-        # the recipe as it was run, with relative paths resolved against its original folder
-        original = Path(prior.manifest.get("recipe_path") or (prior.path / "recipe.yaml"))
-        text = (prior.path / "recipe.yaml").read_text(encoding="utf-8")
-        r = _load(original, text=text)
-        only = only or prior.manifest.get("answering")
-    elif recipe is None:
-        err.print("error: give a RECIPE, or --resume RUN", style="red")
-        raise typer.Exit(2)
-    else:
-        r = _load(recipe)
-        text = recipe.read_text(encoding="utf-8")
-    try:
-        path = run_recipe(
-            r,
-            recipe_text=text,
-            runs_dir=runs_dir,
-            only=only,
-            console=console,
-            resume=resume_dir,
-            retrain=retrain,
-        )
-    except RunError as exc:
-        err.print(f"error: {exc}", style="red")
-        raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        err.print("interrupted; the run is marked failed", style="red")
-        raise typer.Exit(130) from None
-    except Exception as exc:
-        if not type(exc).__module__.startswith("bakeoff"):
-            raise  # a bug, not a condition the message can explain: keep the traceback
-        _report_failed_run(exc, runs_dir, r.name)
-        raise typer.Exit(1) from None
-    info = read_run(path)
-    print_scores(console, info.scores or {}, title=f"{info.recipe} · {info.run_id}")
-    console.print(f"run written to {path}  (bakeoff show {info.run_id})", soft_wrap=True)
-
-
-def _report_failed_run(exc: Exception, runs_dir: Path, recipe_name: str) -> None:
-    """One error message (no traceback) for a run that stopped on a known condition (out of memory, an
-    unreachable server, ...), and how to finish it."""
-    from bakeoff.run.store import list_runs
-
-    err.print(f"error: {exc}", style="red", soft_wrap=True)
-    mine = [i for i in list_runs(runs_dir, recipe_name) if i.manifest.get("pid") == os.getpid()]
-    if mine:
-        err.print(
-            f"run {mine[0].run_id} is marked failed; finished work is kept: `bakeoff run --resume "
-            f"{mine[0].run_id}` continues it, or run the edited recipe again (training resumes from its "
-            "checkpoint while its train settings are unchanged)",
-            soft_wrap=True,
-        )
-
-
-@app.command("runs")
-def runs_cmd(
-    recipe: Annotated[str | None, typer.Option("--recipe", help="Only runs of this recipe.")] = None,
-    runs_dir: RunsDir = DEFAULT_RUNS,
-) -> None:
-    """List runs, newest first."""
-    from rich.table import Table
-
-    from bakeoff.run.store import list_runs
-
-    runs = list_runs(runs_dir, recipe)
-    if not runs:
-        console.print(f"no runs in {runs_dir}")
-        return
-    table = Table()
-    table.add_column("run", no_wrap=True, overflow="fold")  # users copy it into --resume / export
-    table.add_column("recipe", overflow="fold")
-    table.add_column("status", min_width=8, overflow="fold")
-    table.add_column("started", no_wrap=True)
-    table.add_column("candidates")
-    colors = {
-        "complete": "green",
-        "failed": "red",
-        "running": "yellow",
-        "interrupted": "red",
-        "unreadable": "red",
-    }
-    for info in runs:
-        status = info.status + (f" ({info.problem})" if info.problem else "")
-        table.add_row(
-            info.run_id,
-            info.recipe,
-            f"[{colors.get(info.status, 'white')}]{status}[/]",
-            str(info.manifest.get("started_at", ""))[:16].replace("T", " "),
-            ", ".join(info.candidates),
-        )
-    console.print(table)
-
-
-@app.command()
-def show(
-    run_ref: Annotated[
-        str,
-        typer.Argument(
-            metavar="RUN", help="Run id (prefix), recipe name (its latest run), 'latest' or a run folder."
-        ),
-    ] = "latest",
-    metric: Annotated[
-        str | None,
-        typer.Option("--metric", help="Paired comparisons for this metric (default: the headline)."),
-    ] = None,
-    errors: Annotated[
-        bool, typer.Option("--errors", help="Also print error analysis: lost and all-fail questions.")
-    ] = False,
-    runs_dir: RunsDir = DEFAULT_RUNS,
-) -> None:
-    """Print a run's scores with intervals, paired comparisons (significant ones marked) and judge stats."""
-    from bakeoff.eval.table import print_scores
-    from bakeoff.run.store import RunStoreError, find_run
-
-    try:
-        info = find_run(runs_dir, run_ref)
-    except RunStoreError as exc:
-        err.print(f"error: {exc}", style="red")
-        raise typer.Exit(2) from None
-    if info.problem:
-        err.print(f"error: run {info.path} is unreadable: {info.problem}", style="red")
-        raise typer.Exit(1)
-    console.print(f"{info.recipe} · {info.run_id} · [bold]{info.status}[/]")
-    if not info.scores:
-        console.print("no scores yet (the run did not finish)")
-        return
-    print_scores(console, info.scores, metric=metric, errors=errors)
-    if info.scores.get("task") == "classification":
-        from rich.table import Table
-
-        for name, cand in info.scores["candidates"].items():
-            rep = cand.get("classification") or {}
-            t = Table(title=f"{name}: per-label", title_justify="left")
-            for col in ("label", "precision", "recall", "f1", "support"):
-                t.add_column(col, justify="right" if col != "label" else "left")
-            for label, v in rep.get("per_label", {}).items():
-                t.add_row(
-                    label, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", str(v["support"])
-                )
-            t.caption = f"unparsed answers: {rep.get('unparsed', 0)}"
-            console.print(t)
-
-
-@app.command()
-def metrics() -> None:
-    """List the metrics a recipe can name (and those that cannot run here, with the reason)."""
-    from bakeoff.eval import JUDGE_METRICS, METRICS, UNAVAILABLE_METRICS, metric_class
-
-    for name, (_cls, task) in METRICS.items():
-        needs = "  [dim](needs judge:)[/]" if name in JUDGE_METRICS else ""
-        console.print(
-            f"{name:20} {task or 'any':15} {metric_class(name).description}{needs}", highlight=False
-        )
-    for name, reason in UNAVAILABLE_METRICS.items():
-        console.print(f"{name:20} [red]{'unavailable':15}[/] {reason}", highlight=False)
-    from bakeoff.eval.metrics import retrieval_metrics
-
-    for metric in retrieval_metrics(1):  # reported automatically for candidates that retrieve
-        name = "hit_rate@k" if metric.name.startswith("hit_rate@") else metric.name
-        console.print(f"{name:20} {'rag (auto)':15} {metric.description}", highlight=False)
-
-
-@app.command()
-def chat(
-    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
-    candidate: Annotated[str, typer.Argument(help="Candidate name.")],
-) -> None:
-    """Chat with one candidate in the terminal (history kept for the session; /reset clears it, /quit ends)."""
-    r = _load(recipe)
-    from bakeoff.run.runner import RunError, build_agents, make_context, select_candidates
-
-    try:
-        _, needed = select_candidates(r, [candidate])
-    except RunError as exc:
-        err.print(f"error: {exc}", style="red")
-        raise typer.Exit(2) from None
-    ctx = make_context(r, console)
-    agents = build_agents(needed, ctx)
-    for cand in needed:
-        agents[cand.name].prepare()
-    agent = agents[candidate]
-    history: list[dict[str, str]] = []
-    console.print(f"chatting with [bold]{candidate}[/] ({agent.settings.agent}); /reset, /quit")
-    while True:
-        try:
-            text = console.input("[bold cyan]you>[/] ").strip()
-        except (EOFError, KeyboardInterrupt):
-            console.print()
-            break
-        if text in ("/quit", "/exit"):
-            break
-        if text == "/reset":
-            history.clear()
-            console.print("[dim]history cleared[/]")
-            continue
-        if not text:
-            continue
-        history.append({"role": "user", "content": text})
-        console.print(f"[bold magenta]{candidate}>[/] ", end="")
-        reply = ""
-        try:
-            for piece in agent.chat(history):
-                reply += piece
-                console.print(piece, end="", markup=False, highlight=False)
-        except NotImplementedError as exc:
-            err.print(f"\nerror: {exc}", style="red")
-            raise typer.Exit(2) from None
-        console.print()
-        history.append({"role": "assistant", "content": reply})
-
-
-from bakeoff.cli import rag as cli_rag  # noqa: E402
-
-cli_rag.register(app)
-
-from bakeoff.cli.ui import register as _register_ui  # noqa: E402
-
-_register_ui(app)
-
-from bakeoff.cli import serving as cli_ollama  # noqa: E402
-
-cli_ollama.register(app)
-
-from bakeoff.cli import eval as cli_eval  # noqa: E402
-
-cli_eval.register(app)
-
-from bakeoff.cli import synth as cli_synth  # noqa: E402
-
-cli_synth.register(app)
+for _name, _function in COMMANDS:
+    app.command(_name)(_function)
+for _name, _group in GROUPS:
+    app.add_typer(_group, name=_name)
 
 
 def main() -> None:

@@ -10,37 +10,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-__all__ = ["register", "rescore_run"]
+from bakeoff.cli._common import DEFAULT_RUNS, RunArg, RunsDir, console, err, find_run_or_exit
 
-console = Console()
-err = Console(stderr=True, soft_wrap=True)  # errors are never wrapped: paths stay copyable
-
-RunsDir = Annotated[
-    Path, typer.Option("--runs-dir", help="Folder that holds runs.", envvar="BAKEOFF_RUNS_DIR")
-]
-RunRef = Annotated[
-    str,
-    typer.Argument(
-        metavar="RUN", help="Run id (prefix), recipe name (its latest run), 'latest' or a run folder."
-    ),
-]
-
-
-def _find(runs_dir: Path, ref: str):
-    from bakeoff.run.store import RunStoreError, find_run
-
-    try:
-        info = find_run(runs_dir, ref)
-    except RunStoreError as exc:
-        err.print(f"error: {exc}", style="red")
-        raise typer.Exit(2) from None
-    if info.problem:
-        err.print(f"error: run {info.path} is unreadable: {info.problem}", style="red")
-        raise typer.Exit(1)
-    return info
-
+__all__ = ["report", "rescore_run", "score"]
 
 def _run_recipe(info, recipe_path: Path | None):
     """The recipe to score with: ``--recipe`` or the run's own recipe.yaml (paths resolved as when it ran)."""
@@ -66,9 +39,10 @@ def rescore_run(run_dir: Path, recipe: Any, *, judge: Any = None) -> dict[str, A
     Questions are rebuilt from answers.jsonl (id, question, reference), so the evaluation file need not still
     exist. ``judge`` may be a ready :class:`~bakeoff.eval.judge.Judge` (default: built from ``recipe.judge``).
     """
-    from bakeoff.agents.base import Question
+    from bakeoff.core import Question
     from bakeoff.eval.scoring import score_answers
-    from bakeoff.run.store import read_answers, write_json_atomic
+    from bakeoff.io import write_json_atomic
+    from bakeoff.run.store import read_answers
 
     rows = read_answers(run_dir)
     answers: dict[str, list[dict[str, Any]]] = {}
@@ -100,63 +74,59 @@ def rescore_run(run_dir: Path, recipe: Any, *, judge: Any = None) -> dict[str, A
     return scores
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``score`` and ``report`` to the bakeoff CLI."""
+def score(
+    run_ref: RunArg = "latest",
+    recipe: Annotated[
+        Path | None,
+        typer.Option(
+            "--recipe",
+            help="Score with this recipe's eval/judge settings instead of the run's own recipe.",
+        ),
+    ] = None,
+    runs_dir: RunsDir = DEFAULT_RUNS,
+) -> None:
+    """Re-score a finished run's answers (new metrics, a judge, other statistics) without re-answering.
 
-    @app.command("score")
-    def score_cmd(
-        run_ref: RunRef = "latest",
-        recipe: Annotated[
-            Path | None,
-            typer.Option(
-                "--recipe",
-                help="Score with this recipe's eval/judge settings instead of the run's own recipe.",
-            ),
-        ] = None,
-        runs_dir: RunsDir = Path("runs"),
-    ) -> None:
-        """Re-score a finished run's answers (new metrics, a judge, other statistics) without re-answering.
-
-        Judge verdicts come from the judge cache when the inputs and judge are unchanged.
-        """
-        info = _find(runs_dir, run_ref)
-        if info.status != "complete":
-            err.print(
-                f"error: run {info.run_id} is {info.status}; only complete runs can be re-scored", style="red"
-            )
-            raise typer.Exit(1)
-        r = _run_recipe(info, recipe)
-        from bakeoff.eval.table import print_scores
-
-        with console.status("scoring …"):
-            scores = rescore_run(info.path, r)
-        print_scores(console, scores)
-        console.print(f"scores written to {info.path / 'scores.json'}")
-
-    @app.command("report")
-    def report_cmd(
-        run_ref: RunRef = "latest",
-        fmt: Annotated[str, typer.Option("--format", "-f", help="md or html.")] = "html",
-        output: Annotated[
-            Path | None,
-            typer.Option("--output", "-o", help="Report file (default: report.<format> in the run folder)."),
-        ] = None,
-        runs_dir: RunsDir = Path("runs"),
-    ) -> None:
-        """Write a self-contained report: verdict, tables with intervals, charts, paired tests, judge
-        parse-failure rates and error analysis (HTML embeds its charts; Markdown writes PNGs beside it)."""
-        if fmt not in ("md", "html"):
-            err.print(f"error: --format must be md or html, not {fmt!r}", style="red")
-            raise typer.Exit(2)
-        info = _find(runs_dir, run_ref)
-        from bakeoff.eval.report import write_report
-
-        path = output or info.path / f"report.{fmt}"
-        try:
-            files = write_report(info, path, fmt)  # type: ignore[arg-type]
-        except ValueError as exc:
-            err.print(f"error: {exc}", style="red")
-            raise typer.Exit(1) from None
-        console.print(
-            f"report written to {files[0]}" + (f" (+{len(files) - 1} PNG)" if len(files) > 1 else "")
+    Judge verdicts come from the judge cache when the inputs and judge are unchanged.
+    """
+    info = find_run_or_exit(runs_dir, run_ref)
+    if info.status != "complete":
+        err.print(
+            f"error: run {info.run_id} is {info.status}; only complete runs can be re-scored", style="red"
         )
+        raise typer.Exit(1)
+    r = _run_recipe(info, recipe)
+    from bakeoff.eval.table import print_scores
+
+    with console.status("scoring …"):
+        scores = rescore_run(info.path, r)
+    print_scores(console, scores)
+    console.print(f"scores written to {info.path / 'scores.json'}")
+
+
+def report(
+    run_ref: RunArg = "latest",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="md or html.")] = "html",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Report file (default: report.<format> in the run folder)."),
+    ] = None,
+    runs_dir: RunsDir = DEFAULT_RUNS,
+) -> None:
+    """Write a self-contained report: verdict, tables with intervals, charts, paired tests, judge parse-failure
+    rates and error analysis (HTML embeds its charts; Markdown writes PNGs beside it)."""
+    if fmt not in ("md", "html"):
+        err.print(f"error: --format must be md or html, not {fmt!r}", style="red")
+        raise typer.Exit(2)
+    info = find_run_or_exit(runs_dir, run_ref)
+    from bakeoff.eval.report import write_report
+
+    path = output or info.path / f"report.{fmt}"
+    try:
+        files = write_report(info, path, fmt)  # type: ignore[arg-type]
+    except ValueError as exc:
+        err.print(f"error: {exc}", style="red")
+        raise typer.Exit(1) from None
+    console.print(
+        f"report written to {files[0]}" + (f" (+{len(files) - 1} PNG)" if len(files) > 1 else "")
+    )

@@ -11,14 +11,9 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["register"]
+from bakeoff.cli._common import console, err, fail, load_recipe_or_exit
 
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    from bakeoff.cli.app import err
-
-    err.print(f"error: {message}", style="red", highlight=False)
-    return typer.Exit(code)
+__all__ = ["index", "retrieve"]
 
 
 def _index(recipe, console, *, reset: bool = False):
@@ -27,7 +22,7 @@ def _index(recipe, console, *, reset: bool = False):
     from bakeoff.rag.vectorstore import VectorStoreError, index_corpus
 
     if recipe.corpus is None:
-        raise _fail(f"recipe {recipe.name!r} has no `corpus:`; add one, e.g. corpus: {{paths: [docs/]}}")
+        raise fail(f"recipe {recipe.name!r} has no `corpus:`; add one, e.g. corpus: {{paths: [docs/]}}")
     try:
         store, report = index_corpus(
             corpus=recipe.corpus,
@@ -39,7 +34,7 @@ def _index(recipe, console, *, reset: bool = False):
             reset=reset,
         )
     except (VectorStoreError, EmbeddingError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     return store, report
 
 
@@ -51,9 +46,8 @@ def index(
     ] = False,
 ) -> None:
     """Read, chunk and embed the recipe's corpus into its Chroma collection (only new or changed chunks)."""
-    from bakeoff.cli.app import _load, console, err
 
-    r = _load(recipe)
+    r = load_recipe_or_exit(recipe)
     store, report = _index(r, console, reset=reset)
     console.print(report.summary_line(), highlight=False)
     if not report.documents:
@@ -88,21 +82,20 @@ def retrieve(
     """Print the chunks a question retrieves, best first, with source, page, offsets and score."""
     from rich.markup import escape
 
-    from bakeoff.cli.app import _load, console
     from bakeoff.models.embeddings import EmbeddingError, load_embedder
     from bakeoff.rag.vectorstore import VectorStoreError, open_store
 
-    r = _load(recipe)
+    r = load_recipe_or_exit(recipe)
     rag = [c for c in r.candidates if c.agent == "rag"]
     if candidate is not None:
         settings = next((c for c in rag if c.name == candidate), None)
         if settings is None:
             names = ", ".join(c.name for c in rag) or "none"
-            raise _fail(f"{candidate!r} is not a rag candidate of {r.name!r}; rag candidates: {names}")
+            raise fail(f"{candidate!r} is not a rag candidate of {r.name!r}; rag candidates: {names}")
     else:
         settings = rag[0] if rag else None
     if r.corpus is None:
-        raise _fail(f"recipe {r.name!r} has no `corpus:`; add one, e.g. corpus: {{paths: [docs/]}}")
+        raise fail(f"recipe {r.name!r} has no `corpus:`; add one, e.g. corpus: {{paths: [docs/]}}")
     options = {"k": 4, "search": "similarity"}
     if settings is not None:
         options = {
@@ -124,7 +117,7 @@ def retrieve(
             store, _ = _index(r, console)
         [hits] = store.search([question], **options)
     except (VectorStoreError, EmbeddingError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     using = f"candidate {settings.name!r}: " if settings is not None else ""
     console.print(
         f"[bold]{len(hits)}[/] chunk(s) for {escape(repr(question))} ({using}k={options['k']}, "
@@ -138,8 +131,3 @@ def retrieve(
         )
         console.print(hit.text.strip(), markup=False, highlight=False)
 
-
-def register(app: typer.Typer) -> None:
-    """Add ``index`` and ``retrieve`` to the ``bakeoff`` command line."""
-    app.command()(index)
-    app.command()(retrieve)

@@ -11,22 +11,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-__all__ = ["register"]
+from bakeoff.cli._common import DEFAULT_RUNS, RunArg, RunsDir, console, err, fail, find_run_or_exit
 
-console = Console()
-err = Console(stderr=True, soft_wrap=True)  # errors are never wrapped: paths stay copyable
+__all__ = ["export", "models"]
 
-RunsDir = Annotated[
-    Path, typer.Option("--runs-dir", help="Folder that holds runs.", envvar="BAKEOFF_RUNS_DIR")
-]
-RunArg = Annotated[
-    str,
-    typer.Argument(
-        metavar="RUN", help="Run id (prefix), recipe name (its latest run), 'latest' or a run folder."
-    ),
-]
 CandidateArg = Annotated[str, typer.Argument(help="The fine-tuned candidate's name.")]
 HostOpt = Annotated[
     str | None,
@@ -41,21 +30,6 @@ QuantizeOpt = Annotated[
 ]
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"error: {message}", style="red", highlight=False)
-    return typer.Exit(code)
-
-
-def _find_run(runs_dir: Path, ref: str) -> Path:
-    from bakeoff.run.store import RunStoreError, find_run
-
-    try:
-        info = find_run(runs_dir, ref)
-    except RunStoreError as exc:
-        raise _fail(str(exc), 2) from None
-    return info.path
-
-
 def _recipe_host(run_dir: Path) -> str | None:
     """The ``ollama_host`` of the recipe the run was made from, if it set one."""
     try:
@@ -68,154 +42,153 @@ def _recipe_host(run_dir: Path) -> str | None:
         return None
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``export`` and ``models`` to the bakeoff CLI."""
+def export(
+    run_ref: RunArg,
+    candidate: CandidateArg,
+    fmt: Annotated[str, typer.Option("--format", help="Export format (only gguf).")] = "gguf",
+    quantize: QuantizeOpt = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Copy the file here (a file or a folder).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rebuild even if an identical export exists.")
+    ] = False,
+    runs_dir: RunsDir = DEFAULT_RUNS,
+) -> None:
+    """Export a fine-tuned candidate as a GGUF file (merged adapter, chat template, llama.cpp quantization)."""
+    if fmt.lower() != "gguf":
+        raise fail(f"unsupported format {fmt!r}; bakeoff exports gguf (llama.cpp, Ollama, LM Studio)", 2)
+    from bakeoff.serving.export import ExportError, check_quantization, export_gguf
 
-    @app.command("export")
-    def export_cmd(
-        run_ref: RunArg,
-        candidate: CandidateArg,
-        fmt: Annotated[str, typer.Option("--format", help="Export format (only gguf).")] = "gguf",
-        quantize: QuantizeOpt = None,
-        output: Annotated[
-            Path | None, typer.Option("--output", "-o", help="Copy the file here (a file or a folder).")
-        ] = None,
-        force: Annotated[
-            bool, typer.Option("--force", help="Rebuild even if an identical export exists.")
-        ] = False,
-        runs_dir: RunsDir = Path("runs"),
-    ) -> None:
-        """Export a fine-tuned candidate as a GGUF file (merged adapter, chat template, llama.cpp quantization)."""
-        if fmt.lower() != "gguf":
-            raise _fail(f"unsupported format {fmt!r}; bakeoff exports gguf (llama.cpp, Ollama, LM Studio)", 2)
-        from bakeoff.serving.export import ExportError, check_quantization, export_gguf
+    try:
+        q = check_quantization(quantize)
+    except ExportError as exc:
+        raise fail(str(exc), 2) from None
+    run_dir = find_run_or_exit(runs_dir, run_ref, readable=False).path
+    try:
+        result = export_gguf(run_dir, candidate, quantize=q, out=output, force=force, console=err)
+    except ExportError as exc:
+        raise fail(str(exc), 1) from None
+    how = "reused (unchanged inputs)" if result.reused else f"in {result.seconds:.1f}s"
+    console.print(
+        f"[green]✓[/] {result.path} ({result.quantize}, {result.size_bytes / 2**20:.1f} MiB, {how})",
+        highlight=False,
+    )
+    console.print(f"  run it: base_model/model: embedded-gguf:{result.path}", highlight=False)
 
-        try:
-            q = check_quantization(quantize)
-        except ExportError as exc:
-            raise _fail(str(exc), 2) from None
-        run_dir = _find_run(runs_dir, run_ref)
-        try:
-            result = export_gguf(run_dir, candidate, quantize=q, out=output, force=force, console=err)
-        except ExportError as exc:
-            raise _fail(str(exc)) from None
-        how = "reused (unchanged inputs)" if result.reused else f"in {result.seconds:.1f}s"
-        console.print(
-            f"[green]✓[/] {result.path} ({result.quantize}, {result.size_bytes / 2**20:.1f} MiB, {how})",
+
+models = typer.Typer(
+    name="models",
+    help="Ollama models: register fine-tuned candidates, list and remove them.",
+    no_args_is_help=True,
+)
+
+
+@models.command("register")
+def register_cmd(
+    run_ref: RunArg,
+    candidate: CandidateArg,
+    name: Annotated[str, typer.Option("--name", help="Model name in Ollama, e.g. contract-lora.")],
+    quantize: QuantizeOpt = None,
+    host: HostOpt = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Overwrite an existing model of that name.")
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Export and print the /api/create request; contact no server."),
+    ] = False,
+    runs_dir: RunsDir = DEFAULT_RUNS,
+) -> None:
+    """Export a fine-tuned candidate to GGUF and register it in Ollama with an explicit template."""
+    from bakeoff.serving.chat_template import TemplateError
+    from bakeoff.serving.export import ExportError, check_quantization
+    from bakeoff.serving.ollama import OllamaError, resolve_host
+    from bakeoff.serving.register import RegistrationError, register_run_candidate
+
+    try:
+        q = check_quantization(quantize or "q4_k_m")
+    except ExportError as exc:
+        raise fail(str(exc), 2) from None
+    run_dir = find_run_or_exit(runs_dir, run_ref, readable=False).path
+    target = resolve_host(host or _recipe_host(run_dir))
+    try:
+        out = register_run_candidate(
+            run_dir,
+            candidate,
+            name,
+            quantize=q,
+            host=target,
+            replace=replace,
+            dry_run=dry_run,
+            console=err,
+        )
+    except TemplateError as exc:
+        raise fail(f"template error for {candidate!r}: {exc}", 1) from None
+    except (ExportError, OllamaError, RegistrationError) as exc:
+        raise fail(str(exc), 1) from None
+    if dry_run:
+        plan = out["plan"]
+        blob = plan["blob"]
+        err.print(
+            f"dry run: would upload {blob['file']} as {blob['digest']} ({blob['size_bytes'] / 2**20:.1f} MiB) "
+            f"to {target} unless it is there (HEAD /api/blobs/{blob['digest']}), then send POST "
+            f"{target}/api/create with ({plan['template_family']} template):",
             highlight=False,
         )
-        console.print(f"  run it: base_model/model: embedded-gguf:{result.path}", highlight=False)
-
-    models = typer.Typer(
-        name="models",
-        help="Ollama models: register fine-tuned candidates, list and remove them.",
-        no_args_is_help=True,
+        sys.stdout.write(json.dumps(plan["create"], indent=2, ensure_ascii=False) + "\n")
+        return
+    reg = out["registration"]
+    console.print(
+        f"[green]✓[/] {reg['name']} on {reg['host']} (Ollama {reg['server_version']}, {reg['template_family']} "
+        f"template, stop {reg['stop']}); chat: OLLAMA_HOST={reg['host']} ollama run {reg['name']}",
+        highlight=False,
     )
 
-    @models.command("register")
-    def register_cmd(
-        run_ref: RunArg,
-        candidate: CandidateArg,
-        name: Annotated[str, typer.Option("--name", help="Model name in Ollama, e.g. contract-lora.")],
-        quantize: QuantizeOpt = None,
-        host: HostOpt = None,
-        replace: Annotated[
-            bool, typer.Option("--replace", help="Overwrite an existing model of that name.")
-        ] = False,
-        dry_run: Annotated[
-            bool,
-            typer.Option("--dry-run", help="Export and print the /api/create request; contact no server."),
-        ] = False,
-        runs_dir: RunsDir = Path("runs"),
-    ) -> None:
-        """Export a fine-tuned candidate to GGUF and register it in Ollama with an explicit template."""
-        from bakeoff.serving.chat_template import TemplateError
-        from bakeoff.serving.export import ExportError, check_quantization
-        from bakeoff.serving.ollama import OllamaError, resolve_host
-        from bakeoff.serving.register import RegistrationError, register_run_candidate
 
-        try:
-            q = check_quantization(quantize or "q4_k_m")
-        except ExportError as exc:
-            raise _fail(str(exc), 2) from None
-        run_dir = _find_run(runs_dir, run_ref)
-        target = resolve_host(host or _recipe_host(run_dir))
-        try:
-            out = register_run_candidate(
-                run_dir,
-                candidate,
-                name,
-                quantize=q,
-                host=target,
-                replace=replace,
-                dry_run=dry_run,
-                console=err,
-            )
-        except TemplateError as exc:
-            raise _fail(f"template error for {candidate!r}: {exc}") from None
-        except (ExportError, OllamaError, RegistrationError) as exc:
-            raise _fail(str(exc)) from None
-        if dry_run:
-            plan = out["plan"]
-            blob = plan["blob"]
-            err.print(
-                f"dry run: would upload {blob['file']} as {blob['digest']} ({blob['size_bytes'] / 2**20:.1f} MiB) "
-                f"to {target} unless it is there (HEAD /api/blobs/{blob['digest']}), then send POST "
-                f"{target}/api/create with ({plan['template_family']} template):",
-                highlight=False,
-            )
-            sys.stdout.write(json.dumps(plan["create"], indent=2, ensure_ascii=False) + "\n")
-            return
-        reg = out["registration"]
-        console.print(
-            f"[green]✓[/] {reg['name']} on {reg['host']} (Ollama {reg['server_version']}, {reg['template_family']} "
-            f"template, stop {reg['stop']}); chat: OLLAMA_HOST={reg['host']} ollama run {reg['name']}",
-            highlight=False,
+@models.command("list")
+def list_cmd(host: HostOpt = None) -> None:
+    """List the models on the Ollama server."""
+    from rich.table import Table
+
+    from bakeoff.serving.ollama import OllamaError, OllamaServer
+
+    try:
+        with OllamaServer(host) as server:
+            rows = server.list()
+    except OllamaError as exc:
+        raise fail(str(exc), 1) from None
+    if not rows:
+        console.print(f"no models on {server.host}")
+        return
+    table = Table(title=f"Ollama models on {server.host}", title_justify="left")
+    for col in ("name", "size", "family", "parameters", "quantization", "modified"):
+        table.add_column(col, justify="right" if col == "size" else "left")
+    for m in rows:
+        size = m.get("size") or 0
+        table.add_row(
+            str(m.get("name")),
+            f"{int(size) / 2**20:.0f} MiB",
+            str(m.get("family") or ""),
+            str(m.get("parameter_size") or ""),
+            str(m.get("quantization") or ""),
+            str(m.get("modified_at") or "")[:19],
         )
+    console.print(table)
 
-    @models.command("list")
-    def list_cmd(host: HostOpt = None) -> None:
-        """List the models on the Ollama server."""
-        from rich.table import Table
 
-        from bakeoff.serving.ollama import OllamaError, OllamaServer
+@models.command("remove")
+def remove_cmd(
+    name: Annotated[str, typer.Argument(help="Model name in Ollama.")],
+    host: HostOpt = None,
+) -> None:
+    """Delete a model from the Ollama server."""
+    from bakeoff.serving.ollama import OllamaError, OllamaServer
 
-        try:
-            with OllamaServer(host) as server:
-                rows = server.list()
-        except OllamaError as exc:
-            raise _fail(str(exc)) from None
-        if not rows:
-            console.print(f"no models on {server.host}")
-            return
-        table = Table(title=f"Ollama models on {server.host}", title_justify="left")
-        for col in ("name", "size", "family", "parameters", "quantization", "modified"):
-            table.add_column(col, justify="right" if col == "size" else "left")
-        for m in rows:
-            size = m.get("size") or 0
-            table.add_row(
-                str(m.get("name")),
-                f"{int(size) / 2**20:.0f} MiB",
-                str(m.get("family") or ""),
-                str(m.get("parameter_size") or ""),
-                str(m.get("quantization") or ""),
-                str(m.get("modified_at") or "")[:19],
-            )
-        console.print(table)
+    try:
+        with OllamaServer(host) as server:
+            server.delete(name)
+    except OllamaError as exc:
+        raise fail(str(exc), 1) from None
+    console.print(f"[green]✓[/] removed {name} from {server.host}")
 
-    @models.command("remove")
-    def remove_cmd(
-        name: Annotated[str, typer.Argument(help="Model name in Ollama.")],
-        host: HostOpt = None,
-    ) -> None:
-        """Delete a model from the Ollama server."""
-        from bakeoff.serving.ollama import OllamaError, OllamaServer
-
-        try:
-            with OllamaServer(host) as server:
-                server.delete(name)
-        except OllamaError as exc:
-            raise _fail(str(exc)) from None
-        console.print(f"[green]✓[/] removed {name} from {server.host}")
-
-    app.add_typer(models, name="models")

@@ -8,13 +8,9 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["register"]
+from bakeoff.cli._common import console, err, load_recipe_or_exit
 
-
-def register(app: typer.Typer) -> None:
-    """Add the synthesis commands to the ``bakeoff`` app."""
-    app.command()(synthesize)
-    app.command()(leakage)
+__all__ = ["leakage", "synthesize"]
 
 
 def synthesize(
@@ -37,9 +33,8 @@ def synthesize(
     ] = None,
 ) -> None:
     """Write a recipe's synthesized data on Dask (skips finished chunks); counts per job, report beside output."""
-    from bakeoff.cli.app import _load, console, err
 
-    r = _load(recipe)
+    r = load_recipe_or_exit(recipe)
     if not r.synthesize:
         err.print(f"error: {recipe} has no `synthesize:` block", style="red")
         raise typer.Exit(2)
@@ -117,13 +112,12 @@ def leakage(
     ] = None,
 ) -> None:
     """What two JSONL data sets share (chunks, files, questions); exit 1 on shared chunks or questions."""
-    from bakeoff.cli.app import _load, console, err
-    from bakeoff.run.questions import DataError
+    from bakeoff.questions import DataError
     from bakeoff.synth.jobs import check_leakage
 
     chunks = None
     if recipe is not None:
-        r = _load(recipe)
+        r = load_recipe_or_exit(recipe)
         if r.corpus is None:
             err.print(f"error: {recipe} has no corpus to locate passages in", style="red")
             raise typer.Exit(2)

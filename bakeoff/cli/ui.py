@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["port_problem", "register", "streamlit_command"]
+__all__ = ["port_problem", "streamlit_command", "ui"]
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -70,46 +70,43 @@ def streamlit_command(app: Path, *, host: str, port: int, interactive: bool) -> 
     ]
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``bakeoff ui`` to the CLI."""
+def ui(
+    runs_dir: Annotated[
+        Path, typer.Option("--runs-dir", help="Folder that holds runs.", envvar="BAKEOFF_RUNS_DIR")
+    ] = Path("runs"),
+    port: Annotated[int, typer.Option("--port", help="Port to serve on.", min=1, max=65535)] = 8501,
+    host: Annotated[
+        str,
+        typer.Option("--host", help="Address to listen on; 0.0.0.0 exposes the console to the network."),
+    ] = "127.0.0.1",
+) -> None:
+    """Open the console: runs, comparisons, training curves, chat, recipe editor and blind arena."""
+    from rich.console import Console
 
-    @app.command()
-    def ui(
-        runs_dir: Annotated[
-            Path, typer.Option("--runs-dir", help="Folder that holds runs.", envvar="BAKEOFF_RUNS_DIR")
-        ] = Path("runs"),
-        port: Annotated[int, typer.Option("--port", help="Port to serve on.", min=1, max=65535)] = 8501,
-        host: Annotated[
-            str,
-            typer.Option("--host", help="Address to listen on; 0.0.0.0 exposes the console to the network."),
-        ] = "127.0.0.1",
-    ) -> None:
-        """Open the console: runs, comparisons, training curves, chat, recipe editor and blind arena."""
-        from rich.console import Console
-
-        err = Console(stderr=True, soft_wrap=True)
-        problem = port_problem(host, port)
-        if problem:
-            err.print(f"error: {problem}", style="red", highlight=False, soft_wrap=True)
-            raise typer.Exit(2)
-        if host not in LOCAL_HOSTS:
-            err.print(
-                f"warning: listening on {host}: the console has no authentication — anyone who can reach "
-                f"this port can read your runs, chat with your models and start runs on this machine.",
-                style="yellow",
-                highlight=False,
-                soft_wrap=True,
-            )
-        from bakeoff import ui as ui_package
-
-        app_file = Path(ui_package.__file__).with_name("app.py")
-        env = {**os.environ, "BAKEOFF_RUNS_DIR": str(runs_dir.expanduser().resolve())}
-        env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
-        shown = "localhost" if host in LOCAL_HOSTS else host
+    err = Console(stderr=True, soft_wrap=True)
+    problem = port_problem(host, port)
+    if problem:
+        err.print(f"error: {problem}", style="red", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    if host not in LOCAL_HOSTS:
         err.print(
-            f"bakeoff console on http://{shown}:{port}  (runs: {env['BAKEOFF_RUNS_DIR']}; Ctrl-C stops)"
+            f"warning: listening on {host}: the console has no authentication — anyone who can reach "
+            f"this port can read your runs, chat with your models and start runs on this machine.",
+            style="yellow",
+            highlight=False,
+            soft_wrap=True,
         )
-        cmd = streamlit_command(app_file, host=host, port=port, interactive=sys.stdout.isatty())
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execve(sys.executable, cmd, env)  # the console replaces this process: signals reach it directly
+    import importlib.util
+
+    # The console is a separate program (Streamlit runs ui/app.py): locate it, never import it from the core.
+    app_file = Path(importlib.util.find_spec("bakeoff.ui").origin).with_name("app.py")
+    env = {**os.environ, "BAKEOFF_RUNS_DIR": str(runs_dir.expanduser().resolve())}
+    env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+    shown = "localhost" if host in LOCAL_HOSTS else host
+    err.print(
+        f"bakeoff console on http://{shown}:{port}  (runs: {env['BAKEOFF_RUNS_DIR']}; Ctrl-C stops)"
+    )
+    cmd = streamlit_command(app_file, host=host, port=port, interactive=sys.stdout.isatty())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, cmd, env)  # the console replaces this process: signals reach it directly

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
+from bakeoff.io import atomic_path
 from bakeoff.models.generators import BackendError
 from bakeoff.models.refs import EMBEDDED_MODELS
 from bakeoff.paths import models_dir
@@ -58,15 +57,12 @@ def ensure_imported(name: str, *, quiet: bool = False) -> Path:
 
         console = Console(stderr=True, quiet=quiet)
         started = time.perf_counter()
-        with console.status(f"Importing embedded model {name} from {source.name} (once) …"):
-            tmp = target.with_name(f".{name}.tmp-{os.getpid()}")
-            shutil.rmtree(tmp, ignore_errors=True)
+        status = console.status(f"Importing embedded model {name} from {source.name} (once) …")
+        with status, atomic_path(target) as tmp:
             _import_gguf(source, tmp)
             (tmp / _MARKER).write_text(
                 json.dumps({"source": str(source), "size": source.stat().st_size, "imported_at": time.time()})
             )
-            shutil.rmtree(target, ignore_errors=True)
-            os.replace(tmp, target)
         console.print(f"[green]✓[/] imported {name} to {target} in {time.perf_counter() - started:.1f}s")
     return target
 

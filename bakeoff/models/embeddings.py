@@ -11,6 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from bakeoff.errors import BakeoffError
 from bakeoff.models.refs import (
     EMBEDDED_EMBEDDINGS,
     EmbeddedRef,
@@ -25,7 +26,7 @@ __all__ = ["DEFAULT_EMBEDDINGS", "Embedder", "EmbeddingError", "embedded_embeddi
 DEFAULT_EMBEDDINGS = "embedded:all-minilm-l6-v2"
 
 
-class EmbeddingError(Exception):
+class EmbeddingError(BakeoffError):
     """An embedding model cannot be loaded or reached."""
 
 

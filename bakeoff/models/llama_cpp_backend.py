@@ -17,10 +17,55 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bakeoff.agents.base import GenerationSettings
-from bakeoff.models.generators import BackendError, Generation, Message
+from bakeoff.core import Generation, GenerationSettings, Message
+from bakeoff.models.generators import BackendError
 
-__all__ = ["LlamaCppGenerator"]
+__all__ = ["LlamaCppGenerator", "cpu_has_amx", "load_llama"]
+
+_LOAD_LOCK = threading.Lock()
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU reports Intel AMX tiles (``amx_tile`` in /proc/cpuinfo; False where unreadable)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            return any(line.startswith("flags") and " amx_tile" in line for line in fh)
+    except OSError:
+        return False
+
+
+def load_llama(path: str | Path, **kwargs: Any):
+    """A ``llama_cpp.Llama`` for a GGUF file, safe on CPUs with AMX.
+
+    llama.cpp built natively on an AMX CPU (Sapphire Rapids and later) repacks quantized weights into its AMX
+    buffer type, whose matrix multiply crashes the process (SIGSEGV in ``ggml_backend_amx_mul_mat``, seen with
+    llama-cpp-python 0.3.36 on the embedded Q4_1 model). On such CPUs the extra (repacking) buffer types are
+    turned off for the load; ``BAKEOFF_LLAMA_EXTRA_BUFTS=1`` keeps them. llama-cpp-python does not expose the
+    flag, so its default model parameters are wrapped for the duration of the constructor (under a lock).
+
+    Raises:
+        ImportError: llama-cpp-python is not installed.
+    """
+    import os
+
+    import llama_cpp
+    import llama_cpp.llama as llama_module
+
+    if not cpu_has_amx() or os.environ.get("BAKEOFF_LLAMA_EXTRA_BUFTS") == "1":
+        return llama_cpp.Llama(str(path), **kwargs)
+    original = llama_module.llama_cpp.llama_model_default_params
+
+    def without_extra_buffers():
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    with _LOAD_LOCK:
+        llama_module.llama_cpp.llama_model_default_params = without_extra_buffers
+        try:
+            return llama_cpp.Llama(str(path), **kwargs)
+        finally:
+            llama_module.llama_cpp.llama_model_default_params = original
 
 
 class LlamaCppGenerator:
@@ -43,7 +88,7 @@ class LlamaCppGenerator:
             # Threads: llama-cpp-python's default (half the CPUs). All CPUs is slower as soon as anything else
             # runs: llama.cpp's threads spin-wait for each other (measured here: 1 thread ~10-20 tokens/s,
             # 2 threads ~1 token/s on a busy 2-core machine).
-            self.llm = llama_cpp.Llama(str(path), n_ctx=n_ctx, n_batch=512, verbose=False, seed=0)
+            self.llm = load_llama(path, n_ctx=n_ctx, n_batch=512, verbose=False, seed=0)
         except (ValueError, RuntimeError) as exc:
             raise BackendError(f"llama.cpp cannot load {path}: {exc}") from None
         self._llama_cpp = llama_cpp

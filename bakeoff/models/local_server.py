@@ -72,13 +72,13 @@ class LlamaCppBackend:
         # llama.cpp's OpenMP runtime loads, so it must be set before the import.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
-            from llama_cpp import Llama, LlamaRAMCache
+            from llama_cpp import LlamaRAMCache
+
+            from bakeoff.models.llama_cpp_backend import load_llama
         except ImportError:
             raise BackendError("llama-cpp-python is not installed: pip install llama-cpp-python") from None
         threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        self.llm = Llama(
-            model_path=str(gguf), n_ctx=n_ctx, n_batch=256, n_threads=threads, seed=seed, verbose=False
-        )
+        self.llm = load_llama(gguf, n_ctx=n_ctx, n_batch=256, n_threads=threads, seed=seed, verbose=False)
         # Judge prompts share long prefixes (instructions, examples, the JSON schema); the RAM cache keeps the
         # KV state of recent prompts so only the new suffix is evaluated, also when two prompt kinds alternate.
         # Its capacity counts only the KV bytes (~20 KB a token here); every entry also holds a copy of the
@@ -115,7 +115,7 @@ class GeneratorBackend:
         self.name = generator.name
 
     def complete(self, messages, *, max_tokens, temperature, json_schema, json_mode) -> Reply:
-        from bakeoff.agents.base import GenerationSettings
+        from bakeoff.core import GenerationSettings
 
         settings = GenerationSettings(max_new_tokens=max_tokens, temperature=temperature, batch_size=1)
         [gen] = self.generator.generate([messages], settings)

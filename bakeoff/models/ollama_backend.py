@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from bakeoff.agents.base import GenerationSettings
-from bakeoff.models.generators import BackendError, Generation, Message, generate_concurrently
+from bakeoff.core import Generation, GenerationSettings, Message
+from bakeoff.models.generators import BackendError, generate_concurrently
 from bakeoff.serving.ollama import OllamaError, OllamaServer
 
 __all__ = ["OllamaGenerator"]

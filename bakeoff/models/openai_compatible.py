@@ -13,8 +13,8 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from bakeoff.agents.base import GenerationSettings
-from bakeoff.models.generators import BackendError, Generation, Message, generate_concurrently
+from bakeoff.core import Generation, GenerationSettings, Message
+from bakeoff.models.generators import BackendError, generate_concurrently
 
 __all__ = ["OpenAICompatibleGenerator", "ollama_host"]
 

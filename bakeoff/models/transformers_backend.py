@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bakeoff.agents.base import GenerationSettings
+from bakeoff.core import Generation, GenerationSettings, Message
 from bakeoff.models._continuous import Unsupported as _Unsupported
-from bakeoff.models.generators import BackendError, Generation, Message
+from bakeoff.models.generators import BackendError
 
 __all__ = ["TransformersGenerator", "pick_device"]
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from bakeoff.errors import BakeoffError
 from bakeoff.recipe.fields import RecipePath
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ WRITE_BATCH = 1000  # ids per Chroma get/delete/update call, well under its maxi
 LOCK_TIMEOUT_S = 3600.0
 
 
-class VectorStoreError(Exception):
+class VectorStoreError(BakeoffError):
     """The store cannot be opened or used as asked; the message says what to do."""
 
 
@@ -502,8 +503,8 @@ def index_corpus(
     from rich.console import Console
 
     from bakeoff.models.embeddings import load_embedder
+    from bakeoff.progress import progress_bar
     from bakeoff.rag.corpus import iter_corpus
-    from bakeoff.run.runner import progress_bar
 
     console = console or Console(quiet=True)
     embedder = load_embedder(embeddings, ollama_host)

@@ -11,6 +11,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from bakeoff.errors import BakeoffError
+
 __all__ = ["MAX_NODES", "MAX_BYTES", "SourceMap", "YamlError", "load_yaml"]
 
 MAX_BYTES = 1_000_000  # a recipe is a page of text; a megabyte is already absurd
@@ -30,7 +32,7 @@ _CORE_TAGS = {
 
 
 @dataclass
-class YamlError(Exception):
+class YamlError(BakeoffError):
     """A YAML problem at a position (1-based line and column)."""
 
     message: str

@@ -8,6 +8,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, ValidationInfo
 
+from bakeoff.errors import BakeoffError
+
 __all__ = [
     "ExistingFile",
     "OutsideRootError",
@@ -22,7 +24,7 @@ __all__ = [
 _ROOT_MARKERS = (".git", "pyproject.toml", ".bakeoff-root")
 
 
-class OutsideRootError(ValueError):
+class OutsideRootError(BakeoffError, ValueError):
     """A recipe path points outside the project root."""
 
 

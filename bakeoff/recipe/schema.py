@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from bakeoff.agents.base import AgentError, AgentSettings, available_agents, load_agent_class
+from bakeoff.errors import BakeoffError
 from bakeoff.eval.settings import JudgeSpec, StatisticsSpec
 from bakeoff.models.refs import EmbeddedRef, EmbeddingRefField, ModelRefField
 from bakeoff.rag.corpus import CorpusSpec
@@ -340,7 +341,7 @@ class Problem:
         return f"{self.file}:{self.line}:{self.column}: {where}{self.message}"
 
 
-class RecipeError(Exception):
+class RecipeError(BakeoffError):
     """A recipe failed to load; ``problems`` holds every problem found."""
 
     def __init__(self, problems: list[Problem]):

@@ -31,7 +31,7 @@ class ModelPool:
         self.ollama_host = ollama_host
 
     def get(self, ref: ModelRef) -> Generator:
-        from bakeoff.models.generators import load_generator
+        from bakeoff.models.registry import load_generator
 
         key = str(ref)
         if key not in self._generators:

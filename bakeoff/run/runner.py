@@ -9,40 +9,22 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
-from bakeoff.agents.base import Agent, AgentSettings, Question, load_agent_class
+from bakeoff.agents.base import Agent, AgentSettings, load_agent_class
+from bakeoff.core import Question
+from bakeoff.errors import BakeoffError
 from bakeoff.models.refs import CandidateRef
+from bakeoff.progress import progress_bar
+from bakeoff.questions import load_questions
 from bakeoff.recipe.schema import Recipe
 from bakeoff.run.context import RunContext
-from bakeoff.run.questions import load_questions
 from bakeoff.run.store import RunWriter
 
 __all__ = ["RunError", "build_agents", "make_context", "run_recipe", "select_candidates"]
 
 
-class RunError(Exception):
+class RunError(BakeoffError):
     """A run cannot start (bad --only, unreadable data); the message says what to fix."""
-
-
-def progress_bar(console: Console) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
 
 
 def select_candidates(
@@ -121,7 +103,7 @@ def _answer_rows(agent: Agent, batch: list[Question]) -> list[dict[str, Any]]:
         if len(answers) != len(batch):
             raise RuntimeError(f"agent returned {len(answers)} answers for {len(batch)} questions")
     except Exception as exc:  # failures are data: one broken candidate never sinks the comparison
-        from bakeoff.agents.base import Answer
+        from bakeoff.core import Answer
 
         answers = [Answer(question_id=q.id, text="", error=f"{type(exc).__name__}: {exc}") for q in batch]
     rows = []
@@ -161,7 +143,7 @@ def run_recipe(
     """
     console = console or Console()
     answering, needed = select_candidates(recipe, only)
-    from bakeoff.run.questions import DataError
+    from bakeoff.questions import DataError
     from bakeoff.synth.jobs import SynthError, resolve_data_path
 
     synth_started = time.perf_counter()

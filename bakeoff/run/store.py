@@ -22,6 +22,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from bakeoff.errors import BakeoffError
+from bakeoff.io import append_jsonl, cut_torn_tail, read_jsonl, write_json_atomic
+
 __all__ = [
     "RunInfo",
     "RunStoreError",
@@ -30,7 +33,6 @@ __all__ = [
     "list_runs",
     "read_answers",
     "read_run",
-    "write_json_atomic",
 ]
 
 STATUSES = ("running", "complete", "failed", "interrupted")
@@ -51,19 +53,8 @@ _VERSIONED = (
 )
 
 
-class RunStoreError(Exception):
+class RunStoreError(BakeoffError):
     """A run cannot be found or read."""
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` via a temporary file and an atomic rename (fsynced)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, ensure_ascii=False, default=str)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _now() -> str:
@@ -150,7 +141,7 @@ class RunWriter:
             raise RunStoreError(
                 f"run {info.run_id} is still running (pid {info.manifest.get('pid')}); wait for it or stop it first"
             )
-        _truncate_torn_tail(Path(path) / "answers.jsonl")
+        cut_torn_tail(Path(path) / "answers.jsonl")
         manifest = dict(info.manifest)
         manifest.update(status="running", pid=os.getpid(), host=socket.gethostname(), ended_at=None)
         manifest.pop("error", None)
@@ -164,11 +155,7 @@ class RunWriter:
 
     def append_answers(self, candidate: str, rows: list[dict[str, Any]]) -> None:
         """Append answer rows (each one line, flushed and fsynced, so a crash loses at most a partial line)."""
-        for row in rows:
-            line = json.dumps({"candidate": candidate, **row}, ensure_ascii=False, default=str)
-            self._answers.write(line + "\n")
-        self._answers.flush()
-        os.fsync(self._answers.fileno())
+        append_jsonl(self._answers, ({"candidate": candidate, **row} for row in rows))
 
     def write_scores(self, scores: dict[str, Any]) -> None:
         write_json_atomic(self.path / "scores.json", scores)
@@ -292,16 +279,6 @@ def find_run(runs_dir: Path, ref: str) -> RunInfo:
     raise RunStoreError(f"{ref!r} matches {len(matches)} runs; give more of the id")
 
 
-def _truncate_torn_tail(file: Path) -> None:
-    """Cut a partial last line (a crash mid-append) so that appending goes on from a clean line end."""
-    if not file.is_file():
-        return
-    data = file.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with file.open("r+b") as fh:
-            fh.truncate(data.rfind(b"\n") + 1)
-
-
 def read_answers(path: Path) -> list[dict[str, Any]]:
     """The answer rows of a run, in file order.
 
@@ -309,19 +286,8 @@ def read_answers(path: Path) -> list[dict[str, Any]]:
     row for each (candidate, question_id) wins.
     """
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    file = Path(path) / "answers.jsonl"
-    if not file.is_file():
-        return []
-    with file.open(encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if not line.endswith("\n"):
-                break  # torn last line
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict):
-                key = (str(row.get("candidate")), str(row.get("question_id")))
-                rows.pop(key, None)
-                rows[key] = row
+    for row in read_jsonl(Path(path) / "answers.jsonl"):
+        key = (str(row.get("candidate")), str(row.get("question_id")))
+        rows.pop(key, None)
+        rows[key] = row
     return list(rows.values())

@@ -35,6 +35,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bakeoff.errors import BakeoffError
+
 __all__ = [
     "GoTemplateError",
     "OllamaTemplate",
@@ -48,7 +50,7 @@ __all__ = [
 Message = Mapping[str, str]
 
 
-class TemplateError(Exception):
+class TemplateError(BakeoffError):
     """A chat template cannot be turned into an equivalent Ollama template; the message says why."""
 
 

@@ -38,6 +38,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from bakeoff.errors import BakeoffError
+from bakeoff.io import atomic_path, write_json_atomic
 from bakeoff.models.refs import EmbeddedRef, HFRef, ModelRef, parse_model_ref
 
 __all__ = [
@@ -60,7 +62,7 @@ CONVERTER = Path(__file__).resolve().parents[1] / "_vendor" / "llama_cpp_convert
 CONVERTER_VERSION = "llama.cpp 0c1e57098bba43ac29e6e3b677cdceebdd22334f (llama-cpp-python 0.3.36 sdist)"
 
 
-class ExportError(Exception):
+class ExportError(BakeoffError):
     """A candidate cannot be exported; the message says what is missing and what to do."""
 
 
@@ -350,24 +352,18 @@ def export_gguf(
                 )
             say("converting to GGUF (F16) with llama.cpp's converter …")
             t0 = time.perf_counter()
-            tmp = f16.with_name(f".{f16.name}.tmp-{os.getpid()}")
             try:
-                convert_to_gguf(merged, tmp, name=candidate, log_file=folder / "convert.log")
-                os.replace(tmp, f16)
+                with atomic_path(f16) as tmp:
+                    convert_to_gguf(merged, tmp, name=candidate, log_file=folder / "convert.log")
             finally:
-                tmp.unlink(missing_ok=True)
                 shutil.rmtree(merged, ignore_errors=True)
             steps["convert_s"] = round(time.perf_counter() - t0, 2)
             _write_sidecar(f16, key, "f16", candidate, base, steps)
         if quantize != "f16":
             say(f"quantizing to {quantize} with llama.cpp …")
             t0 = time.perf_counter()
-            tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-            try:
+            with atomic_path(target) as tmp:
                 quantize_gguf(f16, tmp, quantize, log_file=folder / f"quantize-{quantize}.log")
-                os.replace(tmp, target)
-            finally:
-                tmp.unlink(missing_ok=True)
             steps["quantize_s"] = round(time.perf_counter() - t0, 2)
             _write_sidecar(target, key, quantize, candidate, base, steps)
     meta = _read_sidecar(target) or {}
@@ -400,7 +396,6 @@ def export_gguf(
 def _write_sidecar(
     path: Path, key: dict[str, str], quantize: str, candidate: str, base: ModelRef, steps: dict
 ) -> None:
-    from bakeoff.run.store import write_json_atomic
 
     write_json_atomic(
         path.with_suffix(path.suffix + ".json"),

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bakeoff.errors import BakeoffError
+
 __all__ = [
     "DEFAULT_HOST",
     "MIN_CREATE_VERSION",
@@ -41,7 +43,7 @@ DEFAULT_HOST = "http://127.0.0.1:11434"
 MIN_CREATE_VERSION = (0, 5, 5)
 
 
-class OllamaError(Exception):
+class OllamaError(BakeoffError):
     """An Ollama call failed; the message is one sentence naming the host and what to do."""
 
 

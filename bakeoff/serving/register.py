@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bakeoff.errors import BakeoffError
 from bakeoff.serving.chat_template import OllamaTemplate, TemplateError, derive_ollama_template
 from bakeoff.serving.ollama import OllamaError, OllamaModelMissing, OllamaServer, full_name
 
@@ -44,7 +45,7 @@ SMOKE_MESSAGES = [{"role": "user", "content": "In one short sentence: what can y
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-/]*(:[A-Za-z0-9][A-Za-z0-9._\-]*)?$"
 
 
-class RegistrationError(Exception):
+class RegistrationError(BakeoffError):
     """Registration failed; the message says what happened, what was cleaned up and what to do."""
 
 
@@ -345,7 +346,7 @@ def register_from_recipe(candidates: list[Any], ctx: Any) -> dict[str, Any]:
 
 
 def _append_record(path: Path, record: dict[str, Any]) -> None:
-    from bakeoff.run.store import write_json_atomic
+    from bakeoff.io import write_json_atomic
 
     try:
         records = json.loads(path.read_text(encoding="utf-8"))

@@ -35,7 +35,8 @@ from pydantic import (
     model_validator,
 )
 
-from bakeoff.agents.base import GenerationSettings
+from bakeoff.core import GenerationSettings
+from bakeoff.errors import BakeoffError
 from bakeoff.models.refs import CandidateRef, ModelRefField
 from bakeoff.recipe.fields import ExistingFile, RecipePath
 
@@ -67,7 +68,7 @@ JOB_MODES = ("generate", "label")
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 
 
-class SynthError(Exception):
+class SynthError(BakeoffError):
     """A synthesize job cannot run or its data cannot be found; the message says what to do."""
 
 
@@ -471,9 +472,9 @@ def load_synthesized(path: Path, *, form: Literal["records", "alpaca"] = "record
     Raises:
         DataError: unreadable or malformed file.
     """
-    from bakeoff.run.questions import read_jsonl
+    from bakeoff.questions import read_records
 
-    rows = read_jsonl(path)
+    rows = read_records(path)
     for row in rows:
         row.pop("__line__", None)
     if form == "records":
@@ -549,11 +550,11 @@ def check_leakage(a: Path, b: Path, *, chunks: list[Chunk] | None = None) -> Lea
         DataError: unreadable or malformed file.
     """
     from bakeoff.agents.synthesizer import normalise
-    from bakeoff.run.questions import read_jsonl
+    from bakeoff.questions import read_records
 
     sides = []
     for path in (a, b):
-        rows = read_jsonl(path)
+        rows = read_records(path)
         ids: set[str] = set()
         sources: set[str] = set()
         questions: dict[str, str] = {}

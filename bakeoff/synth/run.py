@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import time
 from collections import Counter
@@ -25,6 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bakeoff.io import append_jsonl, cut_torn_tail, dumps_jsonl, read_jsonl, write_text_atomic
 from bakeoff.synth.jobs import (
     GenerateJob,
     JobFiles,
@@ -133,16 +133,16 @@ def _written_chunk_ids(files: JobFiles) -> set[str]:
     """Chunk ids already in a job's output (they count even if that job's plan has changed since)."""
     if not files.output.is_file():
         return set()
-    return {r["chunk_id"] for r in _read_lines(files.output) if isinstance(r.get("chunk_id"), str)}
+    return {r["chunk_id"] for r in read_jsonl(files.output) if isinstance(r.get("chunk_id"), str)}
 
 
 def _label_examples(job: LabelJob) -> list[tuple[str, str]]:
     if job.examples is None or job.k == 0:
         return []
-    from bakeoff.run.questions import read_jsonl
+    from bakeoff.questions import read_records
 
     pool = []
-    for row in read_jsonl(job.examples):
+    for row in read_records(job.examples):
         text = row.get("text") or row.get("question") or row.get("input")
         label = row.get("label") or row.get("answer") or row.get("reference")
         if isinstance(text, str) and isinstance(label, str):
@@ -175,13 +175,13 @@ def _chunk_task(job: GenerateJob, chunk: Chunk, kind: str, generator: str) -> Ch
 
 def _plan_label(recipe: Recipe, job: LabelJob, generator: ModelRef) -> Plan:
     from bakeoff.agents.synthesizer import Deduplicator, LabelTask, Rejection, UnitResult
-    from bakeoff.run.questions import DataError, read_jsonl
+    from bakeoff.questions import DataError, read_records
 
     labels = tuple(job.labels or recipe.labels or ())
     examples = tuple(_label_examples(job))
     prompt_key = _key(labels, examples)
     try:
-        rows = read_jsonl(Path(job.from_))
+        rows = read_records(Path(job.from_))
     except DataError as exc:
         raise SynthError(str(exc)) from None
     if job.max_texts:
@@ -206,59 +206,16 @@ def _plan_label(recipe: Recipe, job: LabelJob, generator: ModelRef) -> Plan:
 
 
 # -- files --------------------------------------------------------------------------------------------------
-def _read_lines(path: Path) -> list[dict[str, Any]]:
-    """JSON objects of a JSONL file; an unparseable line (a torn write) is skipped."""
-    rows = []
-    if not path.is_file():
-        return rows
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-    return rows
-
-
-def _append(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Append rows in one write, flushed to disk."""
-    if not rows:
-        return
-    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _cut_torn_tail(path: Path) -> None:
-    """Drop a final line without its newline (a write interrupted mid-way)."""
-    if not path.is_file() or path.stat().st_size == 0:
-        return
-    with path.open("rb+") as handle:
-        data = handle.read()
-        if not data.endswith(b"\n"):
-            handle.truncate(data.rfind(b"\n") + 1)
-
-
 def _recover(files: JobFiles) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]], int]:
     """The ledger (unit -> line), the records in the output, and how many torn records were dropped."""
     for path in (files.output, files.ledger):
-        _cut_torn_tail(path)
-    ledger = {row["unit"]: row for row in _read_lines(files.ledger) if isinstance(row.get("unit"), str)}
-    records = _read_lines(files.output)
+        cut_torn_tail(path)
+    ledger = {row["unit"]: row for row in read_jsonl(files.ledger) if isinstance(row.get("unit"), str)}
+    records = read_jsonl(files.output)
     kept = [r for r in records if r.get("unit") in ledger]
     dropped = len(records) - len(kept)
     if dropped or (files.output.is_file() and len(records) != _count_lines(files.output)):
-        _write_atomic(files.output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
+        write_text_atomic(files.output, dumps_jsonl(kept))
     return ledger, kept, dropped
 
 
@@ -409,9 +366,9 @@ def _run_job(
                     "rejected": dict(reasons),
                 }
             )
-        _append(files.output, accepted)
-        _append(files.rejected, rejected_rows)
-        _append(files.ledger, ledger_rows)  # the commit point
+        append_jsonl(files.output, accepted)
+        append_jsonl(files.rejected, rejected_rows)
+        append_jsonl(files.ledger, ledger_rows)  # the commit point
         for row in ledger_rows:
             ledger[row["unit"]] = row
 
@@ -451,12 +408,12 @@ def _execute(
     generator: Generator | None,
 ) -> tuple[str, int]:
     from bakeoff.parallel import open_executor
-    from bakeoff.run.runner import progress_bar
+    from bakeoff.progress import progress_bar
 
     fn: Callable[[Any], Any] = synthesize_batch
     if where == "inline":
         if generator is None:
-            from bakeoff.models.generators import load_generator
+            from bakeoff.models.registry import load_generator
 
             generator = load_generator(spec.generator)
         fn = partial(synthesize_batch, generator=generator)
@@ -506,7 +463,7 @@ def _write_report(
     rows = list(ledger.values())
     generated = sum(r.get("generated", 0) for r in rows)
     accepted = sum(r.get("accepted", 0) for r in rows)
-    records = _read_lines(files.output)
+    records = read_jsonl(files.output)
     report: dict[str, Any] = {
         "job": job.name,
         "mode": job.mode,
@@ -565,7 +522,7 @@ def _write_report(
                 "rate": round(agree / len(with_gold), 4),
             }
         report["totals"]["by_label"] = dict(Counter(r.get("label") for r in records))
-    _write_atomic(files.report, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(files.report, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return report
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bakeoff.run.questions import DataError, read_jsonl
+from bakeoff.questions import DataError, read_records
 from bakeoff.training.config import DataSettings
 
 __all__ = ["ALPACA_CHAT_TEMPLATE", "TrainingData", "build_training_data", "split_sizes"]
@@ -117,7 +117,7 @@ def read_instruct(path: Path, system: str | None, *, alpaca: bool = False) -> li
     Raises:
         DataError: unreadable file, a malformed example (file:line says which), no examples.
     """
-    rows = read_jsonl(path)
+    rows = read_records(path)
     if not rows:
         raise DataError(f"{path}: no examples")
     return [_instruct_record(row, f"{path}:{row['__line__']}", system, alpaca) for row in rows]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
+from bakeoff.errors import BakeoffError
+
 __all__ = [
     "QLORA_QUANTIZATION",
     "TrainingError",
@@ -27,7 +29,7 @@ QLORA_QUANTIZATION: dict[str, Any] = {
 }
 
 
-class TrainingError(Exception):
+class TrainingError(BakeoffError):
     """A candidate cannot be trained (missing library, bad data size, ...); the message says what to do."""
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from typing import Any
 from rich.console import Console
 from transformers import TrainerCallback
 
-from bakeoff.run.store import write_json_atomic
+from bakeoff.io import append_jsonl, atomic_path, write_json_atomic
 from bakeoff.training.cache import cache_dir, cache_key, file_identity, key_lock, library_versions, link_tree
 from bakeoff.training.config import TrainSettings, parse_select
 from bakeoff.training.data import TrainingData
@@ -318,11 +317,9 @@ def _merge(req: TrainRequest, method: str, adapter: Path, out: Path, console: Co
     with console.status(f"{req.candidate}: merging the adapter into the base weights…"):
         base = _load_base(req.model_dir, "lora", pick_device(), training=False)
         merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        merged.save_pretrained(tmp, safe_serialization=True)
-        _load_tokenizer(adapter, None).save_pretrained(tmp)
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            merged.save_pretrained(tmp, safe_serialization=True)
+            _load_tokenizer(adapter, None).save_pretrained(tmp)
     console.print(f"{req.candidate}: merged model written to {out}")
 
 
@@ -616,17 +613,13 @@ class _Session:
         else:
             selected = total
         weights_name = "model" if self.method == "full" else "adapter"
-        target = self.folder / weights_name
-        tmp = self.folder / f".{weights_name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        if selected == total:
-            trainer.model.save_pretrained(tmp, safe_serialization=True)
-        else:
-            shutil.copytree(self.snapshots / f"step-{selected}", tmp)
-            _load_weights(trainer.model, tmp, self.method)
-        trainer.processing_class.save_pretrained(tmp)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
+        with atomic_path(self.folder / weights_name) as tmp:
+            if selected == total:
+                trainer.model.save_pretrained(tmp, safe_serialization=True)
+            else:
+                shutil.copytree(self.snapshots / f"step-{selected}", tmp)
+                _load_weights(trainer.model, tmp, self.method)
+            trainer.processing_class.save_pretrained(tmp)
 
         test_loss = None
         if req.data.test:
@@ -751,14 +744,7 @@ class _Recorder(TrainerCallback):
     """Writes the curves, draws the progress bar, keeps the weights ``select`` needs."""
 
     def __init__(self, session: _Session, rows: list[dict[str, Any]], total: int, eval_every: int) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from bakeoff.progress import progress_bar
 
         self.session = session
         self.rows = rows
@@ -772,16 +758,7 @@ class _Recorder(TrainerCallback):
         self.best_val = math.inf
         if best is not None and (session.snapshots / f"step-{best['step']}").is_dir():
             self.best_step, self.best_val = best["step"], best["val_loss"]
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[losses]}"),
-            console=session.console,
-        )
+        self.progress = progress_bar(session.console, "{task.fields[losses]}")
         done = rows[-1]["step"] if rows else 0
         self.task = self.progress.add_task(
             f"train {session.req.candidate}", total=total, completed=done, losses=self._losses()
@@ -802,10 +779,8 @@ class _Recorder(TrainerCallback):
 
     def _append(self, row: dict[str, Any]) -> None:
         self.rows.append({k: row.get(k) for k in METRIC_KEYS})
-        line = json.dumps(self.rows[-1]) + "\n"
         for path in self._metric_files():
-            with path.open("a", encoding="utf-8") as fh:
-                fh.write(line)
+            append_jsonl(path, self.rows[-1:], fsync=False)
         self.progress.update(self.task, losses=self._losses())
 
     def _metric_files(self) -> list[Path]:

@@ -7,19 +7,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bakeoff.agents.base import Question
+from bakeoff.core import Question
+from bakeoff.errors import BakeoffError
 
-__all__ = ["DataError", "iter_jsonl", "load_questions", "read_jsonl"]
+__all__ = ["DataError", "iter_records", "load_questions", "read_records"]
 
 _QUESTION_KEYS = ("question", "text", "input", "instruction")
 _REFERENCE_KEYS = ("reference", "answer", "label", "output")
 
 
-class DataError(Exception):
+class DataError(BakeoffError):
     """A data file is malformed; the message names file and line."""
 
 
-def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+def iter_records(path: Path) -> Iterator[dict[str, Any]]:
     """The JSON objects of a JSONL file, one at a time (blank lines skipped; ``__line__`` is the line number).
 
     The file is read line by line, so a file larger than memory can be read in part (``eval.limit``).
@@ -48,13 +49,13 @@ def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             raise DataError(f"{path}: not UTF-8 text") from None
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Every JSON object of a JSONL file (see :func:`iter_jsonl`).
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Every JSON object of a JSONL file (see :func:`iter_records`).
 
     Raises:
         DataError: unreadable file, a line that is not a JSON object.
     """
-    return list(iter_jsonl(path))
+    return list(iter_records(path))
 
 
 def _pick(row: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -78,7 +79,7 @@ def load_questions(
     """
     questions: list[Question] = []
     seen: set[str] = set()
-    for row in iter_jsonl(path):  # lazily: with `limit`, only the lines needed are read
+    for row in iter_records(path):  # lazily: with `limit`, only the lines needed are read
         where = f"{path}:{row['__line__']}"
         text, reference = _pick(row, _QUESTION_KEYS), _pick(row, _REFERENCE_KEYS)
         if not isinstance(text, str) or not text.strip():

@@ -1,0 +1,97 @@
+"""The records every layer passes: questions, answers, generations, decoding settings and chat messages.
+
+This module is the leaf of the project: it imports nothing from bakeoff, so backends, agents, scoring, the
+store and the console can all depend on it without depending on each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Answer", "Generation", "GenerationSettings", "Message", "Question"]
+
+Message = dict[str, str]
+"""One chat turn: ``{"role": "system" | "user" | "assistant", "content": "..."}``."""
+
+
+class GenerationSettings(BaseModel):
+    """How a candidate's model generates text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_new_tokens: int = Field(96, ge=1, le=8192, description="Most tokens generated per answer.")
+    temperature: float = Field(
+        0.0,
+        ge=0.0,
+        le=2.0,
+        description="0 means greedy decoding (deterministic, the default for evaluation).",
+    )
+    top_p: float = Field(
+        1.0, gt=0.0, le=1.0, description="Nucleus sampling mass; used only when temperature > 0."
+    )
+    batch_size: int = Field(
+        16, ge=1, le=512, description="Questions generated together; batching is several times faster on CPU."
+    )
+    seed: int = Field(0, description="Sampling seed (only matters when temperature > 0).")
+
+
+@dataclass
+class Question:
+    """One evaluation item. For classification, ``reference`` is the gold label."""
+
+    id: str
+    question: str
+    reference: str
+    passage: str | None = None
+    source: str | None = None
+
+
+@dataclass
+class Generation:
+    """One generated reply."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0  # wall time of the batch divided by its size
+    truncated: bool = False  # stopped by max_new_tokens, not by end of turn
+    prompt_truncated: bool = False  # the prompt was cut (from the left) to fit the context window
+    error: str | None = None
+
+
+@dataclass
+class Answer:
+    """What a candidate said for one question; failures are data (``error``), never exceptions."""
+
+    question_id: str
+    text: str
+    latency_s: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str | None = None
+    label: str | None = None  # classification: the label parsed from text (None = unparseable)
+    contexts: list[dict[str, Any]] = field(default_factory=list)  # RAG: [{text, source, score}]
+    truncated: bool = False  # generation stopped at max_new_tokens
+    prompt_truncated: bool = False  # the prompt was cut to fit the model's context window
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_generation(cls, question_id: str, out: Generation, **extra: Any) -> Answer:
+        """The answer a :class:`Generation` makes, with agent-specific fields (``label``, ``contexts``) in
+        ``extra``."""
+        return cls(
+            question_id=question_id,
+            text=out.text,
+            latency_s=out.latency_s,
+            prompt_tokens=out.prompt_tokens,
+            completion_tokens=out.completion_tokens,
+            error=out.error,
+            truncated=out.truncated,
+            prompt_truncated=out.prompt_truncated,
+            **extra,
+        )

@@ -1,0 +1,132 @@
+"""Writing files so that a crash never leaves half of one: atomic replaces, JSONL appends, torn-tail recovery.
+
+Every writer in bakeoff goes through these (the run store, synthesized data, votes, training logs, the judge
+cache, registrations, saved recipes). Whole files are written to a temporary name beside the target and
+renamed over it, so a reader sees the old file or the new one; JSONL rows are appended in one write, flushed
+and fsynced, so a crash loses at most a partial last line, which :func:`cut_torn_tail` removes before the next
+append and :func:`read_jsonl` never returns. Leaf module: imports nothing from bakeoff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "append_jsonl",
+    "atomic_path",
+    "cut_torn_tail",
+    "dumps_jsonl",
+    "read_jsonl",
+    "write_json_atomic",
+    "write_text_atomic",
+]
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write a file or a folder into; renamed over ``path`` when the block
+    ends without an exception (an existing folder there is replaced), removed when it raises.
+
+    The temporary name carries the process and thread, so concurrent writers never share one.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    _remove(tmp)
+    try:
+        yield tmp
+        if tmp.is_dir() and path.is_dir():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str, *, fsync: bool = True) -> None:
+    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def write_json_atomic(path: Path, data: Any, *, indent: int | None = 2) -> None:
+    """Write ``data`` as JSON (non-JSON values as ``str``) through a temporary file and an atomic rename."""
+    text = json.dumps(data, indent=indent, ensure_ascii=False, default=str)
+    write_text_atomic(path, text + "\n" if indent is not None else text)
+
+
+def dumps_jsonl(rows: Iterable[dict[str, Any]]) -> str:
+    """Rows as JSONL text, one object per line."""
+    return "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
+
+
+def append_jsonl(target: Path | Any, rows: Iterable[dict[str, Any]], *, fsync: bool = True) -> None:
+    """Append rows to a JSONL file (a path, or a file opened for appending) in one write, flushed to disk."""
+    data = dumps_jsonl(rows)
+    if not data:
+        return
+    if isinstance(target, str | os.PathLike):
+        with Path(target).open("a", encoding="utf-8") as fh:
+            _write_synced(fh, data, fsync)
+    else:
+        _write_synced(target, data, fsync)
+
+
+def _write_synced(fh: Any, data: str, fsync: bool) -> None:
+    fh.write(data)
+    fh.flush()
+    if fsync:
+        os.fsync(fh.fileno())
+
+
+def cut_torn_tail(path: Path) -> int:
+    """Cut a partial last line (a crash mid-append) so that appending goes on from a clean line end.
+
+    Returns:
+        The number of bytes cut (0 when the file ends with a newline, is empty or does not exist).
+    """
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0
+    with path.open("rb+") as fh:
+        data = fh.read()
+        if data.endswith(b"\n"):
+            return 0
+        keep = data.rfind(b"\n") + 1
+        fh.truncate(keep)
+        return len(data) - keep
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSONL file, in order; a torn last line (no newline) and lines that are not JSON
+    objects are left out. A missing file reads as no rows."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                break  # torn last line
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+    return rows
