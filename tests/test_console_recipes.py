@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bakeoff.recipe.schema import RecipeError
+from bakeoff.recipe.load import RecipeError
 from bakeoff.run.store import read_answers, read_run
 from bakeoff.ui.chat import chat_problem, load_chat_agents, stream_reply
 from bakeoff.ui.editor import (

@@ -129,7 +129,7 @@ def test_token_chunks_fit_the_embedding_tokenizer():
 
 def test_corpus_paths_may_not_escape_the_project(tmp_path, monkeypatch):
     from bakeoff.recipe.fields import OutsideRootError
-    from bakeoff.recipe.schema import RecipeError, load_recipe
+    from bakeoff.recipe.load import RecipeError, load_recipe
 
     monkeypatch.delenv("BAKEOFF_ALLOW_OUTSIDE")
     project = tmp_path / "p"

@@ -9,7 +9,7 @@ from eval_toys import write_run
 from bakeoff.core import Question
 from bakeoff.eval import DEFAULT_METRICS, UNAVAILABLE_METRICS, get_metric
 from bakeoff.eval.scoring import score_answers
-from bakeoff.recipe.schema import RecipeError, load_recipe
+from bakeoff.recipe.load import RecipeError, load_recipe
 
 QUESTIONS = [
     Question(id=f"q{i:02d}", question=f"What is item {i}?", reference=f"item {i} costs {i} euro")

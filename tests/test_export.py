@@ -241,7 +241,7 @@ def test_embedded_gguf_reference_runs_in_a_recipe(exported_f16, tmp_path, root):
     import shutil
 
     from bakeoff.models.refs import EmbeddedGGUFRef
-    from bakeoff.recipe.schema import load_recipe
+    from bakeoff.recipe.load import load_recipe
     from bakeoff.run.runner import run_recipe
     from bakeoff.run.store import read_answers
 

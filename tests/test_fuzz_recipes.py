@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bakeoff.recipe.schema import Recipe, RecipeError, load_recipe
+from bakeoff.recipe.load import RecipeError, load_recipe
+from bakeoff.recipe.schema import Recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = [p.read_text() for p in sorted((ROOT / "recipes").glob("*.yaml"))]

@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 
 from bakeoff.rag.corpus import CorpusSpec, load_corpus
-from bakeoff.recipe.schema import load_recipe
+from bakeoff.recipe.load import load_recipe
 from bakeoff.run.runner import build_agents, make_context
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -233,7 +233,7 @@ def test_ollama_embeddings_through_the_official_client(fake):
 
 
 def test_fewshot_candidate_with_an_ollama_model_runs_from_a_recipe(fake, tmp_path, root):
-    from bakeoff.recipe.schema import load_recipe
+    from bakeoff.recipe.load import load_recipe
     from bakeoff.run.runner import run_recipe
     from bakeoff.run.store import read_answers, read_run
 
@@ -269,7 +269,7 @@ candidates:
 
 def test_recipe_register_key_registers_after_training(fake, tmp_path, root, finetuned_run, exported_f16):
     """A candidate whose settings carry the `register:` mixin is exported and registered during the run."""
-    from bakeoff.recipe.schema import load_recipe
+    from bakeoff.recipe.load import load_recipe
     from bakeoff.run.runner import run_recipe
     from bakeoff.run.store import read_run
 
@@ -301,7 +301,7 @@ candidates:
 
 def test_the_recipes_ollama_host_serves_its_embeddings_for_indexing_and_scoring(fake, tmp_path, monkeypatch):
     """`embeddings: ollama:…` goes to the recipe's `ollama_host`, not OLLAMA_HOST, in every stage."""
-    from bakeoff.recipe.schema import load_recipe
+    from bakeoff.recipe.load import load_recipe
     from bakeoff.run.runner import run_recipe
     from bakeoff.run.store import read_run
 
@@ -347,7 +347,7 @@ candidates:
 
 def test_a_real_fine_tune_with_register_is_trained_exported_and_registered(fake, tmp_path, root):
     """The `finetuned` agent itself carries `register:`: two LoRA steps, an F16 GGUF, then /api/create."""
-    from bakeoff.recipe.schema import load_recipe
+    from bakeoff.recipe.load import load_recipe
     from bakeoff.run.runner import run_recipe
     from bakeoff.run.store import read_run
 
@@ -384,7 +384,7 @@ candidates:
 
 
 def test_recipe_register_failure_is_a_note_not_a_crash(tmp_path, root, finetuned_run, exported_f16):
-    from bakeoff.recipe.schema import load_recipe
+    from bakeoff.recipe.load import load_recipe
     from bakeoff.run.runner import run_recipe
     from bakeoff.run.store import read_run
 
@@ -413,7 +413,7 @@ candidates:
 
 
 def test_register_key_is_validated_with_located_errors(tmp_path, root):
-    from bakeoff.recipe.schema import RecipeError, load_recipe
+    from bakeoff.recipe.load import RecipeError, load_recipe
 
     recipe_file = tmp_path / "r.yaml"
     recipe_file.write_text(
@@ -515,7 +515,7 @@ def test_registered_export_answers_like_the_gguf_backend(exported_f16):
 
 
 def test_recipe_ollama_host_key(tmp_path, root):
-    from bakeoff.recipe.schema import RecipeError, load_recipe
+    from bakeoff.recipe.load import RecipeError, load_recipe
     from bakeoff.run.runner import make_context
 
     recipe_file = tmp_path / "r.yaml"

@@ -7,7 +7,7 @@ import pytest
 from rich.console import Console
 
 from bakeoff.agents.base import AgentError, available_agents, load_agent_class
-from bakeoff.recipe.schema import RecipeError, load_recipe
+from bakeoff.recipe.load import RecipeError, load_recipe
 from bakeoff.run.runner import RunError, run_recipe
 from bakeoff.run.store import list_runs, read_answers, read_run
 

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from bakeoff.agents.rag import RagAgent, RagSettings, format_passages
 from bakeoff.core import Question
-from bakeoff.recipe.schema import RecipeError, load_recipe
+from bakeoff.recipe.load import RecipeError, load_recipe
 from bakeoff.run.runner import build_agents, make_context
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from bakeoff.models.refs import EmbeddedRef
-from bakeoff.recipe.schema import RecipeError, json_schema, load_recipe
+from bakeoff.recipe.load import RecipeError, load_recipe
+from bakeoff.recipe.schema import json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "recipes").glob("*.yaml"))

@@ -89,7 +89,7 @@ def test_truncations_are_counted_in_the_manifest_and_the_scores(tmp_path, monkey
     from rich.console import Console
 
     from bakeoff.models.transformers_backend import TransformersGenerator
-    from bakeoff.recipe.schema import load_recipe
+    from bakeoff.recipe.load import load_recipe
     from bakeoff.run.runner import run_recipe
     from bakeoff.run.store import read_answers, read_run
 

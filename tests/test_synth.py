@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 from toy_generators import ExtractiveGenerator
 
-from bakeoff.recipe.schema import RecipeError, load_recipe
+from bakeoff.recipe.load import RecipeError, load_recipe
 from bakeoff.synth.jobs import (
     SynthesizedRef,
     check_leakage,

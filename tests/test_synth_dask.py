@@ -104,7 +104,7 @@ def test_synthesize_through_a_scheduler_address(tmp_path, embedded_model):
     """The same job code, pointed at `tcp://127.0.0.1:PORT` where a scheduler and one worker run."""
     from distributed import Client
 
-    from bakeoff.recipe.schema import load_recipe
+    from bakeoff.recipe.load import load_recipe
     from bakeoff.synth.jobs import find_job
     from bakeoff.synth.run import run_job
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from bakeoff.questions import DataError
-from bakeoff.recipe.schema import RecipeError, load_recipe
+from bakeoff.recipe.load import RecipeError, load_recipe
 from bakeoff.run.runner import select_candidates
 from bakeoff.training.config import DataSettings
 from bakeoff.training.data import ALPACA_CHAT_TEMPLATE, build_training_data, split_sizes

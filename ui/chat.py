@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from bakeoff.agents.base import Agent
-from bakeoff.recipe.schema import Recipe, RecipeError, load_recipe
+from bakeoff.recipe.load import RecipeError, load_recipe
+from bakeoff.recipe.schema import Recipe
 from bakeoff.run.store import RunInfo
 
 __all__ = ["ChatAgents", "chat_problem", "load_chat_agents", "recipe_of_run", "stream_reply"]

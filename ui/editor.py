@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from bakeoff.io import write_text_atomic
-from bakeoff.recipe.schema import NOT_IMPORTED, Problem, Recipe, RecipeError, load_recipe
+from bakeoff.recipe.load import NOT_IMPORTED, Problem, RecipeError, load_recipe
+from bakeoff.recipe.schema import Recipe
 
 __all__ = [
     "KeyHelp",

@@ -37,7 +37,7 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 def load_recipe_or_exit(path: Path, text: str | bytes | None = None, *, check_files: bool = True):
     """Load a recipe or exit 2 with every problem on stderr."""
-    from bakeoff.recipe.schema import RecipeError, load_recipe
+    from bakeoff.recipe.load import RecipeError, load_recipe
 
     try:
         return load_recipe(path, text=text, check_files=check_files)

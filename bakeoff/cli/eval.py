@@ -17,7 +17,7 @@ __all__ = ["report", "rescore_run", "score"]
 
 def _run_recipe(info, recipe_path: Path | None):
     """The recipe to score with: ``--recipe`` or the run's own recipe.yaml (paths resolved as when it ran)."""
-    from bakeoff.recipe.schema import RecipeError, load_recipe
+    from bakeoff.recipe.load import RecipeError, load_recipe
 
     if recipe_path is not None:
         path, text = recipe_path, None

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from bakeoff.recipe.schema import RecipeError
+from bakeoff.recipe.load import RecipeError
 from bakeoff.ui import _common as common
 from bakeoff.ui.editor import (
     annotations,
