@@ -116,7 +116,8 @@ class FineTunedAgent(Agent):
         path = None
         if s.train.data.path is not None:
             from bakeoff.questions import DataError
-            from bakeoff.synth.jobs import SynthError, resolve_data_path
+            from bakeoff.synth.jobs import SynthError
+            from bakeoff.synth.outputs import resolve_data_path
 
             try:
                 path = resolve_data_path(ctx, s.train.data.path)

@@ -3,7 +3,7 @@ unlabelled texts, with any generator — and checks every reply before it become
 
 It is a helper, not a candidate: it does not answer evaluation questions, so it is not registered in the
 ``bakeoff.agents`` entry-point group (a recipe could otherwise name it as a candidate). ``bakeoff synthesize``
-(:mod:`bakeoff.synth.jobs`) plans the work, fans it out on Dask and writes the files; everything here is plain
+(:mod:`bakeoff.synth.run`) plans the work, fans it out on Dask and writes the files; everything here is plain
 Python over a :class:`~bakeoff.models.generators.Generator`, testable without Dask.
 
 Every reply goes through the same checks; a rejected reply is counted by its reason:

@@ -10,14 +10,9 @@ from rich.console import Console
 from toy_generators import ExtractiveGenerator
 
 from bakeoff.recipe.load import RecipeError, load_recipe
-from bakeoff.synth.jobs import (
-    SynthesizedRef,
-    check_leakage,
-    find_job,
-    load_synthesized,
-    resolve_data_path,
-    synthesized_path,
-)
+from bakeoff.synth.jobs import SynthesizedRef
+from bakeoff.synth.leakage import check_leakage
+from bakeoff.synth.outputs import find_job, load_synthesized, resolve_data_path, synthesized_path
 from bakeoff.synth.run import run_job, run_jobs
 
 FACTS = {

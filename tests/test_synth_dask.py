@@ -105,7 +105,7 @@ def test_synthesize_through_a_scheduler_address(tmp_path, embedded_model):
     from distributed import Client
 
     from bakeoff.recipe.load import load_recipe
-    from bakeoff.synth.jobs import find_job
+    from bakeoff.synth.outputs import find_job
     from bakeoff.synth.run import run_job
 
     texts = [json.loads(line) for line in (ROOT / "data" / "reviews-eval.jsonl").read_text().splitlines()[:3]]

@@ -113,7 +113,7 @@ def leakage(
 ) -> None:
     """What two JSONL data sets share (chunks, files, questions); exit 1 on shared chunks or questions."""
     from bakeoff.questions import DataError
-    from bakeoff.synth.jobs import check_leakage
+    from bakeoff.synth.leakage import check_leakage
 
     chunks = None
     if recipe is not None:

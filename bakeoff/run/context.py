@@ -63,7 +63,7 @@ class RunContext:
         resources: objects the candidates of one run share (e.g. the opened vector store), by owner key.
         ollama_host: the recipe's Ollama server (``None``: OLLAMA_HOST, else http://127.0.0.1:11434).
         retrain: train fine-tuned candidates again even when the training cache has their weights.
-        synthesize: the recipe's synthesize jobs (``bakeoff.synth.jobs.synthesized_path(ctx, NAME)``).
+        synthesize: the recipe's synthesize jobs (``bakeoff.synth.outputs.synthesized_path(ctx, NAME)``).
     """
 
     task: str

@@ -144,7 +144,8 @@ def run_recipe(
     console = console or Console()
     answering, needed = select_candidates(recipe, only)
     from bakeoff.questions import DataError
-    from bakeoff.synth.jobs import SynthError, resolve_data_path
+    from bakeoff.synth.jobs import SynthError
+    from bakeoff.synth.outputs import resolve_data_path
 
     synth_started = time.perf_counter()
     synthesized = []

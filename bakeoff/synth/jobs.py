@@ -1,24 +1,18 @@
 """``synthesize:`` — data written by a model: question/answer and instruction records from the corpus, or labels
 for unlabelled texts.
 
-This module holds what a recipe and other stages need without running anything: the job settings (one small
-model per mode), the ``{synthesized: NAME}`` reference that data fields accept, where a job's files are,
-loaders (records, Alpaca form, evaluation questions) and the train/eval leakage check. Running a job lives in
-:mod:`bakeoff.synth.run`; the prompts and checks in :mod:`bakeoff.agents.synthesizer`.
-
-A job writes ``output`` (JSONL, appended batch by batch) and three sidecars next to it:
-
-* ``<output>.report.json`` — counts: chunks/texts, generated, accepted, rejected by reason, time, leakage;
-* ``<output>.ledger.jsonl`` — one line per finished unit (chunk × kind, or text): what makes a re-run skip it;
-* ``<output>.rejected.jsonl`` — every rejected reply with its reason (to read when tuning a prompt).
+This module holds the job settings a recipe declares (one small model per mode), the ``{synthesized: NAME}``
+reference that data fields accept, and the checks across jobs on the raw recipe. Where a job's files are and
+reading them is :mod:`bakeoff.synth.outputs`; the train/eval leakage check :mod:`bakeoff.synth.leakage`;
+running a job :mod:`bakeoff.synth.run`; the prompts and checks of the replies :mod:`bakeoff.agents.synthesizer`.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     AfterValidator,
@@ -40,28 +34,18 @@ from bakeoff.errors import BakeoffError
 from bakeoff.models.refs import CandidateRef, ModelRefField
 from bakeoff.recipe.fields import ExistingFile, RecipePath
 
-if TYPE_CHECKING:
-    from bakeoff.rag.corpus import Chunk
-    from bakeoff.recipe.schema import Recipe
-
 __all__ = [
     "FileOrSynthesized",
     "GenerateJob",
     "JOB_MODES",
     "LabelJob",
-    "Leakage",
     "SynthError",
     "SynthesizeJob",
     "SynthesizedRef",
     "check_jobs",
     "check_scheduler",
-    "check_leakage",
-    "find_job",
-    "job_files",
     "job_mode",
-    "load_synthesized",
-    "resolve_data_path",
-    "synthesized_path",
+    "job_model",
 ]
 
 JOB_MODES = ("generate", "label")
@@ -292,6 +276,17 @@ def check_jobs(data: dict[str, Any]) -> list[tuple[tuple, str]]:
     """Checks across jobs and the rest of the recipe, on the raw document. Returns (location, message) pairs."""
     problems: list[tuple[tuple, str]] = []
     jobs = data.get("synthesize") if isinstance(data.get("synthesize"), list) else []
+    modes = _each_job(data, jobs, problems)
+    problems.extend(_disjoint_refs(jobs, modes))
+    problems.extend(_disjoint_cycles(jobs))
+    problems.extend(_synthesized_refs(data, modes))
+    return problems
+
+
+def _each_job(
+    data: dict[str, Any], jobs: list[Any], problems: list[tuple[tuple, str]]
+) -> dict[str, str | None]:
+    """Per-job checks (unique names and outputs, what each mode needs); returns each job name's mode."""
     names: dict[str, int] = {}
     outputs: dict[str, int] = {}
     modes: dict[str, str | None] = {}
@@ -326,19 +321,29 @@ def check_jobs(data: dict[str, Any]) -> list[tuple[tuple, str]]:
             problems.append(
                 (("synthesize", i), "a label job needs `labels:` (here or at the top of the recipe)")
             )
+    return modes
+
+
+def _disjoint_refs(jobs: list[Any], modes: dict[str, str | None]) -> list[tuple[tuple, str]]:
+    """``disjoint_from`` names other generate jobs."""
+    problems: list[tuple[tuple, str]] = []
     for i, job in enumerate(jobs):
         others = job.get("disjoint_from") if isinstance(job, dict) else None
         for j, other in enumerate(others if isinstance(others, list) else []):
             loc = ("synthesize", i, "disjoint_from", j)
             if other == job.get("name"):
                 problems.append((loc, "a job cannot be disjoint from itself"))
-            elif isinstance(other, str) and other not in names:
+            elif isinstance(other, str) and other not in modes:
                 problems.append(
-                    (loc, f"no synthesize job named {other!r}; jobs: {', '.join(names) or 'none'}")
+                    (loc, f"no synthesize job named {other!r}; jobs: {', '.join(modes) or 'none'}")
                 )
             elif isinstance(other, str) and modes.get(other) != "generate":
                 problems.append((loc, f"job {other!r} labels texts; disjoint_from names generate jobs"))
-    problems.extend(_disjoint_cycles(jobs))
+    return problems
+
+
+def _synthesized_refs(data: dict[str, Any], names: dict[str, Any]) -> list[tuple[tuple, str]]:
+    """Each ``{synthesized: NAME}`` (evaluation questions, training data) names a job."""
     refs: list[tuple[tuple, Any]] = []
     spec = data.get("eval") if isinstance(data.get("eval"), dict) else {}
     refs.append((("eval", "questions"), spec.get("questions")))
@@ -347,6 +352,7 @@ def check_jobs(data: dict[str, Any]) -> list[tuple[tuple, str]]:
         spec = train.get("data") if isinstance(train, dict) else None
         if isinstance(spec, dict):
             refs.append((("candidates", i, "train", "data", "path"), spec.get("path")))
+    problems: list[tuple[tuple, str]] = []
     for loc, ref in refs:
         if (
             isinstance(ref, dict)
@@ -390,193 +396,3 @@ def _disjoint_cycles(jobs: list[Any]) -> list[tuple[tuple, str]]:
                 seen.add(other)
                 stack.extend(edges.get(other, []))
     return problems
-
-
-# -- where a job's data is ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class JobFiles:
-    """The output of a job and its sidecars."""
-
-    output: Path
-
-    @property
-    def report(self) -> Path:
-        return self.output.with_name(self.output.name + ".report.json")
-
-    @property
-    def ledger(self) -> Path:
-        return self.output.with_name(self.output.name + ".ledger.jsonl")
-
-    @property
-    def rejected(self) -> Path:
-        return self.output.with_name(self.output.name + ".rejected.jsonl")
-
-    def all(self) -> list[Path]:
-        return [self.output, self.report, self.ledger, self.rejected]
-
-
-def job_files(job: GenerateJob | LabelJob) -> JobFiles:
-    return JobFiles(Path(job.output))
-
-
-def _jobs_of(source: Any) -> list[GenerateJob | LabelJob]:
-    jobs = getattr(source, "synthesize", None)
-    if jobs is None and not hasattr(source, "synthesize"):
-        raise TypeError(f"expected a Recipe or a RunContext, got {type(source).__name__}")
-    return list(jobs or [])
-
-
-def find_job(source: Recipe | Any, name: str) -> GenerateJob | LabelJob:
-    """The job called ``name`` of a recipe (or a run context, which carries the recipe's jobs).
-
-    Raises:
-        SynthError: no such job.
-    """
-    jobs = _jobs_of(source)
-    for job in jobs:
-        if job.name == name:
-            return job
-    raise SynthError(f"no synthesize job named {name!r}; jobs: {', '.join(j.name for j in jobs) or 'none'}")
-
-
-def synthesized_path(source: Recipe | Any, name: str) -> Path:
-    """The output JSONL of job ``name`` (it may not exist yet: ``bakeoff synthesize`` writes it)."""
-    return Path(find_job(source, name).output)
-
-
-def resolve_data_path(source: Recipe | Any, value: Path | SynthesizedRef) -> Path:
-    """A :data:`FileOrSynthesized` value as a file path.
-
-    Raises:
-        SynthError: the job does not exist, or has not written its output yet.
-    """
-    if isinstance(value, Path):
-        return value
-    path = synthesized_path(source, value.job)
-    if not path.is_file():
-        raise SynthError(
-            f"{value}: {path} does not exist yet; run `bakeoff synthesize RECIPE --job {value.job}`"
-        )
-    return path
-
-
-def load_synthesized(path: Path, *, form: Literal["records", "alpaca"] = "records") -> list[dict[str, Any]]:
-    """The records a job wrote.
-
-    Args:
-        path: a job's output file (:func:`synthesized_path`).
-        form: ``records`` as written (``question``/``answer``/``chunk_id``/... or ``text``/``label``), or
-            ``alpaca``: ``{instruction, input, output}`` for instruction tuning (``input`` is empty; a label
-            record's text is the instruction and its label the output).
-
-    Raises:
-        DataError: unreadable or malformed file.
-    """
-    from bakeoff.questions import read_records
-
-    rows = read_records(path)
-    for row in rows:
-        row.pop("__line__", None)
-    if form == "records":
-        return rows
-    out = []
-    for row in rows:
-        if row.get("kind") == "label":
-            out.append({"instruction": row["text"], "input": "", "output": row["label"]})
-        else:
-            out.append({"instruction": row["question"], "input": "", "output": row["answer"]})
-    return out
-
-
-# -- leakage ------------------------------------------------------------------------------------------------
-@dataclass
-class Leakage:
-    """What two data sets share: chunks, source files and (normalised) questions."""
-
-    a: str
-    b: str
-    n_a: int
-    n_b: int
-    chunks: list[str] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
-    questions: list[str] = field(default_factory=list)
-    unlocated: dict[str, int] = field(default_factory=dict)  # records with neither chunk id nor passage
-
-    @property
-    def leaks(self) -> bool:
-        """Shared chunks or identical questions (a shared source file alone is expected when split by chunk)."""
-        return bool(self.chunks or self.questions)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "a": self.a,
-            "b": self.b,
-            "records": {"a": self.n_a, "b": self.n_b},
-            "shared_chunks": self.chunks,
-            "shared_sources": self.sources,
-            "shared_questions": self.questions,
-            "unlocated_records": self.unlocated,
-            "leaks": self.leaks,
-        }
-
-
-def _chunk_ids(row: dict[str, Any], chunks: list[Chunk] | None) -> set[str]:
-    ids = row.get("chunk_id") or row.get("chunk_ids")
-    if isinstance(ids, str):
-        return {ids}
-    if isinstance(ids, list):
-        return {str(i) for i in ids}
-    passage = row.get("passage")
-    if chunks and isinstance(passage, str) and passage.strip():
-        return {c.id for c in chunks if passage.strip() in c.text}
-    return set()
-
-
-def _question(row: dict[str, Any]) -> str | None:
-    for key in ("question", "instruction", "text", "input"):
-        value = row.get(key)
-        if isinstance(value, str) and value.strip():
-            return value
-    return None
-
-
-def check_leakage(a: Path, b: Path, *, chunks: list[Chunk] | None = None) -> Leakage:
-    """Compare two JSONL data sets by source chunk, source file and normalised question.
-
-    Records carry ``chunk_id`` (synthesized sets) or a ``passage``; with ``chunks`` (a loaded corpus), a
-    passage is located in the chunks that contain it, so a hand-written evaluation set can be checked too.
-
-    Raises:
-        DataError: unreadable or malformed file.
-    """
-    from bakeoff.agents.synthesizer import normalise
-    from bakeoff.questions import read_records
-
-    sides = []
-    for path in (a, b):
-        rows = read_records(path)
-        ids: set[str] = set()
-        sources: set[str] = set()
-        questions: dict[str, str] = {}
-        unlocated = 0
-        for row in rows:
-            found = _chunk_ids(row, chunks)
-            ids |= found
-            unlocated += not found
-            if isinstance(row.get("source"), str):
-                sources.add(Path(row["source"]).name)
-            q = _question(row)
-            if q:
-                questions.setdefault(normalise(q), q)
-        sides.append((rows, ids, sources, questions, unlocated))
-    (ra, ia, sa, qa, ua), (rb, ib, sb, qb, ub) = sides
-    return Leakage(
-        a=str(a),
-        b=str(b),
-        n_a=len(ra),
-        n_b=len(rb),
-        chunks=sorted(ia & ib),
-        sources=sorted(sa & sb),
-        questions=sorted(qa[k] for k in qa.keys() & qb.keys()),
-        unlocated={k: v for k, v in (("a", ua), ("b", ub)) if v},
-    )

@@ -25,15 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bakeoff.io import append_jsonl, cut_torn_tail, dumps_jsonl, read_jsonl, write_text_atomic
-from bakeoff.synth.jobs import (
-    GenerateJob,
-    JobFiles,
-    LabelJob,
-    SynthError,
-    check_leakage,
-    find_job,
-    job_files,
-)
+from bakeoff.synth.jobs import GenerateJob, LabelJob, SynthError
+from bakeoff.synth.leakage import check_leakage
+from bakeoff.synth.outputs import JobFiles, find_job, job_files
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -156,7 +156,7 @@ def build_training_data(
         seed: shuffles the examples before they are split.
         chunks: the corpus chunk texts (``kind: causal``).
         path: the file ``spec.path`` names, resolved by the caller when it is ``{synthesized: JOB}``
-            (:func:`bakeoff.synth.jobs.resolve_data_path`); default ``spec.path``.
+            (:func:`bakeoff.synth.outputs.resolve_data_path`); default ``spec.path``.
 
     Raises:
         DataError: unreadable or malformed data, or too few examples for the split.
@@ -174,11 +174,11 @@ def build_training_data(
         if isinstance(spec.path, Path):
             records = read_instruct(path or spec.path, system, alpaca=alpaca)
         else:  # {synthesized: JOB}: the job's question/answer records, as Alpaca examples
-            from bakeoff.synth.jobs import load_synthesized
+            from bakeoff.synth.outputs import load_synthesized
 
             if path is None:
                 raise DataError(
-                    f"{spec.path}: resolve the job's output file first (bakeoff.synth.jobs.resolve_data_path)"
+                    f"{spec.path}: resolve the job's output file first (bakeoff.synth.outputs.resolve_data_path)"
                 )
             rows = load_synthesized(path, form="alpaca")
             if not rows:
