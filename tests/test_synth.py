@@ -287,13 +287,14 @@ def test_disjoint_by_source_leaves_out_whole_files(tmp_path):
 
 def test_run_jobs_runs_what_a_job_is_disjoint_from_first(tmp_path, monkeypatch):
     import bakeoff.synth.run as synth_run
+    from bakeoff.synth.report import JobSummary
 
     recipe = load_recipe(make(tmp_path, EVAL_JOB))
     order = []
 
     def record(recipe, job, **kwargs):
         order.append(job.name)
-        return synth_run.JobSummary(job.name, job.mode, job.output, 0, 0, 0)
+        return JobSummary(job.name, job.mode, job.output, 0, 0, 0)
 
     monkeypatch.setattr(synth_run, "run_job", record)
     run_jobs(recipe, ["heldout", "train"])

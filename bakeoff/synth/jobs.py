@@ -4,7 +4,8 @@ for unlabelled texts.
 This module holds the job settings a recipe declares (one small model per mode), the ``{synthesized: NAME}``
 reference that data fields accept, and the checks across jobs on the raw recipe. Where a job's files are and
 reading them is :mod:`bakeoff.synth.outputs`; the train/eval leakage check :mod:`bakeoff.synth.leakage`;
-running a job :mod:`bakeoff.synth.run`; the prompts and checks of the replies :mod:`bakeoff.agents.synthesizer`.
+running a job :mod:`bakeoff.synth.run` (its units :mod:`bakeoff.synth.plan`, its report
+:mod:`bakeoff.synth.report`); the prompts and checks of the replies :mod:`bakeoff.agents.synthesizer`.
 """
 
 from __future__ import annotations
