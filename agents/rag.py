@@ -118,7 +118,7 @@ class RagAgent(Agent):
         return self.settings.k
 
     def prepare(self) -> None:
-        from bakeoff.rag.vectorstore import run_index
+        from bakeoff.rag.indexing import run_index
 
         self.store = run_index(self.ctx)
 

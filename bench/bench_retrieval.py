@@ -1,8 +1,8 @@
-"""Retrieval: ingestion chunks/s and query latency of embedded Chroma through ``bakeoff.rag.vectorstore``, by size.
+"""Retrieval: ingestion chunks/s and query latency of embedded Chroma through ``bakeoff.rag``, by size.
 
 The benchmark writes a synthetic corpus (contract-like clauses from a fixed vocabulary, seeded) as Markdown
 files and grows it in steps — 1k, 10k, then 50k chunks of the default 512 characters — syncing the same store
-after each step with :func:`bakeoff.rag.vectorstore.index_corpus`, so each step reads and chunks the whole corpus
+after each step with :func:`bakeoff.rag.indexing.index_corpus`, so each step reads and chunks the whole corpus
 and embeds only the new chunks, as a re-run does.
 
 all-MiniLM-L6-v2 embeds about 10-30 chunks of 512 characters per second on 2 CPU cores, so embedding 50k
@@ -169,13 +169,14 @@ def sync(folder: Path, store_dir: Path, embedder, recipe: str):
     from unittest import mock
 
     from bakeoff.models.refs import EmbeddedRef
-    from bakeoff.rag import vectorstore
+    from bakeoff.rag.chroma import ChromaSpec
     from bakeoff.rag.corpus import CorpusSpec
+    from bakeoff.rag.indexing import index_corpus
 
-    spec = vectorstore.ChromaSpec(path=str(store_dir))
+    spec = ChromaSpec(path=str(store_dir))
     # index_corpus loads the recipe's embedder by reference; give it this one (real or hashing).
     with mock.patch("bakeoff.models.embeddings.load_embedder", lambda ref, ollama_host=None: embedder):
-        return vectorstore.index_corpus(
+        return index_corpus(
             corpus=CorpusSpec(paths=[str(folder)]),
             base_dir=folder.parent,
             embeddings=EmbeddedRef("all-minilm-l6-v2"),
@@ -214,8 +215,9 @@ def run(scale: Scale = "full") -> Result:
 
     from bakeoff.models.embeddings import load_embedder
     from bakeoff.models.refs import EmbeddedRef
-    from bakeoff.rag import vectorstore
+    from bakeoff.rag import sync as rag_sync
     from bakeoff.rag.corpus import ChunkSpec, Document, chunk_documents
+    from bakeoff.rag.vectorstore import VectorStore
 
     quiet_libraries()
     cfg = CONFIGS[scale]
@@ -238,8 +240,8 @@ def run(scale: Scale = "full") -> Result:
         real_corpus, hashed_corpus = root / "real" / "docs", root / "hashed" / "docs"
         write_corpus(real_corpus, cfg["real_size"])
         timed = TimedEmbedder(real)
-        saved_batch = vectorstore.EMBED_BATCH
-        vectorstore.EMBED_BATCH = max(saved_batch, best)  # chunks per step: at least one model batch
+        saved_batch = rag_sync.EMBED_BATCH
+        rag_sync.EMBED_BATCH = max(saved_batch, best)  # chunks per step: at least one model batch
         try:
             t0 = time.perf_counter()
             store, report = sync(real_corpus, root / "real" / "chroma", timed, "bench-real")
@@ -248,7 +250,7 @@ def run(scale: Scale = "full") -> Result:
             embed_rate = report.added / real_embed_s  # the model's rate inside the real pipeline
             real_queries = time_queries(store, qs)
         finally:
-            vectorstore.EMBED_BATCH = saved_batch
+            rag_sync.EMBED_BATCH = saved_batch
         steps: dict[str, dict[str, Any]] = {}
         hashing = TimedEmbedder(HashingEmbedder(real.dimension))
         next_file, written = 0, 0
@@ -260,7 +262,7 @@ def run(scale: Scale = "full") -> Result:
             hstore, hreport = sync(hashed_corpus, root / "hashed" / "chroma", hashing, "bench-hashed")
             store_s = time.perf_counter() - t0 - hashing.seconds
             # the same collection, searched with the real model's query vectors (same dimension)
-            searching = vectorstore.VectorStore(hstore.collection, real, hstore.where, hstore.lock_path)
+            searching = VectorStore(hstore.collection, real, hstore.where, hstore.lock_path)
             lat = time_queries(searching, qs)
             added = hreport.added
             projected_s = store_s + added / embed_rate

@@ -325,7 +325,7 @@ candidates:
     agent: toy_agents:EchoAgent
 """
     (tmp_path / "r.yaml").write_text(text)
-    from bakeoff.rag.vectorstore import index_corpus
+    from bakeoff.rag.indexing import index_corpus
 
     recipe = load_recipe(tmp_path / "r.yaml")
     store, report = index_corpus(

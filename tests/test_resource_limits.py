@@ -11,8 +11,10 @@ import pytest
 from bakeoff.models.embeddings import load_embedder
 from bakeoff.models.refs import EmbeddedRef
 from bakeoff.questions import load_questions
-from bakeoff.rag import vectorstore
+from bakeoff.rag import sync
+from bakeoff.rag.chroma import ChromaSpec
 from bakeoff.rag.corpus import ChunkSpec, CorpusSpec, iter_corpus, load_document
+from bakeoff.rag.vectorstore import open_store
 
 pytestmark = pytest.mark.reliability
 
@@ -41,7 +43,7 @@ def test_corpus_is_indexed_file_by_file_in_bounded_memory(tmp_path, monkeypatch)
     # 60 files of ~90 kB in paragraphs, one chunk each (the embedding model reads a chunk's first 256 tokens,
     # so the test stays fast); new chunks are embedded and stored 4 at a time instead of 64, so that the bound
     # shows at this size: memory holds about 4 chunks and one file being split, never the 5 MB corpus.
-    monkeypatch.setattr(vectorstore, "EMBED_BATCH", 4)
+    monkeypatch.setattr(sync, "EMBED_BATCH", 4)
     docs = tmp_path / "docs"
     docs.mkdir()
     rng = random.Random(0)
@@ -53,9 +55,7 @@ def test_corpus_is_indexed_file_by_file_in_bounded_memory(tmp_path, monkeypatch)
     assert total > 5_000_000
 
     embedder = load_embedder(EmbeddedRef("all-minilm-l6-v2"))
-    store = vectorstore.open_store(
-        embedder, recipe_name="streaming", spec=vectorstore.ChromaSpec(path=tmp_path / "db")
-    )
+    store = open_store(embedder, recipe_name="streaming", spec=ChromaSpec(path=tmp_path / "db"))
     spec = CorpusSpec(paths=["docs"], chunk=ChunkSpec(size=100_000, overlap=0))
     load_document(docs / "d00.txt", "warm-up")  # import the loaders before measuring
     embedder.embed(["warm-up"])

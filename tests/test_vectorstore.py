@@ -14,15 +14,10 @@ from typer.testing import CliRunner
 from bakeoff.cli.app import app
 from bakeoff.models.embeddings import embedded_embedding_path, load_embedder
 from bakeoff.models.refs import EmbeddedRef, HFRef
+from bakeoff.rag.chroma import ChromaSpec, VectorStoreError, collection_name, write_lock
 from bakeoff.rag.corpus import ChunkSpec, CorpusSpec, load_corpus
-from bakeoff.rag.vectorstore import (
-    ChromaSpec,
-    VectorStoreError,
-    collection_name,
-    index_corpus,
-    open_store,
-    write_lock,
-)
+from bakeoff.rag.indexing import index_corpus
+from bakeoff.rag.vectorstore import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 MINILM = EmbeddedRef("all-minilm-l6-v2")
@@ -158,7 +153,7 @@ def test_writers_wait_for_the_lock_and_say_who_holds_it(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys, time\nfrom bakeoff.rag.vectorstore import write_lock\nfrom pathlib import Path\n"
+            "import sys, time\nfrom bakeoff.rag.chroma import write_lock\nfrom pathlib import Path\n"
             f"with write_lock(Path({str(lock)!r})):\n    print('held', flush=True)\n    time.sleep(1.5)\n",
         ],
         stdout=subprocess.PIPE,

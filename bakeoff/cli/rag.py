@@ -19,7 +19,8 @@ __all__ = ["index", "retrieve"]
 def _index(recipe, console, *, reset: bool = False):
     """Sync a recipe's corpus into its store; print the counts and one warning line per skipped file."""
     from bakeoff.models.embeddings import EmbeddingError
-    from bakeoff.rag.vectorstore import VectorStoreError, index_corpus
+    from bakeoff.rag.chroma import VectorStoreError
+    from bakeoff.rag.indexing import index_corpus
 
     if recipe.corpus is None:
         raise fail(f"recipe {recipe.name!r} has no `corpus:`; add one, e.g. corpus: {{paths: [docs/]}}")
@@ -83,7 +84,8 @@ def retrieve(
     from rich.markup import escape
 
     from bakeoff.models.embeddings import EmbeddingError, load_embedder
-    from bakeoff.rag.vectorstore import VectorStoreError, open_store
+    from bakeoff.rag.chroma import VectorStoreError
+    from bakeoff.rag.vectorstore import open_store
 
     r = load_recipe_or_exit(recipe)
     rag = [c for c in r.candidates if c.agent == "rag"]

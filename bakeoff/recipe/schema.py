@@ -26,8 +26,8 @@ from pydantic import (
 from bakeoff.agents.base import AgentSettings, available_agents, load_agent_class
 from bakeoff.eval.settings import JudgeSpec, StatisticsSpec
 from bakeoff.models.refs import EmbeddedRef, EmbeddingRefField, ModelRefField
+from bakeoff.rag.chroma import ChromaSpec
 from bakeoff.rag.corpus import CorpusSpec
-from bakeoff.rag.vectorstore import ChromaSpec
 from bakeoff.recipe.fields import RecipePath
 from bakeoff.synth.jobs import FileOrSynthesized, SynthesizeJob
 

@@ -13,8 +13,8 @@ if TYPE_CHECKING:
 
     from bakeoff.agents.base import Agent
     from bakeoff.models.generators import Generator
+    from bakeoff.rag.chroma import ChromaSpec
     from bakeoff.rag.corpus import CorpusSpec
-    from bakeoff.rag.vectorstore import ChromaSpec
 
 __all__ = ["ModelPool", "RunContext"]
 
