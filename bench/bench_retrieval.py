@@ -211,79 +211,118 @@ def time_queries(store, questions: list[str]) -> dict[str, float]:
 def run(scale: Scale = "full") -> Result:
     import tempfile
 
-    import torch
-
     from bakeoff.models.embeddings import load_embedder
     from bakeoff.models.refs import EmbeddedRef
-    from bakeoff.rag import sync as rag_sync
-    from bakeoff.rag.corpus import ChunkSpec, Document, chunk_documents
-    from bakeoff.rag.vectorstore import VectorStore
 
     quiet_libraries()
     cfg = CONFIGS[scale]
-    result = Result("retrieval", scale)
     real = load_embedder(EmbeddedRef("all-minilm-l6-v2"))
     qs = queries(cfg["queries"])
     default_batch = real.batch_size
     with tempfile.TemporaryDirectory(prefix="bakeoff-bench-retrieval-") as tmp:
         root = Path(tmp)
         # 1. the embedding batch size, on a sample of real chunks
-        sample_dir = root / "sample"
-        write_corpus(sample_dir, cfg["tune_sample"], seed=99)
-        docs = [Document(p.name, p.read_text(encoding="utf-8")) for p in sorted(sample_dir.glob("*.md"))]
-        sample = [c.text for c in chunk_documents(docs, ChunkSpec())][: cfg["tune_sample"]]
-        rates = tune_batch_size(real, sample, sorted(set(cfg["tune_sizes"]) | {default_batch}))
+        rates = tune_on_sample(real, root / "sample", cfg, default_batch)
         best = max(rates, key=rates.get)
         real.batch_size = best
-
         # 2. the real pipeline on the first step, 3. the store alone on every step
-        real_corpus, hashed_corpus = root / "real" / "docs", root / "hashed" / "docs"
-        write_corpus(real_corpus, cfg["real_size"])
-        timed = TimedEmbedder(real)
-        saved_batch = rag_sync.EMBED_BATCH
-        rag_sync.EMBED_BATCH = max(saved_batch, best)  # chunks per step: at least one model batch
-        try:
-            t0 = time.perf_counter()
-            store, report = sync(real_corpus, root / "real" / "chroma", timed, "bench-real")
-            real_s = time.perf_counter() - t0
-            real_embed_s = timed.seconds
-            embed_rate = report.added / real_embed_s  # the model's rate inside the real pipeline
-            real_queries = time_queries(store, qs)
-        finally:
-            rag_sync.EMBED_BATCH = saved_batch
-        steps: dict[str, dict[str, Any]] = {}
-        hashing = TimedEmbedder(HashingEmbedder(real.dimension))
-        next_file, written = 0, 0
-        for size in cfg["sizes"]:
-            next_file = write_corpus(hashed_corpus, size - written, start_file=next_file)
-            written = size
-            hashing.seconds = 0.0
-            t0 = time.perf_counter()
-            hstore, hreport = sync(hashed_corpus, root / "hashed" / "chroma", hashing, "bench-hashed")
-            store_s = time.perf_counter() - t0 - hashing.seconds
-            # the same collection, searched with the real model's query vectors (same dimension)
-            searching = VectorStore(hstore.collection, real, hstore.where, hstore.lock_path)
-            lat = time_queries(searching, qs)
-            added = hreport.added
-            projected_s = store_s + added / embed_rate
-            steps[str(size)] = {
-                "chunks": hreport.collection_size,
-                "added": added,
-                "store_s": round(store_s, 3),
-                "store_chunks_per_s": round(added / store_s, 1),
-                "projected_ingest_chunks_per_s": round(added / projected_s, 2),
-                **{k: round(v, 2) for k, v in lat.items()},
-            }
+        pipeline = real_pipeline(real, best, root / "real", cfg["real_size"], qs)
+        steps = store_steps(real, root / "hashed", cfg["sizes"], pipeline["embed_rate"], qs)
+    return _result(scale, cfg, real, rates, default_batch, best, pipeline, steps)
+
+
+def tune_on_sample(real, folder: Path, cfg: dict[str, Any], default_batch: int) -> dict[int, float]:
+    """Chunks/s of the real model at each batch size, on the same sample of chunks."""
+    from bakeoff.rag.corpus import ChunkSpec, Document, chunk_documents
+
+    write_corpus(folder, cfg["tune_sample"], seed=99)
+    docs = [Document(p.name, p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.md"))]
+    sample = [c.text for c in chunk_documents(docs, ChunkSpec())][: cfg["tune_sample"]]
+    return tune_batch_size(real, sample, sorted(set(cfg["tune_sizes"]) | {default_batch}))
+
+
+def real_pipeline(real, best: int, root: Path, size: int, qs: list[str]) -> dict[str, Any]:
+    """Index ``size`` chunks with the real model (at batch ``best``) and time queries on the result."""
+    from bakeoff.rag import sync as rag_sync
+
+    corpus = root / "docs"
+    write_corpus(corpus, size)
+    timed = TimedEmbedder(real)
+    saved_batch = rag_sync.EMBED_BATCH
+    rag_sync.EMBED_BATCH = max(saved_batch, best)  # chunks per step: at least one model batch
+    try:
+        t0 = time.perf_counter()
+        store, report = sync(corpus, root / "chroma", timed, "bench-real")
+        seconds = time.perf_counter() - t0
+        embed_s = timed.seconds
+        return {
+            "added": report.added,
+            "seconds": seconds,
+            "embed_s": embed_s,
+            "embed_rate": report.added / embed_s,  # the model's rate inside the real pipeline
+            "queries": time_queries(store, qs),
+        }
+    finally:
+        rag_sync.EMBED_BATCH = saved_batch
+
+
+def store_steps(
+    real, root: Path, sizes: list[int], embed_rate: float, qs: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Grow one store step by step with hashed vectors: Chroma's own cost per step, and query latency."""
+    from bakeoff.rag.vectorstore import VectorStore
+
+    corpus = root / "docs"
+    steps: dict[str, dict[str, Any]] = {}
+    hashing = TimedEmbedder(HashingEmbedder(real.dimension))
+    next_file, written = 0, 0
+    for size in sizes:
+        next_file = write_corpus(corpus, size - written, start_file=next_file)
+        written = size
+        hashing.seconds = 0.0
+        t0 = time.perf_counter()
+        hstore, hreport = sync(corpus, root / "chroma", hashing, "bench-hashed")
+        store_s = time.perf_counter() - t0 - hashing.seconds
+        # the same collection, searched with the real model's query vectors (same dimension)
+        searching = VectorStore(hstore.collection, real, hstore.where, hstore.lock_path)
+        lat = time_queries(searching, qs)
+        added = hreport.added
+        projected_s = store_s + added / embed_rate
+        steps[str(size)] = {
+            "chunks": hreport.collection_size,
+            "added": added,
+            "store_s": round(store_s, 3),
+            "store_chunks_per_s": round(added / store_s, 1),
+            "projected_ingest_chunks_per_s": round(added / projected_s, 2),
+            **{k: round(v, 2) for k, v in lat.items()},
+        }
+    return steps
+
+
+def _result(
+    scale: Scale,
+    cfg: dict[str, Any],
+    real,
+    rates: dict[int, float],
+    default_batch: int,
+    best: int,
+    pipeline: dict[str, Any],
+    steps: dict[str, dict[str, Any]],
+) -> Result:
+    import torch
+
+    result = Result("retrieval", scale)
     first, last = steps[str(cfg["sizes"][0])], steps[str(cfg["sizes"][-1])]
-    real_rate = report.added / real_s
+    added, real_s, real_queries = pipeline["added"], pipeline["seconds"], pipeline["queries"]
+    real_rate = added / real_s
     result.add(
         "embed_batch_tuned_vs_default",
-        embed_rate / rates[default_batch],
+        pipeline["embed_rate"] / rates[default_batch],
         note=f"batch {best} vs {default_batch}",
     )
-    result.add("ingest_chunks_per_s", real_rate, unit="chunks/s", note=f"{report.added} chunks, real model")
-    result.add("search_p50", real_queries["search_p50_ms"], unit="ms", note=f"{report.added} chunks")
-    result.add("search_p95", real_queries["search_p95_ms"], unit="ms", note=f"{report.added} chunks")
+    result.add("ingest_chunks_per_s", real_rate, unit="chunks/s", note=f"{added} chunks, real model")
+    result.add("search_p50", real_queries["search_p50_ms"], unit="ms", note=f"{added} chunks")
+    result.add("search_p95", real_queries["search_p95_ms"], unit="ms", note=f"{added} chunks")
     result.add(
         "chroma_p50_growth",
         last["chroma_p50_ms"] / first["chroma_p50_ms"],
@@ -301,10 +340,10 @@ def run(scale: Scale = "full") -> Result:
         "embed_batch_default": default_batch,
         "embed_batch_tuned": best,
         "real_pipeline": {
-            "chunks": report.added,
+            "chunks": added,
             "seconds": round(real_s, 2),
-            "embed_s": round(real_embed_s, 2),
-            "store_and_read_s": round(real_s - real_embed_s, 2),
+            "embed_s": round(pipeline["embed_s"], 2),
+            "store_and_read_s": round(real_s - pipeline["embed_s"], 2),
             "chunks_per_s": round(real_rate, 2),
             **{k: round(v, 2) for k, v in real_queries.items()},
         },

@@ -338,7 +338,6 @@ def run(scale: Scale = "full") -> Result:
 
     quiet_libraries()
     cfg = CONFIGS[scale]
-    result = Result("training", scale)
     model_dir = ensure_imported(EMBEDDED_MODEL.split(":", 1)[1], quiet=True)
     data = training_records(cfg["limit"])
     common = {"steps": cfg["steps"], "batch_size": cfg["batch_size"], "max_length": cfg["max_length"]}
@@ -349,50 +348,92 @@ def run(scale: Scale = "full") -> Result:
     ways = ["hand_tuned", "bakeoff"]
     if os.environ.get("BENCH_TRL_DEFAULTS") == "1":
         ways.append("hand_defaults")
-    runs: dict[str, dict[str, Any]] = {}
     try:
-        with isolated_home("bakeoff-bench-training-") as tmp:
-            i = 0
-            while i < len(ways):
-                name = ways[i]
-                i += 1
-                threads = runs["bakeoff"]["torch_threads"] if name == "hand_same_threads" else default_threads
-                torch.set_num_threads(threads)  # bakeoff chooses its own; the scripts keep torch's default
-                with metered(cfg["cap_s"]) as meter:
-                    if name == "bakeoff":
-                        out = bakeoff_sft(tmp / "run", limit=cfg["limit"], **common)
-                        summary = out["summary"]
-                        trained_tokens = summary["tokens_per_second"] * summary["train_seconds"]
-                    else:
-                        out = hand_written_sft(
-                            model_dir, data.train, tmp / name, tuned=name != "hand_defaults", **common
-                        )
-                        trained_tokens = out.pop("trainer")._total_train_tokens
-                wall = out["wall_s"]
-                runs[name] = {
-                    **meter.summary(),
-                    "wall_s": wall,
-                    "eval_s": meter.eval_seconds,
-                    "wall_tokens_per_s": trained_tokens / wall,
-                    "wall_tokens_per_s_excluding_eval": trained_tokens / max(1e-9, wall - meter.eval_seconds),
-                }
-                if name == "bakeoff" and runs[name]["torch_threads"] != default_threads:
-                    ways.append("hand_same_threads")  # separate the thread choice from the rest
+        runs = train_every_way(ways, cfg, model_dir, data, common, default_threads)
     finally:
         if saved_omp is None:
             os.environ.pop("OMP_NUM_THREADS", None)
         else:
             os.environ["OMP_NUM_THREADS"] = saved_omp
     work = flops_per_token(model_dir, r=LORA["r"])
-    peaks = {}
+    peaks = add_efficiency(runs, work, cfg["peak_n"], default_threads)
+    result = Result("training", scale)
+    _add_measures(result, runs)
+    result.raw = {
+        "config": {**common, "examples": len(data.train), "lora": LORA, "model": EMBEDDED_MODEL},
+        "matmul_peak_gflops": {f"{t}_threads": round(p / 1e9, 1) for t, p in sorted(peaks.items())},
+        "matmul_n": cfg["peak_n"],
+        **work,
+        **{
+            name: {k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}
+            for name, r in runs.items()
+        },
+    }
+    return result
+
+
+def train_every_way(
+    ways: list[str],
+    cfg: dict[str, Any],
+    model_dir: Path,
+    data,
+    common: dict[str, Any],
+    default_threads: int,
+) -> dict[str, dict[str, Any]]:
+    """Train the same LoRA each way, metered; when bakeoff picks other torch threads than the default, the
+    hand-written script runs once more on bakeoff's threads (``hand_same_threads``)."""
+    import torch
+
+    runs: dict[str, dict[str, Any]] = {}
+    with isolated_home("bakeoff-bench-training-") as tmp:
+        i = 0
+        while i < len(ways):
+            name = ways[i]
+            i += 1
+            threads = runs["bakeoff"]["torch_threads"] if name == "hand_same_threads" else default_threads
+            torch.set_num_threads(threads)  # bakeoff chooses its own; the scripts keep torch's default
+            with metered(cfg["cap_s"]) as meter:
+                if name == "bakeoff":
+                    out = bakeoff_sft(tmp / "run", limit=cfg["limit"], **common)
+                    summary = out["summary"]
+                    trained_tokens = summary["tokens_per_second"] * summary["train_seconds"]
+                else:
+                    out = hand_written_sft(
+                        model_dir, data.train, tmp / name, tuned=name != "hand_defaults", **common
+                    )
+                    trained_tokens = out.pop("trainer")._total_train_tokens
+            wall = out["wall_s"]
+            runs[name] = {
+                **meter.summary(),
+                "wall_s": wall,
+                "eval_s": meter.eval_seconds,
+                "wall_tokens_per_s": trained_tokens / wall,
+                "wall_tokens_per_s_excluding_eval": trained_tokens / max(1e-9, wall - meter.eval_seconds),
+            }
+            if name == "bakeoff" and runs[name]["torch_threads"] != default_threads:
+                ways.append("hand_same_threads")  # separate the thread choice from the rest
+    return runs
+
+
+def add_efficiency(
+    runs: dict[str, dict[str, Any]], work: dict[str, int], peak_n: int, default_threads: int
+) -> dict[int, float]:
+    """Each way's achieved GFLOP/s and fraction of the matmul peak on its threads; returns the peaks."""
+    import torch
+
+    peaks: dict[int, float] = {}
     for r in runs.values():  # the peak with the threads each way trained on
         threads = r["torch_threads"]
         if threads not in peaks:
             torch.set_num_threads(threads)
-            peaks[threads] = matmul_peak(cfg["peak_n"])
+            peaks[threads] = matmul_peak(peak_n)
         r["achieved_gflops"] = r["step_tokens_per_s"] * work["flops_per_token"] / 1e9
         r["fraction_of_peak"] = r["achieved_gflops"] * 1e9 / peaks[threads]
     torch.set_num_threads(default_threads)
+    return peaks
+
+
+def _add_measures(result: Result, runs: dict[str, dict[str, Any]]) -> None:
     b, h = runs["bakeoff"], runs["hand_tuned"]
     result.add("tokens_per_s_vs_script", b["step_tokens_per_s"] / h["step_tokens_per_s"], target=(">=", 1.0))
     if "hand_same_threads" in runs:
@@ -417,17 +458,6 @@ def run(scale: Scale = "full") -> Result:
         b["wall_tokens_per_s_excluding_eval"] / h["wall_tokens_per_s_excluding_eval"],
     )
     result.add("bakeoff_fraction_of_matmul_peak", b["fraction_of_peak"], unit="of peak")
-    result.raw = {
-        "config": {**common, "examples": len(data.train), "lora": LORA, "model": EMBEDDED_MODEL},
-        "matmul_peak_gflops": {f"{t}_threads": round(p / 1e9, 1) for t, p in sorted(peaks.items())},
-        "matmul_n": cfg["peak_n"],
-        **work,
-        **{
-            name: {k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}
-            for name, r in runs.items()
-        },
-    }
-    return result
 
 
 def main(argv: list[str] | None = None) -> int:

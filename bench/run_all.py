@@ -134,9 +134,17 @@ def _value(m: dict[str, Any]) -> str:
 
 def render(run: dict[str, Any]) -> str:
     """The Markdown document for one full run."""
+    lines = _header(run) + _results_table(run) + _cold_demo() + _raw_numbers(run)
+    if ANALYSIS.is_file():
+        lines += [ANALYSIS.read_text(encoding="utf-8").strip(), ""]
+    return "\n".join(lines)
+
+
+def _header(run: dict[str, Any]) -> list[str]:
+    """The title, how the run was made, and the machine it ran on."""
     info = run["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
-    lines = [
+    return [
         "# Benchmarks",
         "",
         f"Written by `make bench` (`python -m bench`) on {run['started']}; the run took "
@@ -162,6 +170,12 @@ def render(run: dict[str, Any]) -> str:
         "average is above what the benchmark itself adds (about 1-2). Ratios are measured side by side, within "
         "minutes, and are what counts; absolute numbers are lower bounds for an idle machine.",
         "",
+    ]
+
+
+def _results_table(run: dict[str, Any]) -> list[str]:
+    """One row per measure: value, target, whether it was met."""
+    lines = [
         "## Results",
         "",
         "| measure | value | target | met | note |",
@@ -179,27 +193,37 @@ def render(run: dict[str, Any]) -> str:
             lines.append(
                 f"| `{m['name']}` | {_value(m)} | {m['target'] or ''} | {met} | {m.get('note') or ''} |"
             )
+    return lines
+
+
+def _cold_demo() -> list[str]:
+    """The stages of a cold ``make demo``, measured separately (``bench/results/e2e-cold.json``)."""
     cold = RESULTS / "e2e-cold.json"
-    if cold.is_file():
-        c = json.loads(cold.read_text(encoding="utf-8"))
-        lines += [
-            "",
-            "## A cold `make demo`",
-            "",
-            f"Measured separately on {c['started_at'][:16].replace('T', ' ')} (load average "
-            f"{_load(c.get('load_average') or [])}): `python -m bench.bench_e2e --json bench/results/e2e-cold.json` "
-            "on an empty benchmark home (`--cold` does the same in a temporary one), so the LoRA trains (93 steps) "
-            "and the corpus is indexed, as in a first `make demo`. `make bench` itself runs the quickstart with "
-            "the adapter from that training cache (a second `make demo`): training alone takes longer than "
-            "`make bench` may. Training shared the machine with this session's own test runs for its first third.",
-            "",
-            "| stage | seconds |",
-            "| --- | --- |",
-            *[f"| {m['name'].removeprefix('e2e.')} | {m['value']:.1f} |" for m in c["measures"]],
-            "",
-            *[f"- {note}" for note in c.get("notes", [])],
-        ]
-    lines += ["", "## Raw numbers", ""]
+    if not cold.is_file():
+        return []
+    c = json.loads(cold.read_text(encoding="utf-8"))
+    return [
+        "",
+        "## A cold `make demo`",
+        "",
+        f"Measured separately on {c['started_at'][:16].replace('T', ' ')} (load average "
+        f"{_load(c.get('load_average') or [])}): `python -m bench.bench_e2e --json bench/results/e2e-cold.json` "
+        "on an empty benchmark home (`--cold` does the same in a temporary one), so the LoRA trains (93 steps) "
+        "and the corpus is indexed, as in a first `make demo`. `make bench` itself runs the quickstart with "
+        "the adapter from that training cache (a second `make demo`): training alone takes longer than "
+        "`make bench` may. Training shared the machine with this session's own test runs for its first third.",
+        "",
+        "| stage | seconds |",
+        "| --- | --- |",
+        *[f"| {m['name'].removeprefix('e2e.')} | {m['value']:.1f} |" for m in c["measures"]],
+        "",
+        *[f"- {note}" for note in c.get("notes", [])],
+    ]
+
+
+def _raw_numbers(run: dict[str, Any]) -> list[str]:
+    """Each benchmark's raw numbers and notes."""
+    lines = ["", "## Raw numbers", ""]
     for r in run["results"]:
         lines.append(f"### {r['benchmark']}")
         lines.append("")
@@ -217,9 +241,7 @@ def render(run: dict[str, Any]) -> str:
         lines += [f"- `{k}`: {_raw(v)}" for k, v in _flatten(r.get("raw") or {})]
         lines += [f"- note: {n}" for n in r.get("notes") or []]
         lines.append("")
-    if ANALYSIS.is_file():
-        lines += [ANALYSIS.read_text(encoding="utf-8").strip(), ""]
-    return "\n".join(lines)
+    return lines
 
 
 def _load(values: list[float]) -> str:
