@@ -17,7 +17,7 @@ from pydantic import Field, ValidationInfo, model_validator
 from bakeoff.agents.base import Agent, AgentSettings
 from bakeoff.core import Answer, Question
 from bakeoff.models.refs import EmbeddedRef, HFRef, ModelRef, parse_model_ref
-from bakeoff.serving.register import OllamaRegistrationMixin
+from bakeoff.serving.settings import OllamaRegistrationMixin
 from bakeoff.training.config import TrainSettings
 
 __all__ = ["FineTunedAgent", "FineTunedSettings", "local_model_dir"]

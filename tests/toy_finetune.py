@@ -11,7 +11,7 @@ from pydantic import Field
 
 from bakeoff.agents.base import Agent, AgentSettings
 from bakeoff.core import Answer
-from bakeoff.serving.register import OllamaRegistrationMixin
+from bakeoff.serving.settings import OllamaRegistrationMixin
 
 
 class ToyFinetuneSettings(AgentSettings, OllamaRegistrationMixin):

@@ -20,6 +20,7 @@ def validate(recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")]) 
         f"[green]✓[/] {recipe}: recipe {r.name!r}, task {r.task}, {len(r.candidates)} candidates "
         f"({', '.join(r.names)})",
         soft_wrap=True,  # one line, however long the path: scripts grep it
+        emoji=False,  # a path or name is printed as written (and rich's emoji table is not loaded: start-up)
     )
 
 

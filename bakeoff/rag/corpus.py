@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import logging
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -238,6 +237,8 @@ def load_document(path: Path, source: str) -> list[Document]:
             tag.decompose()
         docs = [Document(source, soup.get_text("\n"), note=note)]
     elif suffix == ".pdf":
+        import logging  # here, not at the top: a recipe is validated without it (start-up)
+
         from langchain_community.document_loaders import PyPDFLoader
 
         # pypdf logs its complaints about broken files ("EOF marker not found"); the reason is reported

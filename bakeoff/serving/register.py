@@ -12,7 +12,7 @@
    is left behind (the uploaded blob stays; Ollama prunes unreferenced blobs itself).
 
 A recipe asks for registration on a fine-tuned candidate with ``register: {ollama: NAME, quantize: q4_k_m}``
-(:class:`OllamaRegistrationMixin`); ``bakeoff models register RUN CANDIDATE --name NAME`` does it afterwards.
+(:class:`bakeoff.serving.settings.OllamaRegistrationMixin`); ``bakeoff models register RUN CANDIDATE --name NAME`` does it afterwards.
 """
 
 from __future__ import annotations
@@ -21,17 +21,13 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
 from bakeoff.errors import BakeoffError
 from bakeoff.serving.chat_template import OllamaTemplate, TemplateError, derive_ollama_template
 from bakeoff.serving.ollama import OllamaError, OllamaModelMissing, OllamaServer, full_name
 
 __all__ = [
-    "OllamaRegistration",
-    "OllamaRegistrationMixin",
     "RegistrationError",
     "RegistrationPlan",
     "RegistrationResult",
@@ -42,46 +38,10 @@ __all__ = [
 ]
 
 SMOKE_MESSAGES = [{"role": "user", "content": "In one short sentence: what can you help me with?"}]
-_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-/]*(:[A-Za-z0-9][A-Za-z0-9._\-]*)?$"
 
 
 class RegistrationError(BakeoffError):
     """Registration failed; the message says what happened, what was cleaned up and what to do."""
-
-
-# -- recipe keys -------------------------------------------------------------------------------------------
-class OllamaRegistration(BaseModel):
-    """Register a fine-tuned candidate's model in Ollama after training."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    ollama: str = Field(
-        ...,
-        pattern=_NAME_PATTERN,
-        max_length=200,
-        description="Name of the model in Ollama, e.g. `contract-lora` or `team/contract-lora:q4` "
-        "(chat with it afterwards: `ollama run NAME`).",
-    )
-    quantize: Literal["f16", "q8_0", "q4_k_m"] = Field(
-        "q4_k_m",
-        description="GGUF type uploaded to Ollama, quantized locally with llama.cpp: `q4_k_m` (smallest), "
-        "`q8_0` (near-lossless) or `f16` (unquantized).",
-    )
-    replace: bool = Field(
-        False, description="Replace an existing Ollama model of the same name (otherwise that is an error)."
-    )
-
-
-class OllamaRegistrationMixin(BaseModel):
-    """Adds the ``register:`` key to a candidate's settings (the fine-tune agent's settings inherit this)."""
-
-    ollama_registration: OllamaRegistration | None = Field(
-        None,
-        alias="register",
-        description="Register the trained model in Ollama after training, e.g. `{ollama: contract-lora, "
-        "quantize: q4_k_m}`. Needs an Ollama server (recipe `ollama_host`, else OLLAMA_HOST); a failure is "
-        "noted in the run, and `bakeoff models register RUN CANDIDATE --name NAME` can retry it.",
-    )
 
 
 # -- planning ----------------------------------------------------------------------------------------------
