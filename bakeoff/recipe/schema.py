@@ -55,13 +55,25 @@ NOT_IMPORTED = "names Python code (module:Class), not imported while validating 
 
 
 def _known_metric(name: str) -> str:
-    from bakeoff.eval import UNAVAILABLE_METRICS, metric_names  # light module, no heavy imports
+    from bakeoff.eval import MetricError, metric_class  # light module, no heavy imports
 
-    if name in UNAVAILABLE_METRICS:
-        raise ValueError(f"metric {name!r} is unavailable: {UNAVAILABLE_METRICS[name]}")
-    if name not in metric_names():
-        raise ValueError(f"unknown metric {name!r}; available: {', '.join(metric_names())}")
+    try:
+        cls = metric_class(name)
+    except MetricError as exc:
+        raise ValueError(str(exc)) from None
+    if cls.automatic:
+        raise ValueError(f"metric {name!r} is scored automatically for candidates that retrieve; do not list it")
     return name
+
+
+def _metric_or_none(name: Any) -> Any:
+    """The metric class named ``name``, or None (a name that is not a metric is reported by the schema)."""
+    from bakeoff.eval import MetricError, metric_class
+
+    try:
+        return metric_class(name) if isinstance(name, str) else None
+    except MetricError:
+        return None
 
 
 class EvalSpec(BaseModel):
@@ -193,7 +205,7 @@ def cross_check(data: dict[str, Any]) -> list[tuple[tuple, str]]:
 
     Returns (location, message) pairs.
     """
-    from bakeoff.eval import DEFAULT_METRICS, JUDGE_METRICS, METRICS, metric_task
+    from bakeoff.eval import DEFAULT_METRICS
 
     problems: list[tuple[tuple, str]] = []
     candidates = data.get("candidates") if isinstance(data.get("candidates"), list) else []
@@ -218,8 +230,9 @@ def cross_check(data: dict[str, Any]) -> list[tuple[tuple, str]]:
     spec = data.get("eval") if isinstance(data.get("eval"), dict) else {}
     metrics = spec.get("metrics") if isinstance(spec.get("metrics"), list) else []
     for j, metric in enumerate(metrics):
-        if isinstance(metric, str) and metric in METRICS and task in ("qa", "classification"):
-            wanted = metric_task(metric)
+        cls = _metric_or_none(metric)
+        if cls is not None and task in ("qa", "classification"):
+            wanted = cls.task
             if wanted not in (None, task):
                 problems.append(
                     (
@@ -229,9 +242,10 @@ def cross_check(data: dict[str, Any]) -> list[tuple[tuple, str]]:
                 )
     judge = data.get("judge")
     for j, metric in enumerate(metrics):
-        if not isinstance(metric, str):
-            continue  # reported by the schema (a metric is a name)
-        if metric in JUDGE_METRICS and judge is None:
+        cls = _metric_or_none(metric)
+        if cls is None:
+            continue  # reported by the schema (a metric is a known name)
+        if "judge" in cls.needs and judge is None:
             problems.append(
                 (
                     ("eval", "metrics", j),
@@ -240,21 +254,20 @@ def cross_check(data: dict[str, Any]) -> list[tuple[tuple, str]]:
                 )
             )
         elif (
-            metric == "judge_rubric"
+            "rubric" in cls.needs
             and isinstance(judge, str | dict)
             and not (isinstance(judge, dict) and judge.get("rubric"))
         ):
             problems.append(
                 (
                     ("eval", "metrics", j),
-                    "metric 'judge_rubric' needs a rubric: write `judge:` as a mapping with "
+                    f"metric {metric!r} needs a rubric: write `judge:` as a mapping with "
                     "`model:` and `rubric: {criteria: ..., scale: [1, 5]}`",
                 )
             )
     headline = spec.get("headline")
     if (
-        isinstance(headline, str)
-        and headline in METRICS
+        _metric_or_none(headline) is not None
         and isinstance(task, str)
         and task in DEFAULT_METRICS
     ):
@@ -266,11 +279,12 @@ def cross_check(data: dict[str, Any]) -> list[tuple[tuple, str]]:
                     f"headline {headline!r} is not among the metrics computed: {', '.join(listed)}",
                 )
             )
-        elif headline == "macro_f1":
+        elif _metric_or_none(headline).corpus_level:
             problems.append(
                 (
                     ("eval", "headline"),
-                    "macro_f1 is corpus-level (no per-answer values); use accuracy as headline",
+                    f"{headline} is corpus-level (no per-answer values); use a per-answer metric "
+                    f"({'accuracy' if task == 'classification' else 'rougeL'}) as headline",
                 )
             )
     problems.extend(check_jobs(data))
