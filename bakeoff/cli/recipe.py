@@ -63,8 +63,10 @@ def metrics() -> None:
     console.print(f"[bold]{'metric':20} {'task':15} {'':8} {'range':7} description[/]", highlight=False)
     for name, cls in builtin_metrics().items():
         console.print(_metric_line(name, cls), highlight=False)
-    for name in plugin_metrics():
+    for name, found in plugin_metrics().items():
         try:
+            if isinstance(found, MetricError):  # e.g. a plugin that takes a built-in's name
+                raise found
             console.print(_metric_line(name, metric_class(name)), highlight=False)
         except MetricError as exc:  # a broken or clashing plugin: say why, keep listing
             console.print(f"{name:20} [red]{'broken':15}[/] {escape(str(exc))}", highlight=False)
