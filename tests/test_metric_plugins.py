@@ -205,7 +205,8 @@ def test_a_plugin_that_fails_while_scoring_is_named(bad_site, on_path):
 
 
 def test_the_cli_reports_bad_plugins_without_a_traceback(bad_site, tmp_path, bakeoff_cmd):
-    env = {**os.environ, "PYTHONPATH": f"{bad_site}{os.pathsep}{HERE}", "COLUMNS": "250"}
+    site = shutil.copytree(bad_site, tmp_path / "site")  # this test fixes a plugin, in its own copy
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{HERE}", "COLUMNS": "250"}
     listed = subprocess.run([*bakeoff_cmd, "metrics"], capture_output=True, text=True, env=env, timeout=120)
     assert listed.returncode == 0 and "Traceback" not in listed.stdout + listed.stderr
     lines = listed.stdout.splitlines()
@@ -227,4 +228,16 @@ def test_the_cli_reports_bad_plugins_without_a_traceback(bad_site, tmp_path, bak
         capture_output=True, text=True, env=env, timeout=300,
     )
     out = ran.stdout + ran.stderr
-    assert ran.returncode != 0 and "scorer on fire" in out and "Traceback" not in out
+    assert ran.returncode == 1 and "scorer on fire" in out and "Traceback" not in out
+    [run_dir] = (tmp_path / "runs").glob("toy/*")
+    assert len((run_dir / "answers.jsonl").read_text().splitlines()) == len(QA)  # the answers are kept
+    assert f"bakeoff run --resume {run_dir.name}" in out
+    module = site / "toy_metrics_bad.py"  # fix the plugin, then finish the run
+    module.write_text(module.read_text().replace("raise RuntimeError('scorer on fire')", "return MetricResult(1.0)"))
+    resumed = subprocess.run(
+        [*bakeoff_cmd, "run", str(tmp_path / "r.yaml"), "--resume", run_dir.name, "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    scores = json.loads((run_dir / "scores.json").read_text())
+    assert scores["candidates"]["echo"]["metrics"]["explodes"]["mean"] == 1.0
