@@ -210,6 +210,7 @@ def score_answers(
 
     Raises:
         ValueError: a judged metric without a judge, or a headline that is not among the metrics.
+        MetricError: a metric that cannot be found or loaded, or a plugin metric that fails while scoring.
     """
     from bakeoff.eval.settings import StatisticsSpec
 

@@ -241,3 +241,13 @@ def test_the_cli_reports_bad_plugins_without_a_traceback(bad_site, tmp_path, bak
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     scores = json.loads((run_dir / "scores.json").read_text())
     assert scores["candidates"]["echo"]["metrics"]["explodes"]["mean"] == 1.0
+
+
+def test_the_readme_shows_the_toy_plugin_as_tested():
+    readme = (HERE.parent / "README.md").read_text()
+    section = readme.split("## Adding a metric plugin", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    toy = (HERE / "toy_metric_dist" / "toy_metrics.py").read_text()
+    assert toy.split('"""\n\n', 1)[1] == code  # the module minus its docstring
+    toml = (HERE / "toy_metric_dist" / "pyproject.toml").read_text()
+    assert '[project.entry-points."bakeoff.metrics"]\nkeyword_recall = "' in section and "keyword_recall" in toml
