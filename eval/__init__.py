@@ -77,28 +77,48 @@ class MetricError(BakeoffError):
     """A metric cannot be found, imported or used as declared; the message says what to do."""
 
 
-def _check_class(cls: Any, where: str, *, plugin: bool) -> type[Metric]:
-    """``cls`` if it is a well-declared metric class, else a :class:`MetricError` that says what is wrong."""
-    from bakeoff.eval.metrics import NEEDS, SAMPLE_FIELDS, Metric
+def _declaration_problems(cls: type[Metric], *, plugin: bool) -> list[str]:
+    """What is wrong with a metric class's declarations (empty when nothing)."""
+    from bakeoff.eval.metrics import NEEDS, SAMPLE_FIELDS
 
-    if not (isinstance(cls, type) and issubclass(cls, Metric)):
-        raise MetricError(f"{where} is not a subclass of bakeoff.eval.metrics.Metric")
     problems = []
     if not isinstance(getattr(cls, "name", None), str) or not _NAME.match(cls.name):
         problems.append("`name` must be a string of letters, digits and _ . @ - (what a recipe writes)")
     if cls.task is not None and cls.task not in TASKS:
         problems.append(f"`task` must be one of {', '.join(TASKS)} or None, not {cls.task!r}")
-    unknown = [n for n in cls.needs if n not in NEEDS]
-    if unknown:
+    if not isinstance(cls.needs, tuple | list):
+        problems.append(f"`needs` must be a tuple of: {', '.join(NEEDS)}")
+    elif unknown := [n for n in cls.needs if n not in NEEDS]:
         problems.append(f"unknown `needs` {unknown}; known: {', '.join(NEEDS)}")
-    low, high = cls.score_range
-    if not low < high:
+    try:
+        low, high = cls.score_range
+        ordered = low < high
+    except (TypeError, ValueError):
+        ordered = False
+    if not ordered:
         problems.append(f"`score_range` {cls.score_range!r} must be (low, high) with low < high")
-    fields = [f for f in cls.data_fields() if f not in SAMPLE_FIELDS]
-    if fields:
-        problems.append(f"score() takes {fields}, which are not data a metric gets: {', '.join(SAMPLE_FIELDS)}")
+    try:
+        fields = [f for f in cls.data_fields() if f not in SAMPLE_FIELDS]
+    except (TypeError, ValueError) as exc:
+        problems.append(f"score() must be a method taking keyword arguments: {exc}")
+    else:
+        if fields:
+            problems.append(f"score() takes {fields}, which are not data a metric gets: {', '.join(SAMPLE_FIELDS)}")
     if plugin and (cls.default or cls.automatic):
-        problems.append("a plugin metric runs when a recipe names it: `default` and `automatic` are for built-ins")
+        problems.append(
+            "a plugin metric runs when a recipe names it: set `default = False` and `automatic = False` "
+            "(`default` and `automatic` are for built-ins)"
+        )
+    return problems
+
+
+def _check_class(cls: Any, where: str, *, plugin: bool) -> type[Metric]:
+    """``cls`` if it is a well-declared metric class, else a :class:`MetricError` that says what is wrong."""
+    from bakeoff.eval.metrics import Metric
+
+    if not (isinstance(cls, type) and issubclass(cls, Metric)):
+        raise MetricError(f"{where} is not a subclass of bakeoff.eval.metrics.Metric")
+    problems = _declaration_problems(cls, plugin=plugin)
     if problems:
         raise MetricError(f"{where}: " + "; ".join(problems))
     return cls

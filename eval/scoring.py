@@ -123,6 +123,26 @@ def _call(metric: Metric, method: str, samples: list[Sample]) -> Any:
         ) from None
 
 
+def _checked(metric: Metric, results: Any, n: int) -> list[MetricResult]:
+    """``results`` if they are one MetricResult per answer with values in the declared range (else NaN or a
+    value out of range would sink every mean quietly); a :class:`MetricError` naming the metric if not."""
+    if not (isinstance(results, list) and len(results) == n and all(isinstance(r, MetricResult) for r in results)):
+        got = f"{len(results)} items" if isinstance(results, list) else type(results).__name__
+        problem = f"must return a list of one MetricResult per answer ({n}), got {got}"
+    else:
+        low, high = metric.score_range
+        bad = [
+            r.value
+            for r in results
+            if r.value is not None
+            and not (isinstance(r.value, int | float) and low - 1e-9 <= r.value <= high + 1e-9)
+        ]
+        if not bad:
+            return results
+        problem = f"returned {bad[0]!r}, outside its score_range {low}..{high} (None is a missing value)"
+    raise MetricError(f"metric {metric.name!r} ({metric_origin(metric.name)}) {problem}")
+
+
 def _metric_entry(
     metric: Metric, samples: list[Sample], per_answer: dict[str, dict[str, Any]]
 ) -> tuple[dict[str, Any], list[MetricResult]]:
@@ -130,12 +150,7 @@ def _metric_entry(
     if metric.corpus_level:
         value = _call(metric, "score_corpus", samples)
         return {"mean": value, "n": len(samples), "missing": 0, "corpus_level": True}, []
-    results = _call(metric, "score_samples", samples)
-    if len(results) != len(samples) or not all(isinstance(r, MetricResult) for r in results):
-        raise MetricError(
-            f"metric {metric.name!r} ({metric_origin(metric.name)}) must return one MetricResult per answer "
-            f"({len(samples)}), got {type(results).__name__} of {len(results)}"
-        )
+    results = _checked(metric, _call(metric, "score_samples", samples), len(samples))
     values: list[float] = []
     missing: dict[str, int] = {}
     for sample, result in zip(samples, results, strict=True):

@@ -71,7 +71,9 @@ def bad_site(tmp_path_factory) -> Path:
         "    def score(self, *, response, shoe_size):\n        return MetricResult(1.0)\n\n"
         "class NotAMetric:\n    name = 'not_a_metric'\n\n"
         "class Explodes(Metric):\n    name = 'explodes'\n    task = 'qa'\n"
-        "    def score(self, *, response, reference):\n        raise RuntimeError('scorer on fire')\n"
+        "    def score(self, *, response, reference):\n        raise RuntimeError('scorer on fire')\n\n"
+        "class NotANumber(Metric):\n    name = 'nan_metric'\n"
+        "    def score(self, *, response):\n        return MetricResult(float('nan'))\n"
     )
     info = site / "bad_metrics-0.2.dist-info"
     info.mkdir()
@@ -84,6 +86,7 @@ def bad_site(tmp_path_factory) -> Path:
         "greedy = toy_metrics_bad:Greedy\n"
         "not_a_metric = toy_metrics_bad:NotAMetric\n"
         "explodes = toy_metrics_bad:Explodes\n"
+        "nan_metric = toy_metrics_bad:NotANumber\n"
     )
     return site
 
@@ -201,6 +204,11 @@ def test_a_plugin_that_fails_while_scoring_is_named(bad_site, on_path):
         score_answers(
             task="qa", labels=[], questions=questions, answers={"c": [{"question_id": "q1", "answer": "a"}]},
             metrics=["explodes"],
+        )
+    with pytest.raises(MetricError, match=r"metric 'nan_metric' \(bad-metrics 0.2\) returned nan, outside its score_range"):
+        score_answers(
+            task="qa", labels=[], questions=questions, answers={"c": [{"question_id": "q1", "answer": "a"}]},
+            metrics=["nan_metric"],
         )
 
 
