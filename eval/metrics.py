@@ -1,46 +1,66 @@
-"""One class per metric.
+"""The metric contract, and the metrics that compare an answer with its reference text.
 
-Each metric scores one answer at a time with keyword arguments named after the data (``response``,
-``reference``), declares its range, and returns a :class:`MetricResult` (a value plus a reason when the value
-is missing). Corpus-level metrics (macro-F1) also implement :meth:`Metric.aggregate`. Scoring calls
-:meth:`Metric.score_samples` with whole :class:`Sample` batches, which metrics that batch (embeddings) or
-call a judge (:mod:`bakeoff.eval.judged`) override. A metric that needs a resource declares it in ``needs``
-(``"embeddings"``: the recipe's embedding model reference; ``"judge"``: a :class:`~bakeoff.eval.judge.Judge`).
+A metric is one class. It declares on the class what the registry (:mod:`bakeoff.eval`), the recipe validator
+and ``bakeoff metrics`` need to know — ``name``, ``task``, ``needs``, ``default``, ``description``,
+``score_range`` — and implements :meth:`Metric.score` with keyword arguments named after the data it reads
+(the fields of :class:`Sample`: ``response``, ``reference``, ``contexts``, ``retrieved_contexts``,
+``reference_passage``, ``reference_source``, ``label``, ...). Scoring calls every metric the same way,
+:meth:`Metric.score_samples` on a whole batch; metrics that batch (embeddings) or call a judge
+(:mod:`bakeoff.eval.judged`) override it, corpus-level metrics (macro-F1) implement
+:meth:`Metric.score_corpus`. What a metric needs to be built (a judge, the embedding model, the label set) it
+takes as keyword parameters of its constructor, named after the resource (see :data:`RESOURCES`).
+
+Light on purpose: the registry imports this module while validating recipes; metrics import their libraries
+(sacrebleu, rouge-score, the embedder) when they first score. The classes below are registered in the order
+they are defined, which is the order of the default metrics in ``scores.json``.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 import string
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from difflib import SequenceMatcher
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 __all__ = [
-    "Accuracy",
+    "NEEDS",
+    "RESOURCES",
     "Bleu",
     "Chrf",
     "ContainsReference",
     "ExactMatch",
-    "HitRate",
-    "MacroF1",
     "Metric",
     "MetricResult",
-    "ReciprocalRank",
     "Rouge1",
     "Rouge2",
     "RougeL",
     "Sample",
     "SemanticSimilarity",
     "TokenF1",
-    "classification_report",
-    "context_matches",
     "normalize_answer",
-    "retrieval_metrics",
 ]
+
+# What a metric may declare in `needs`, and what that means for a recipe (shown by `bakeoff metrics`).
+NEEDS: dict[str, str] = {
+    "judge": "an LLM judge: the recipe needs `judge:`",
+    "rubric": "a rubric: `judge:` as a mapping with `rubric:`",
+    "embeddings": "the recipe's `embeddings:` model",
+    "contexts": "retrieved passages: only answers of candidates that retrieve get a value",
+    "reference_passage": "questions with a `passage` or `source`",
+}
+
+# What scoring offers a metric's constructor; a metric takes those it names as keyword parameters.
+RESOURCES: dict[str, str] = {
+    "judge": "the recipe's judge (a bakeoff.eval.judge.Judge)",
+    "embeddings": "the recipe's embedding model reference",
+    "ollama_host": "the recipe's Ollama server (for ollama: embeddings), or None",
+    "labels": "the recipe's label set (classification)",
+    "k": "how many chunks the candidate retrieves (retrieval metrics)",
+}
 
 
 @dataclass
@@ -62,33 +82,78 @@ class MetricResult:
 
 @dataclass
 class Sample:
-    """Everything a metric may look at for one answer."""
+    """Everything a metric may look at for one answer; :meth:`Metric.score` takes these by name."""
 
     question_id: str
     question: str
-    response: str
-    reference: str
-    contexts: list[str] | None = None  # retrieved passages (RAG candidates); None when there were none
+    response: str  # the answer text; "" when the candidate failed on the question
+    reference: str  # the reference answer (classification: the gold label)
+    contexts: list[str] | None = None  # texts of the retrieved passages; None when there were none
     error: bool = False  # the candidate failed on this question (scored as an empty reply)
+    retrieved_contexts: list[Mapping[str, Any]] = field(default_factory=list)  # chunks: text, source, score
+    reference_passage: str | None = None  # the question's supporting passage, if the question file has one
+    reference_source: str | None = None  # the file that passage comes from
+    label: str | None = None  # the label parsed from the answer (classification); None when unparsed
+
+
+SAMPLE_FIELDS = tuple(f.name for f in fields(Sample))
 
 
 class Metric:
-    """Base class: set ``name``, ``score_range`` and implement :meth:`score`."""
+    """Base class of every metric, built in or plugged in.
+
+    Declare on the class:
+
+    * ``name``: what a recipe writes under ``eval.metrics``;
+    * ``task``: ``"qa"``, ``"classification"`` or ``None`` (any task);
+    * ``needs``: keys of :data:`NEEDS` (a judge, a rubric, embeddings, retrieved contexts, reference passages);
+    * ``default``: scored when a recipe names no metrics (built-ins only);
+    * ``description``, ``score_range`` and ``higher_is_better``;
+    * rarely: ``corpus_level`` (one value per candidate, from :meth:`score_corpus`), ``automatic`` (scored,
+      unnamed, for every candidate that retrieves; built-ins only) and ``paired_test`` (``"mcnemar"`` for 0/1
+      correctness that should get McNemar's test instead of the permutation test).
+
+    Then implement :meth:`score` with keyword parameters named after :class:`Sample` fields, returning a
+    :class:`MetricResult`; raise ``ValueError`` for bad input.
+    """
 
     name: ClassVar[str]
+    task: ClassVar[Literal["qa", "classification"] | None] = None
+    needs: ClassVar[tuple[str, ...]] = ()
+    default: ClassVar[bool] = False
+    description: ClassVar[str] = ""
     score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     higher_is_better: ClassVar[bool] = True
-    description: ClassVar[str] = ""
-    needs: ClassVar[tuple[str, ...]] = ()  # resources the constructor takes: "embeddings", "judge"
+    corpus_level: ClassVar[bool] = False
+    automatic: ClassVar[bool] = False
+    paired_test: ClassVar[Literal["permutation", "mcnemar"]] = "permutation"
 
-    def score(self, *, response: str, reference: str) -> MetricResult:
+    def __init__(self) -> None:
+        """Subclasses that need resources take them as keyword parameters named as in :data:`RESOURCES`."""
+
+    def score(self, **data: Any) -> MetricResult:
+        """Score one answer from the :class:`Sample` fields this method names as keyword parameters."""
         raise NotImplementedError
 
+    @classmethod
+    def data_fields(cls) -> tuple[str, ...]:
+        """The :class:`Sample` fields :meth:`score` takes (all of them when it takes ``**data``)."""
+        params = list(inspect.signature(cls.score).parameters.values())[1:]  # after self
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            return SAMPLE_FIELDS
+        return tuple(p.name for p in params if p.kind is not p.VAR_POSITIONAL)
+
     def score_samples(self, samples: Sequence[Sample]) -> list[MetricResult]:
-        """Score a batch of answers (default: one :meth:`score` call each)."""
-        return [self.score(response=s.response, reference=s.reference) for s in samples]
+        """Score a batch of answers (default: one :meth:`score` call each, with the fields it names)."""
+        names = self.data_fields()
+        return [self.score(**{n: getattr(s, n) for n in names}) for s in samples]
+
+    def score_corpus(self, samples: Sequence[Sample]) -> float | None:
+        """The value of a ``corpus_level`` metric over a set of answers."""
+        raise NotImplementedError(f"{self.name} is not corpus-level")
 
     def batch_score(self, *, responses: Sequence[str], references: Sequence[str]) -> list[MetricResult]:
+        """Score response/reference pairs (a shortcut for metrics that read only those two)."""
         if len(responses) != len(references):
             raise ValueError(f"{len(responses)} responses but {len(references)} references")
         return [self.score(response=r, reference=ref) for r, ref in zip(responses, references, strict=True)]
@@ -111,6 +176,8 @@ class Bleu(Metric):
     """Sentence BLEU (sacrebleu, exponential smoothing), scaled to [0, 1]."""
 
     name = "bleu"
+    task = "qa"
+    default = True
     description = "sentence BLEU (sacrebleu), 0-1"
 
     @cached_property
@@ -126,6 +193,47 @@ class Bleu(Metric):
         return MetricResult(self._bleu.sentence_score(response, [reference]).score / 100.0)
 
 
+class _Rouge(Metric):
+    variant: ClassVar[str]
+
+    @cached_property
+    def _scorer(self):
+        from rouge_score import rouge_scorer
+
+        return rouge_scorer.RougeScorer([self.variant], use_stemmer=True)
+
+    def score(self, *, response: str, reference: str) -> MetricResult:
+        self._check(response, reference)
+        return MetricResult(self._scorer.score(reference, response)[self.variant].fmeasure)
+
+
+class Rouge1(_Rouge):
+    """ROUGE-1 F-measure (rouge-score, Porter stemming)."""
+
+    name = variant = "rouge1"
+    task = "qa"
+    default = True
+    description = "unigram overlap F1 (rouge-score)"
+
+
+class Rouge2(_Rouge):
+    """ROUGE-2 F-measure (rouge-score, Porter stemming)."""
+
+    name = variant = "rouge2"
+    task = "qa"
+    default = True
+    description = "bigram overlap F1 (rouge-score)"
+
+
+class RougeL(_Rouge):
+    """ROUGE-L F-measure: longest common subsequence (rouge-score, Porter stemming)."""
+
+    name = variant = "rougeL"
+    task = "qa"
+    default = True
+    description = "longest-common-subsequence F1 (rouge-score)"
+
+
 class Chrf(Metric):
     """Sentence chrF (sacrebleu: character n-gram F-score, beta 2), scaled to [0, 1].
 
@@ -134,6 +242,8 @@ class Chrf(Metric):
     """
 
     name = "chrf"
+    task = "qa"
+    default = True
     description = "character n-gram F-score (sacrebleu chrF), 0-1"
 
     @cached_property
@@ -149,6 +259,55 @@ class Chrf(Metric):
         return MetricResult(self._chrf.sentence_score(response, [reference]).score / 100.0)
 
 
+class ExactMatch(Metric):
+    """1 when the normalised response equals the normalised reference."""
+
+    name = "exact_match"
+    task = "qa"
+    default = True
+    description = "normalised exact match"
+
+    def score(self, *, response: str, reference: str) -> MetricResult:
+        self._check(response, reference)
+        return MetricResult(float(normalize_answer(response) == normalize_answer(reference)))
+
+
+class TokenF1(Metric):
+    """SQuAD token F1 between normalised response and reference."""
+
+    name = "token_f1"
+    task = "qa"
+    default = True
+    description = "SQuAD token F1"
+
+    def score(self, *, response: str, reference: str) -> MetricResult:
+        self._check(response, reference)
+        pred, gold = normalize_answer(response).split(), normalize_answer(reference).split()
+        if not pred or not gold:
+            return MetricResult(float(pred == gold))
+        common = sum((Counter(pred) & Counter(gold)).values())
+        if common == 0:
+            return MetricResult(0.0)
+        precision, recall = common / len(pred), common / len(gold)
+        return MetricResult(2 * precision * recall / (precision + recall))
+
+
+class ContainsReference(Metric):
+    """1 when the normalised reference appears inside the normalised response (verbose but right answers)."""
+
+    name = "contains"
+    task = "qa"
+    default = True
+    description = "reference contained in the answer (normalised)"
+
+    def score(self, *, response: str, reference: str) -> MetricResult:
+        self._check(response, reference)
+        ref = normalize_answer(reference)
+        if not ref:
+            return MetricResult(None, "empty reference")
+        return MetricResult(float(f" {ref} " in f" {normalize_answer(response)} "))
+
+
 class SemanticSimilarity(Metric):
     """Cosine similarity of response and reference embeddings (the recipe's ``embeddings:`` model).
 
@@ -157,9 +316,11 @@ class SemanticSimilarity(Metric):
     """
 
     name = "semantic_similarity"
+    task = "qa"
+    default = True
     description = "cosine similarity of embeddings (recipe `embeddings:` model)"
     score_range = (-1.0, 1.0)
-    needs = ("embeddings", "ollama_host")
+    needs = ("embeddings",)
 
     def __init__(self, embeddings: Any = None, ollama_host: str | None = None) -> None:
         from bakeoff.models.refs import EmbeddedRef
@@ -199,244 +360,3 @@ class SemanticSimilarity(Metric):
         return self.batch_score(
             responses=[s.response for s in samples], references=[s.reference for s in samples]
         )
-
-
-class _Rouge(Metric):
-    variant: ClassVar[str]
-
-    @cached_property
-    def _scorer(self):
-        from rouge_score import rouge_scorer
-
-        return rouge_scorer.RougeScorer([self.variant], use_stemmer=True)
-
-    def score(self, *, response: str, reference: str) -> MetricResult:
-        self._check(response, reference)
-        return MetricResult(self._scorer.score(reference, response)[self.variant].fmeasure)
-
-
-class Rouge1(_Rouge):
-    """ROUGE-1 F-measure (rouge-score, Porter stemming)."""
-
-    name = variant = "rouge1"
-    description = "unigram overlap F1 (rouge-score)"
-
-
-class Rouge2(_Rouge):
-    """ROUGE-2 F-measure (rouge-score, Porter stemming)."""
-
-    name = variant = "rouge2"
-    description = "bigram overlap F1 (rouge-score)"
-
-
-class RougeL(_Rouge):
-    """ROUGE-L F-measure: longest common subsequence (rouge-score, Porter stemming)."""
-
-    name = variant = "rougeL"
-    description = "longest-common-subsequence F1 (rouge-score)"
-
-
-class ExactMatch(Metric):
-    """1 when the normalised response equals the normalised reference."""
-
-    name = "exact_match"
-    description = "normalised exact match"
-
-    def score(self, *, response: str, reference: str) -> MetricResult:
-        self._check(response, reference)
-        return MetricResult(float(normalize_answer(response) == normalize_answer(reference)))
-
-
-class ContainsReference(Metric):
-    """1 when the normalised reference appears inside the normalised response (verbose but right answers)."""
-
-    name = "contains"
-    description = "reference contained in the answer (normalised)"
-
-    def score(self, *, response: str, reference: str) -> MetricResult:
-        self._check(response, reference)
-        ref = normalize_answer(reference)
-        if not ref:
-            return MetricResult(None, "empty reference")
-        return MetricResult(float(f" {ref} " in f" {normalize_answer(response)} "))
-
-
-class TokenF1(Metric):
-    """SQuAD token F1 between normalised response and reference."""
-
-    name = "token_f1"
-    description = "SQuAD token F1"
-
-    def score(self, *, response: str, reference: str) -> MetricResult:
-        self._check(response, reference)
-        pred, gold = normalize_answer(response).split(), normalize_answer(reference).split()
-        if not pred or not gold:
-            return MetricResult(float(pred == gold))
-        common = sum((Counter(pred) & Counter(gold)).values())
-        if common == 0:
-            return MetricResult(0.0)
-        precision, recall = common / len(pred), common / len(gold)
-        return MetricResult(2 * precision * recall / (precision + recall))
-
-
-class Accuracy(Metric):
-    """1 when the predicted label equals the gold label; an unparseable prediction is wrong."""
-
-    name = "accuracy"
-    description = "label accuracy"
-
-    def score(self, *, response: str | None, reference: str) -> MetricResult:  # type: ignore[override]
-        if response is None:
-            return MetricResult(0.0, "no label could be parsed from the answer")
-        return MetricResult(float(response == reference))
-
-
-class MacroF1(Metric):
-    """Macro-averaged F1 over the label set (a corpus-level metric: see :meth:`aggregate`)."""
-
-    name = "macro_f1"
-    description = "macro-averaged F1 over labels"
-    corpus_level: ClassVar[bool] = True
-
-    def score(self, *, response: str | None, reference: str) -> MetricResult:  # type: ignore[override]
-        return MetricResult(None, "macro-F1 is defined over the whole set")
-
-    def aggregate(
-        self, *, predictions: Sequence[str | None], references: Sequence[str], labels: Sequence[str]
-    ) -> float:
-        return classification_report(predictions=predictions, references=references, labels=labels)[
-            "macro_f1"
-        ]
-
-
-def _squash(text: str) -> str:
-    return " ".join(text.split()).casefold()
-
-
-def _same_source(retrieved: str, reference: str) -> bool:
-    """Equal paths, or the retrieved path ends with the reference (``../data/doc.md`` vs ``doc.md``)."""
-    retrieved, reference = retrieved.replace("\\", "/").strip("/"), reference.replace("\\", "/").strip("/")
-    return retrieved == reference or retrieved.endswith("/" + reference)
-
-
-def context_matches(context: Mapping[str, Any], *, passage: str | None, source: str | None) -> bool | None:
-    """Whether a retrieved chunk supports the reference: None when there is nothing to compare with.
-
-    A chunk matches when it comes from the reference ``source`` (if given) and holds the reference ``passage``
-    (if given): the passage is inside the chunk, or the chunk covers at least half of the passage in one
-    piece. Chunks and passages are both verbatim slices of the document, so the second case is a chunk
-    whose span overlaps the passage's span by at least 50% of the passage — the passage was split across
-    neighbouring chunks. Whitespace and case are ignored.
-    """
-    if not passage and not source:
-        return None
-    if source and not _same_source(str(context.get("source", "")), source):
-        return False
-    if not passage:
-        return True
-    wanted, text = _squash(passage), _squash(str(context.get("text", "")))
-    if not wanted or wanted in text:
-        return True
-    match = SequenceMatcher(None, wanted, text, autojunk=False).find_longest_match(
-        0, len(wanted), 0, len(text)
-    )
-    return match.size >= 0.5 * len(wanted)
-
-
-def _first_match(
-    contexts: Sequence[Mapping[str, Any]], passage: str | None, source: str | None
-) -> int | None:
-    """1-based rank of the first matching context, 0 when none matches, None when nothing can be compared."""
-    if not passage and not source:
-        return None
-    for rank, context in enumerate(contexts, 1):
-        if context_matches(context, passage=passage, source=source):
-            return rank
-    return 0
-
-
-class HitRate(Metric):
-    """1 when one of the k retrieved chunks holds the reference passage (or, without a passage, comes from
-    the reference source); the mean over questions is the hit rate@k."""
-
-    score_range = (0.0, 1.0)
-    description = "reference passage/source among the k retrieved chunks"
-
-    def __init__(self, k: int) -> None:
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
-        self.k = k
-        self.name = f"hit_rate@{k}"
-
-    def score(  # type: ignore[override]
-        self,
-        *,
-        retrieved_contexts: Sequence[Mapping[str, Any]],
-        reference_passage: str | None = None,
-        reference_source: str | None = None,
-    ) -> MetricResult:
-        rank = _first_match(list(retrieved_contexts)[: self.k], reference_passage, reference_source)
-        if rank is None:
-            return MetricResult(None, "the question has no reference passage or source")
-        return MetricResult(float(rank > 0))
-
-
-class ReciprocalRank(Metric):
-    """1/rank of the first retrieved chunk that holds the reference passage (0 if none does); the mean over
-    questions is the mean reciprocal rank (MRR)."""
-
-    name = "mrr"
-    score_range = (0.0, 1.0)
-    description = "mean reciprocal rank of the reference passage/source"
-
-    def score(  # type: ignore[override]
-        self,
-        *,
-        retrieved_contexts: Sequence[Mapping[str, Any]],
-        reference_passage: str | None = None,
-        reference_source: str | None = None,
-    ) -> MetricResult:
-        rank = _first_match(list(retrieved_contexts), reference_passage, reference_source)
-        if rank is None:
-            return MetricResult(None, "the question has no reference passage or source")
-        return MetricResult(1.0 / rank if rank else 0.0)
-
-
-def retrieval_metrics(k: int) -> list[Metric]:
-    """The retrieval metrics of a candidate that retrieves ``k`` chunks: ``hit_rate@k`` and ``mrr``."""
-    return [HitRate(k), ReciprocalRank()]
-
-
-def classification_report(
-    *, predictions: Sequence[str | None], references: Sequence[str], labels: Sequence[str]
-) -> dict:
-    """Accuracy, per-label precision/recall/F1/support, macro-F1 and the confusion matrix.
-
-    A prediction of ``None`` (unparseable) is counted wrong and shown as the pseudo-label ``"(none)"``.
-    """
-    if len(predictions) != len(references):
-        raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
-    per_label: dict[str, dict[str, float]] = {}
-    for label in labels:
-        tp = sum(1 for p, r in zip(predictions, references, strict=True) if p == label and r == label)
-        fp = sum(1 for p, r in zip(predictions, references, strict=True) if p == label and r != label)
-        fn = sum(1 for p, r in zip(predictions, references, strict=True) if p != label and r == label)
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_label[label] = {"precision": precision, "recall": recall, "f1": f1, "support": tp + fn}
-    confusion: dict[str, dict[str, int]] = {
-        gold: Counter(
-            "(none)" if p is None else p for p, r in zip(predictions, references, strict=True) if r == gold
-        )
-        for gold in labels
-    }
-    n = len(references)
-    return {
-        "accuracy": sum(p == r for p, r in zip(predictions, references, strict=True)) / n if n else 0.0,
-        "macro_f1": sum(v["f1"] for v in per_label.values()) / len(labels) if labels else 0.0,
-        "per_label": per_label,
-        "confusion": {k: dict(v) for k, v in confusion.items()},
-        "unparsed": sum(p is None for p in predictions),
-        "n": n,
-    }

@@ -6,11 +6,14 @@ answers that have a value, with ``n``, ``missing`` and a bootstrap interval ``ci
 counted in ``errors``. On top: paired comparisons between candidates (:mod:`bakeoff.eval.stats`, whose
 docstring documents those keys), judge accounting (``judge``: calls, cache hits and parse-failure rates per
 metric; per candidate under ``metrics.<m>.judge``), pairwise judge verdicts (``judge_pairwise``, see
-:meth:`bakeoff.eval.judged.JudgeRubric.pairwise`) and error analysis (``error_analysis``, see
+:meth:`bakeoff.eval.rubric.JudgeRubric.pairwise`) and error analysis (``error_analysis``, see
 :mod:`bakeoff.eval.errors`).
 
-Candidates that retrieve (``retrieval_k``) are also scored on their answers' ``contexts`` against the
-questions' ``passage``/``source``: ``hit_rate@k`` and ``mrr``, no LLM needed. These names are added to
+Every metric is looked up in the registry (:mod:`bakeoff.eval`) and called the same way,
+:meth:`~bakeoff.eval.metrics.Metric.score_samples` on the candidate's :class:`~bakeoff.eval.metrics.Sample`
+batch (corpus-level ones: ``score_corpus``). Candidates that retrieve (``retrieval_k``) also get the
+``automatic`` metrics — ``hit_rate@k`` and ``mrr``, their answers' ``contexts`` against the questions'
+``passage``/``source``, no LLM needed — when some question has a passage or source. These names are added to
 ``metrics`` (other candidates show no value) and listed in ``retrieval_metrics``; they are descriptive and get
 no intervals or paired tests.
 """
@@ -23,8 +26,18 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bakeoff.core import Question
-from bakeoff.eval import DEFAULT_HEADLINE, DEFAULT_METRICS, JUDGE_METRICS, get_metric, metric_class
-from bakeoff.eval.metrics import MetricResult, Sample
+from bakeoff.errors import BakeoffError
+from bakeoff.eval import (
+    DEFAULT_HEADLINE,
+    DEFAULT_METRICS,
+    MetricError,
+    automatic_metrics,
+    builtin_metrics,
+    get_metric,
+    metric_class,
+    metric_origin,
+)
+from bakeoff.eval.metrics import Metric, MetricResult, Sample
 
 __all__ = ["score_answers"]
 
@@ -41,6 +54,7 @@ def _latency_summary(values: list[float]) -> dict[str, float]:
 
 
 def _sample(row: dict[str, Any], question: Question) -> Sample:
+    """The named data every metric reads for one answer (a failed answer is an empty reply, no label)."""
     contexts = row.get("contexts") or None
     texts = None
     if contexts:
@@ -52,7 +66,22 @@ def _sample(row: dict[str, Any], question: Question) -> Sample:
         reference=question.reference,
         contexts=texts,
         error=bool(row.get("error")),
+        retrieved_contexts=[c for c in row.get("contexts") or [] if isinstance(c, dict)],
+        reference_passage=question.passage,
+        reference_source=question.source,
+        label=None if row.get("error") else row.get("label"),
     )
+
+
+_JUDGE_TOTALS = ("asked", "cache_hits", "parse_failures", "judge_errors", "calls")
+
+
+def _judge_entry(results: list[MetricResult], calls: int, total: dict[str, Any]) -> dict[str, Any]:
+    """A judged metric's accounting for one candidate (``metrics.<m>.judge``), added to the run's ``total``."""
+    counts = {**_judge_counts(results), "calls": calls}
+    for k in total:
+        total[k] += counts[k]
+    return counts
 
 
 def _judge_counts(results: list[MetricResult]) -> dict[str, Any]:
@@ -76,30 +105,84 @@ def _summary(values: list[float], missing: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def _score_retrieval(
-    k: int, rows: list[dict[str, Any]], by_id: dict[str, Question], per_answer: dict[str, dict[str, Any]]
-) -> dict[str, dict[str, Any]]:
-    """hit_rate@k and mrr of one retrieving candidate's answers (a failed answer retrieved nothing)."""
-    from bakeoff.eval.metrics import retrieval_metrics
+def _builtin(metric: Metric) -> bool:
+    return type(metric) in builtin_metrics().values()
 
-    out = {}
-    for metric in retrieval_metrics(k):
-        values: list[float] = []
-        missing: dict[str, int] = {}
-        for row in rows:
-            q = by_id[row["question_id"]]
-            result = metric.score(
-                retrieved_contexts=row.get("contexts") or [],
-                reference_passage=q.passage,
-                reference_source=q.source,
-            )
-            per_answer.setdefault(row["question_id"], {})[metric.name] = result.value
-            if result.value is None:
-                missing[result.reason] = missing.get(result.reason, 0) + 1
-            else:
-                values.append(result.value)
-        out[metric.name] = _summary(values, missing)
-    return out
+
+def _call(metric: Metric, method: str, samples: list[Sample]) -> Any:
+    """``metric.<method>(samples)``; a plugin metric that fails is a :class:`MetricError` naming it."""
+    try:
+        return getattr(metric, method)(samples)
+    except BakeoffError:
+        raise
+    except Exception as exc:
+        if _builtin(metric):
+            raise
+        raise MetricError(
+            f"metric {metric.name!r} ({metric_origin(metric.name)}) failed: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _checked(metric: Metric, results: Any, n: int) -> list[MetricResult]:
+    """``results`` if they are one MetricResult per answer with values in the declared range (else NaN or a
+    value out of range would sink every mean quietly); a :class:`MetricError` naming the metric if not."""
+    if not (isinstance(results, list) and len(results) == n and all(isinstance(r, MetricResult) for r in results)):
+        got = f"{len(results)} items" if isinstance(results, list) else type(results).__name__
+        problem = f"must return a list of one MetricResult per answer ({n}), got {got}"
+    else:
+        low, high = metric.score_range
+        bad = [
+            r.value
+            for r in results
+            if r.value is not None
+            and not (isinstance(r.value, int | float) and low - 1e-9 <= r.value <= high + 1e-9)
+        ]
+        if not bad:
+            return results
+        problem = f"returned {bad[0]!r}, outside its score_range {low}..{high} (None is a missing value)"
+    raise MetricError(f"metric {metric.name!r} ({metric_origin(metric.name)}) {problem}")
+
+
+def _metric_entry(
+    metric: Metric, samples: list[Sample], per_answer: dict[str, dict[str, Any]]
+) -> tuple[dict[str, Any], list[MetricResult]]:
+    """One candidate's entry for one metric (per-answer values go into ``per_answer``), and the results."""
+    if metric.corpus_level:
+        value = _call(metric, "score_corpus", samples)
+        return {"mean": value, "n": len(samples), "missing": 0, "corpus_level": True}, []
+    results = _checked(metric, _call(metric, "score_samples", samples), len(samples))
+    values: list[float] = []
+    missing: dict[str, int] = {}
+    for sample, result in zip(samples, results, strict=True):
+        per_answer[sample.question_id][metric.name] = result.value
+        if result.value is None:
+            missing[result.reason] = missing.get(result.reason, 0) + 1
+        else:
+            values.append(result.value)
+    return _summary(values, missing), results
+
+
+def _retrieval_metrics(k: int | None, questions: Sequence[Question]) -> list[Metric]:
+    """The automatic metrics of a candidate that retrieves ``k`` chunks, when a question gives a passage."""
+    if not k or not any(q.passage or q.source for q in questions):
+        return []
+    return [get_metric(name, k=k) for name in automatic_metrics()]
+
+
+def _make_judge(names: Sequence[str], judge: Any, ollama_host: str | None) -> Any:
+    """The :class:`~bakeoff.eval.judge.Judge` the metrics that need one share, or None when none does."""
+    from bakeoff.eval.settings import JudgeSpec
+
+    needs_judge = [n for n in names if "judge" in metric_class(n).needs]
+    if not needs_judge:
+        return None
+    if judge is None:
+        raise ValueError(f"metrics {needs_judge} need a judge: add `judge:` to the recipe")
+    if isinstance(judge, JudgeSpec):
+        from bakeoff.eval.judge import Judge
+
+        return Judge(judge, ollama_host=ollama_host)
+    return judge
 
 
 def score_answers(
@@ -142,33 +225,22 @@ def score_answers(
 
     Raises:
         ValueError: a judged metric without a judge, or a headline that is not among the metrics.
+        MetricError: a metric that cannot be found or loaded, or a plugin metric that fails while scoring.
     """
-    from bakeoff.eval.settings import JudgeSpec, StatisticsSpec
+    from bakeoff.eval.settings import StatisticsSpec
 
     names = list(metrics or DEFAULT_METRICS[task])
     if headline is None:  # the first listed metric with per-answer values (macro-F1 has none)
-        listed = [n for n in names if not getattr(metric_class(n), "corpus_level", False)] if metrics else []
+        listed = [n for n in names if not metric_class(n).corpus_level] if metrics else []
         headline = (
             listed[0] if listed else DEFAULT_HEADLINE[task] if DEFAULT_HEADLINE[task] in names else names[0]
         )
     if headline not in names:
         raise ValueError(f"headline metric {headline!r} is not among the metrics {names}")
-    needs_judge = [n for n in names if n in JUDGE_METRICS]
-    judge_obj = None
-    if needs_judge:
-        if judge is None:
-            raise ValueError(f"metrics {needs_judge} need a judge: add `judge:` to the recipe")
-        if isinstance(judge, JudgeSpec):
-            from bakeoff.eval.judge import Judge
-
-            judge_obj = Judge(judge, ollama_host=ollama_host)
-        else:
-            judge_obj = judge
+    judge_obj = _make_judge(names, judge, ollama_host)
     by_id = {q.id: q for q in questions}
-    metric_objs = {
-        name: get_metric(name, embeddings=embeddings, judge=judge_obj, ollama_host=ollama_host)
-        for name in names
-    }
+    resources = {"embeddings": embeddings, "judge": judge_obj, "ollama_host": ollama_host, "labels": list(labels)}
+    metric_objs = {name: get_metric(name, **resources) for name in names}
     out: dict[str, Any] = {
         "task": task,
         "metrics": names,
@@ -194,63 +266,22 @@ def score_answers(
             references = [by_id[r["question_id"]].reference for r in rows]
             samples = [_sample(r, by_id[r["question_id"]]) for r in rows]
             samples_by_candidate[candidate] = {s.question_id: s for s in samples}
-            for name, metric in metric_objs.items():
-                if getattr(metric, "corpus_level", False):
-                    value = metric.aggregate(
-                        predictions=[r.get("label") for r in rows], references=references, labels=list(labels)
-                    )
-                    summary["metrics"][name] = {
-                        "mean": value,
-                        "n": len(rows),
-                        "missing": 0,
-                        "corpus_level": True,
-                    }
-                    continue
+            retrieval = _retrieval_metrics((retrieval_k or {}).get(candidate), questions)
+            for metric in [*metric_objs.values(), *retrieval]:
                 calls_before = judge_obj.calls if judge_obj is not None else 0
                 t0 = time.perf_counter()
-                if task == "classification":
-                    results = [
-                        metric.score(response=None if r.get("error") else r.get("label"), reference=ref)
-                        for r, ref in zip(rows, references, strict=True)
-                    ]
-                else:
-                    results = metric.score_samples(samples)
-                values = []
-                missing: dict[str, int] = {}
-                for row, result in zip(rows, results, strict=True):
-                    per_answer[row["question_id"]][name] = result.value
-                    if result.value is None:
-                        missing[result.reason] = missing.get(result.reason, 0) + 1
-                    else:
-                        values.append(result.value)
-                entry: dict[str, Any] = {
-                    "mean": statistics.fmean(values) if values else None,
-                    "n": len(values),
-                    "missing": sum(missing.values()),
-                    **({"missing_reasons": missing} if missing else {}),
-                }
-                if name in JUDGE_METRICS:
-                    counts = _judge_counts(results)
-                    counts["calls"] = judge_obj.calls - calls_before
-                    entry["judge"] = counts
-                    total = judge_metrics.setdefault(
-                        name,
-                        {"asked": 0, "cache_hits": 0, "parse_failures": 0, "judge_errors": 0, "calls": 0},
-                    )
-                    for k in total:
-                        total[k] += counts[k]
+                entry, results = _metric_entry(metric, samples, per_answer)
+                if "judge" in metric.needs:
+                    total = judge_metrics.setdefault(metric.name, dict.fromkeys(_JUDGE_TOTALS, 0))
+                    entry["judge"] = _judge_entry(results, judge_obj.calls - calls_before, total)
                     t_judge += time.perf_counter() - t0
-                summary["metrics"][name] = entry
-            k = (retrieval_k or {}).get(candidate)
-            if k and any(q.passage or q.source for q in questions):
-                found = _score_retrieval(k, rows, by_id, per_answer)
-                summary["metrics"].update(found)
-                for name in found:
-                    for listing in (out["metrics"], out.setdefault("retrieval_metrics", [])):
-                        if name not in listing:
-                            listing.append(name)
+                summary["metrics"][metric.name] = entry
+            for metric in retrieval:
+                for listing in (out["metrics"], out.setdefault("retrieval_metrics", [])):
+                    if metric.name not in listing:
+                        listing.append(metric.name)
             if task == "classification":
-                from bakeoff.eval.metrics import classification_report
+                from bakeoff.eval.classification import classification_report
 
                 summary["classification"] = classification_report(
                     predictions=[None if r.get("error") else r.get("label") for r in rows],
@@ -284,7 +315,7 @@ def score_answers(
                 counts["parse_failures"] / counts["asked"] if counts["asked"] else None
             )
         out["judge"] = {**judge_obj.describe(), "seconds": round(t_judge, 2), "metrics": judge_metrics}
-    _add_statistics(out, rows_by_candidate, labels, statistics_spec or StatisticsSpec())
+    _add_statistics(out, metric_objs, samples_by_candidate, statistics_spec or StatisticsSpec())
     from bakeoff.eval.errors import error_analysis
 
     out["error_analysis"] = error_analysis(out, rows_by_candidate, by_id, fail_below=fail_below)
@@ -292,42 +323,28 @@ def score_answers(
 
 
 def _add_statistics(
-    out: dict[str, Any], rows_by_candidate: dict[str, list[dict[str, Any]]], labels: Sequence[str], spec: Any
+    out: dict[str, Any], metric_objs: dict[str, Metric], samples: dict[str, dict[str, Sample]], spec: Any
 ) -> None:
     """Bootstrap intervals into ``candidates.<c>.metrics.<m>.ci`` and paired comparisons into ``statistics``."""
-    from bakeoff.eval import metric_class
     from bakeoff.eval.stats import statistics_for
 
     retrieval = set(out.get("retrieval_metrics", []))
-    names = [
-        n for n in out["metrics"] if n not in retrieval
-    ]  # retrieval metrics: only some candidates have them
-    corpus_level: dict[str, Callable[[str, Sequence[str]], float]] = {}
-    if "macro_f1" in names:
-        from bakeoff.eval.metrics import classification_report
+    names = [n for n in out["metrics"] if n not in retrieval]  # retrieval metrics: only some candidates have them
 
-        truth = {c: {r["question_id"]: r for r in rows} for c, rows in rows_by_candidate.items()}
+    def corpus_value(metric: Metric) -> Callable[[str, Sequence[str]], float]:
+        return lambda candidate, qids: _call(metric, "score_corpus", [samples[candidate][q] for q in qids])
 
-        def macro_f1(candidate: str, qids: Sequence[str]) -> float:
-            rows = [truth[candidate][q] for q in qids]
-            return classification_report(
-                predictions=[None if r.get("error") else r.get("label") for r in rows],
-                references=[r.get("reference") for r in rows],
-                labels=list(labels),
-            )["macro_f1"]
-
-        corpus_level["macro_f1"] = macro_f1
     intervals, comparisons = statistics_for(
         out["per_answer"],
         metrics=names,
-        corpus_level=corpus_level,
-        binary=[n for n in names if n == "accuracy"],
+        corpus_level={n: corpus_value(metric_objs[n]) for n in names if metric_objs[n].corpus_level},
+        binary=[n for n in names if metric_objs[n].paired_test == "mcnemar"],
         resamples=spec.resamples,
         permutations=spec.permutations,
         confidence=spec.confidence,
         alpha=spec.alpha,
         seed=spec.seed,
-        higher_is_better={n: getattr(metric_class(n), "higher_is_better", True) for n in names},
+        higher_is_better={n: metric_objs[n].higher_is_better for n in names},
     )
     for cand, per_metric in intervals.items():
         for metric, ci in per_metric.items():

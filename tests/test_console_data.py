@@ -180,7 +180,7 @@ def test_training_reader_tolerates_torn_and_bad_files(tmp_path):
 
 
 def test_classification_rows_read_the_per_label_report():
-    from bakeoff.eval.metrics import classification_report
+    from bakeoff.eval.classification import classification_report
 
     report = classification_report(
         predictions=["a", "b", None], references=["a", "a", "b"], labels=["a", "b"]

@@ -173,7 +173,7 @@ def test_cache_key_depends_on_metric_inputs_and_judge():
 
 
 def test_rubric_parsing():
-    from bakeoff.eval.judged import parse_grade, parse_winner
+    from bakeoff.eval.rubric import parse_grade, parse_winner
 
     assert parse_grade('{"score": 4, "reason": "ok"}', 1, 5) == (4, "ok")
     assert parse_grade("Score: 2\nbecause", 1, 5)[0] == 2

@@ -1,7 +1,8 @@
 import pytest
 
 from bakeoff.eval import DEFAULT_METRICS, get_metric, metric_names
-from bakeoff.eval.metrics import classification_report, normalize_answer
+from bakeoff.eval.classification import classification_report
+from bakeoff.eval.metrics import normalize_answer
 
 QA = DEFAULT_METRICS["qa"]
 

@@ -3,7 +3,7 @@
 import pytest
 
 from bakeoff.core import Question
-from bakeoff.eval.metrics import HitRate, ReciprocalRank, context_matches
+from bakeoff.eval.retrieval import HitRate, ReciprocalRank, context_matches
 from bakeoff.eval.scoring import score_answers
 
 DOC = (

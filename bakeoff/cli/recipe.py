@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from bakeoff.cli._common import console, load_recipe_or_exit
 
@@ -40,19 +41,35 @@ def schema(
     sys.stdout.write(dump_schema() + "\n")
 
 
-def metrics() -> None:
-    """List the metrics a recipe can name (and those that cannot run here, with the reason)."""
-    from bakeoff.eval import JUDGE_METRICS, METRICS, UNAVAILABLE_METRICS, metric_class
+def _metric_line(name: str, cls: type) -> str:
+    task = "rag (auto)" if cls.automatic else cls.task or "any"
+    low, high = cls.score_range
+    notes = [f"needs {', '.join(cls.needs)}"] if cls.needs else []
+    if cls.higher_is_better is False:
+        notes.append("lower is better")
+    from bakeoff.eval import metric_origin
 
-    for name, (_cls, task) in METRICS.items():
-        needs = "  [dim](needs judge:)[/]" if name in JUDGE_METRICS else ""
-        console.print(
-            f"{name:20} {task or 'any':15} {metric_class(name).description}{needs}", highlight=False
-        )
+    origin = metric_origin(name)
+    if origin != "built-in":
+        notes.append(f"plugin: {origin}")
+    extra = f"  [dim]({'; '.join(notes)})[/]" if notes else ""
+    default = "default" if cls.default else ""
+    return f"{name:20} {task:15} {default:8} {f'{low:g}..{high:g}':7} {escape(cls.description)}{extra}"
+
+
+def metrics() -> None:
+    """List the metrics a recipe can name, with task, range and needs (and those that cannot run, with why)."""
+    from bakeoff.eval import UNAVAILABLE_METRICS, MetricError, builtin_metrics, metric_class, plugin_metrics
+
+    console.print(f"[bold]{'metric':20} {'task':15} {'':8} {'range':7} description[/]", highlight=False)
+    for name, cls in builtin_metrics().items():
+        console.print(_metric_line(name, cls), highlight=False)
+    for name, found in plugin_metrics().items():
+        try:
+            if isinstance(found, MetricError):  # e.g. a plugin that takes a built-in's name
+                raise found
+            console.print(_metric_line(name, metric_class(name)), highlight=False)
+        except MetricError as exc:  # a broken or clashing plugin: say why, keep listing
+            console.print(f"{name:20} [red]{'broken':15}[/] {escape(str(exc))}", highlight=False)
     for name, reason in UNAVAILABLE_METRICS.items():
         console.print(f"{name:20} [red]{'unavailable':15}[/] {reason}", highlight=False)
-    from bakeoff.eval.metrics import retrieval_metrics
-
-    for metric in retrieval_metrics(1):  # reported automatically for candidates that retrieve
-        name = "hit_rate@k" if metric.name.startswith("hit_rate@") else metric.name
-        console.print(f"{name:20} {'rag (auto)':15} {metric.description}", highlight=False)

@@ -58,28 +58,31 @@ def _task_labels(data: dict[str, Any], task: Any) -> list[Located]:
     return []
 
 
+def _metric_or_none(name: Any) -> Any:
+    """The metric class named ``name``, or None (a name that is not a metric is reported by the schema)."""
+    from bakeoff.eval import MetricError, metric_class
+
+    try:
+        return metric_class(name) if isinstance(name, str) else None
+    except MetricError:
+        return None
+
+
 def _metric_problems(data: dict[str, Any], task: Any) -> list[Located]:
     """The metrics against the task, the judge and the headline (each metric's name is checked by the schema)."""
-    from bakeoff.eval import DEFAULT_METRICS, JUDGE_METRICS, METRICS, metric_task
-
-    problems: list[Located] = []
     spec = data.get("eval") if isinstance(data.get("eval"), dict) else {}
     metrics = spec.get("metrics") if isinstance(spec.get("metrics"), list) else []
-    for j, metric in enumerate(metrics):
-        if isinstance(metric, str) and metric in METRICS and task in ("qa", "classification"):
-            wanted = metric_task(metric)
-            if wanted not in (None, task):
-                problems.append(
-                    (
-                        ("eval", "metrics", j),
-                        f"metric {metric!r} is for task {wanted!r}, this recipe is {task!r}",
-                    )
-                )
+    problems: list[Located] = []
     judge = data.get("judge")
     for j, metric in enumerate(metrics):
-        if not isinstance(metric, str):
-            continue  # reported by the schema (a metric is a name)
-        if metric in JUDGE_METRICS and judge is None:
+        cls = _metric_or_none(metric)
+        if cls is None:
+            continue  # reported by the schema (a metric is a known name)
+        if task in ("qa", "classification") and cls.task not in (None, task):
+            problems.append(
+                (("eval", "metrics", j), f"metric {metric!r} is for task {cls.task!r}, this recipe is {task!r}")
+            )
+        if "judge" in cls.needs and judge is None:
             problems.append(
                 (
                     ("eval", "metrics", j),
@@ -88,40 +91,41 @@ def _metric_problems(data: dict[str, Any], task: Any) -> list[Located]:
                 )
             )
         elif (
-            metric == "judge_rubric"
+            "rubric" in cls.needs
             and isinstance(judge, str | dict)
             and not (isinstance(judge, dict) and judge.get("rubric"))
         ):
             problems.append(
                 (
                     ("eval", "metrics", j),
-                    "metric 'judge_rubric' needs a rubric: write `judge:` as a mapping with "
+                    f"metric {metric!r} needs a rubric: write `judge:` as a mapping with "
                     "`model:` and `rubric: {criteria: ..., scale: [1, 5]}`",
                 )
             )
-    headline = spec.get("headline")
-    if (
-        isinstance(headline, str)
-        and headline in METRICS
-        and isinstance(task, str)
-        and task in DEFAULT_METRICS
-    ):
-        listed = [m for m in metrics if isinstance(m, str)] if spec.get("metrics") else DEFAULT_METRICS[task]
-        if headline not in listed:
-            problems.append(
-                (
-                    ("eval", "headline"),
-                    f"headline {headline!r} is not among the metrics computed: {', '.join(listed)}",
-                )
-            )
-        elif headline == "macro_f1":
-            problems.append(
-                (
-                    ("eval", "headline"),
-                    "macro_f1 is corpus-level (no per-answer values); use accuracy as headline",
-                )
-            )
+    problems.extend(_headline_problems(spec, metrics, task))
     return problems
+
+
+def _headline_problems(spec: dict[str, Any], metrics: list[Any], task: Any) -> list[Located]:
+    """The headline is a metric the recipe computes, with per-answer values."""
+    from bakeoff.eval import DEFAULT_METRICS
+
+    headline = spec.get("headline")
+    cls = _metric_or_none(headline)
+    if cls is None or not isinstance(task, str) or task not in DEFAULT_METRICS:
+        return []
+    listed = [m for m in metrics if isinstance(m, str)] if spec.get("metrics") else DEFAULT_METRICS[task]
+    if headline not in listed:
+        return [(("eval", "headline"), f"headline {headline!r} is not among the metrics computed: {', '.join(listed)}")]
+    if cls.corpus_level:
+        per_answer = "accuracy" if task == "classification" else "rougeL"
+        return [
+            (
+                ("eval", "headline"),
+                f"{headline} is corpus-level (no per-answer values); use a per-answer metric ({per_answer}) as headline",
+            )
+        ]
+    return []
 
 
 def _candidate_refs(candidates: list[Any], seen: dict[str, int]) -> list[Located]:

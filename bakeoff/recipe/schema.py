@@ -46,12 +46,14 @@ DEFAULT_BASE_MODEL = "embedded:smollm2-135m-instruct"
 
 
 def _known_metric(name: str) -> str:
-    from bakeoff.eval import UNAVAILABLE_METRICS, metric_names  # light module, no heavy imports
+    from bakeoff.eval import MetricError, metric_class  # light module, no heavy imports
 
-    if name in UNAVAILABLE_METRICS:
-        raise ValueError(f"metric {name!r} is unavailable: {UNAVAILABLE_METRICS[name]}")
-    if name not in metric_names():
-        raise ValueError(f"unknown metric {name!r}; available: {', '.join(metric_names())}")
+    try:
+        cls = metric_class(name)
+    except MetricError as exc:
+        raise ValueError(str(exc)) from None
+    if cls.automatic:
+        raise ValueError(f"metric {name!r} is scored automatically for candidates that retrieve; do not list it")
     return name
 
 
