@@ -1,4 +1,4 @@
-"""Scoring a run's answers into ``scores.json``.
+"""Scoring a run's answers into a :class:`~bakeoff.run.documents.scores.Scores` document (``scores.json``).
 
 Per answer and metric a value (or missing, with the reason); per candidate and metric the mean over the
 answers that have a value, with ``n``, ``missing`` and a bootstrap interval ``ci``. An answer that failed
@@ -13,6 +13,10 @@ Candidates that retrieve (``retrieval_k``) are also scored on their answers' ``c
 questions' ``passage``/``source``: ``hit_rate@k`` and ``mrr``, no LLM needed. These names are added to
 ``metrics`` (other candidates show no value) and listed in ``retrieval_metrics``; they are descriptive and get
 no intervals or paired tests.
+
+:func:`score_answers` composes one function per section: metric lookup, per-answer metrics and their
+per-candidate summaries, retrieval scores, the classification report, latency and tokens, pairwise verdicts,
+judge accounting, paired statistics and error analysis.
 """
 
 from __future__ import annotations
@@ -20,27 +24,196 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from bakeoff.core import Question
 from bakeoff.eval import DEFAULT_HEADLINE, DEFAULT_METRICS, JUDGE_METRICS, get_metric, metric_class
 from bakeoff.eval.metrics import MetricResult, Sample
+from bakeoff.run.documents.scores import (
+    CandidateScores,
+    ClassificationReport,
+    Comparison,
+    JudgeAccounting,
+    JudgeCounts,
+    JudgeTotals,
+    Latency,
+    MetricSummary,
+    PairwiseVerdicts,
+    Scores,
+    Statistics,
+    StatisticsMethod,
+    Tokens,
+)
 
-__all__ = ["score_answers"]
+if TYPE_CHECKING:
+    from bakeoff.eval.settings import StatisticsSpec
+
+__all__ = ["ScoringSettings", "score_answers"]
+
+Row = dict[str, Any]
 
 
-def _latency_summary(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    ordered = sorted(values)
+@dataclass(frozen=True)
+class ScoringSettings:
+    """What a run is scored with (a recipe's ``task``, ``labels``, ``eval:``, ``judge:`` and resources).
 
-    def pct(p: float) -> float:
-        return ordered[min(len(ordered) - 1, int(round(p * (len(ordered) - 1))))]
+    Attributes:
+        task: ``qa`` or ``classification``.
+        labels: the label set (classification).
+        metrics: metric names; ``None``: the task's defaults.
+        headline: the metric error analysis and reports lead with (default: per task).
+        embeddings: the embedding model reference (``semantic_similarity``, ``answer_relevancy``).
+        ollama_host: the Ollama server for ``ollama:`` embeddings and judges (else ``OLLAMA_HOST``).
+        judge: a :class:`~bakeoff.eval.settings.JudgeSpec`, or a ready :class:`~bakeoff.eval.judge.Judge`
+            (needed by judged metrics).
+        statistics: a :class:`~bakeoff.eval.settings.StatisticsSpec` (``None``: default settings).
+        fail_below: a headline value below this counts as a failed answer in error analysis.
+    """
 
-    return {"mean": statistics.fmean(values), "p50": pct(0.5), "p95": pct(0.95)}
+    task: str = "qa"
+    labels: Sequence[str] = ()
+    metrics: Sequence[str] | None = None
+    headline: str | None = None
+    embeddings: Any = None
+    ollama_host: str | None = None
+    judge: Any = None
+    statistics: StatisticsSpec | None = None
+    fail_below: float = 0.5
+
+    @classmethod
+    def from_recipe(cls, recipe: Any, *, judge: Any = None) -> ScoringSettings:
+        """The settings of a :class:`~bakeoff.recipe.schema.Recipe` (``judge`` replaces its judge)."""
+        return cls(
+            task=recipe.task,
+            labels=tuple(recipe.labels or ()),
+            metrics=recipe.eval.metrics,
+            headline=recipe.eval.headline,
+            embeddings=recipe.embeddings,
+            ollama_host=recipe.ollama_host,
+            judge=judge if judge is not None else recipe.judge,
+            statistics=recipe.eval.statistics,
+            fail_below=recipe.eval.fail_below,
+        )
 
 
-def _sample(row: dict[str, Any], question: Question) -> Sample:
+def score_answers(
+    questions: Sequence[Question],
+    answers: dict[str, list[Row]],
+    settings: ScoringSettings,
+    *,
+    retrieval_k: dict[str, int] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Scores:
+    """Score every candidate's answers.
+
+    Args:
+        questions: the evaluation set (references come from here).
+        answers: candidate name -> answer rows (as in ``answers.jsonl``).
+        settings: what to score with.
+        retrieval_k: candidate name -> chunks it retrieves, for the candidates that retrieve; they get
+            ``hit_rate@k`` and ``mrr`` when some question has a ``passage`` or ``source``.
+        progress: called with the number of answers scored so far for one candidate.
+
+    Returns:
+        The ``scores.json`` document.
+
+    Raises:
+        ValueError: a judged metric without a judge, or a headline that is not among the metrics.
+    """
+    names, headline = _metric_names(settings)
+    by_id = {q.id: q for q in questions}
+    rows_by_candidate = {c: [r for r in rows if r["question_id"] in by_id] for c, rows in answers.items()}
+    scores = Scores(
+        task=settings.task,
+        metrics=names,
+        headline=headline,
+        n_questions=len(questions),
+        candidates={},
+        per_answer={},
+    )
+    retrieves = any(q.passage or q.source for q in questions)
+    tally = _JudgeTally(_open_judge(names, settings))
+    samples: dict[str, dict[str, Sample]] = {}
+    try:
+        metrics = _metric_objects(names, settings, tally.judge)
+        for candidate, rows in rows_by_candidate.items():
+            samples[candidate] = _score_candidate(scores, candidate, rows, by_id, metrics, settings, tally)
+            k = (retrieval_k or {}).get(candidate)
+            if k and retrieves:
+                _add_retrieval(scores, candidate, k, rows, by_id)
+            if progress:
+                progress(len(rows))
+        pairwise = _pairwise(metrics, samples, tally)
+        if pairwise is not None:
+            scores.judge_pairwise = pairwise
+    finally:
+        if tally.judge is not None:
+            tally.judge.close()
+    if tally.judge is not None:
+        scores.judge = tally.accounting()
+    _add_statistics(scores, rows_by_candidate, settings)
+    from bakeoff.eval.errors import error_analysis
+
+    scores.error_analysis = error_analysis(scores, rows_by_candidate, by_id, fail_below=settings.fail_below)
+    return scores
+
+
+# -- metric lookup ------------------------------------------------------------------------------------------
+
+
+def _metric_names(settings: ScoringSettings) -> tuple[list[str], str]:
+    """The metrics to score (default: per task) and the headline (default: the first listed metric with
+    per-answer values — macro-F1 has none — else the task's default headline)."""
+    names = list(settings.metrics or DEFAULT_METRICS[settings.task])
+    headline = settings.headline
+    if headline is None:
+        listed = [n for n in names if not _corpus_level(metric_class(n))] if settings.metrics else []
+        default = DEFAULT_HEADLINE[settings.task]
+        headline = listed[0] if listed else default if default in names else names[0]
+    if headline not in names:
+        raise ValueError(f"headline metric {headline!r} is not among the metrics {names}")
+    return names, headline
+
+
+def _open_judge(names: Sequence[str], settings: ScoringSettings) -> Any:
+    """The :class:`~bakeoff.eval.judge.Judge` the judged metrics need (``None`` when none is named)."""
+    needs_judge = [n for n in names if _judged(n)]
+    if not needs_judge:
+        return None
+    if settings.judge is None:
+        raise ValueError(f"metrics {needs_judge} need a judge: add `judge:` to the recipe")
+    from bakeoff.eval.settings import JudgeSpec
+
+    if isinstance(settings.judge, JudgeSpec):
+        from bakeoff.eval.judge import Judge
+
+        return Judge(settings.judge, ollama_host=settings.ollama_host)
+    return settings.judge
+
+
+def _metric_objects(names: Sequence[str], settings: ScoringSettings, judge: Any) -> dict[str, Any]:
+    """Metric name -> an instance, given the resources it needs."""
+    resources = {"embeddings": settings.embeddings, "judge": judge, "ollama_host": settings.ollama_host}
+    return {name: get_metric(name, **resources) for name in names}
+
+
+def _judged(name: str) -> bool:
+    return name in JUDGE_METRICS
+
+
+def _corpus_level(metric: Any) -> bool:
+    return bool(getattr(metric, "corpus_level", False))
+
+
+def _higher_is_better(name: str) -> bool:
+    return getattr(metric_class(name), "higher_is_better", True)
+
+
+# -- one candidate ------------------------------------------------------------------------------------------
+
+
+def _sample(row: Row, question: Question) -> Sample:
     contexts = row.get("contexts") or None
     texts = None
     if contexts:
@@ -55,270 +228,215 @@ def _sample(row: dict[str, Any], question: Question) -> Sample:
     )
 
 
-def _judge_counts(results: list[MetricResult]) -> dict[str, Any]:
-    asked = [r for r in results if r.judged]
-    parse = sum(1 for r in results if r.failure == "parse")
-    return {
-        "asked": len(asked),
-        "cache_hits": sum(1 for r in asked if r.cached),
-        "parse_failures": parse,
-        "judge_errors": sum(1 for r in results if r.failure == "judge"),
-        "parse_failure_rate": parse / len(asked) if asked else None,
-    }
+def _label(row: Row) -> str | None:
+    """The label a classification answer predicted (``None`` for a failed or unparsed answer)."""
+    return None if row.get("error") else row.get("label")
 
 
-def _summary(values: list[float], missing: dict[str, int]) -> dict[str, Any]:
-    return {
-        "mean": statistics.fmean(values) if values else None,
-        "n": len(values),
-        "missing": sum(missing.values()),
-        **({"missing_reasons": missing} if missing else {}),
-    }
+def _score_candidate(
+    scores: Scores,
+    candidate: str,
+    rows: list[Row],
+    by_id: dict[str, Question],
+    metrics: dict[str, Any],
+    settings: ScoringSettings,
+    tally: _JudgeTally,
+) -> dict[str, Sample]:
+    """Score one candidate into ``scores`` (its summary and per-answer values); returns its samples."""
+    per_answer: dict[str, dict[str, Any]] = {r["question_id"]: {} for r in rows}
+    summary = CandidateScores(metrics={}, errors=sum(1 for r in rows if r.get("error")), n=len(rows))
+    references = [by_id[r["question_id"]].reference for r in rows]
+    samples = [_sample(r, by_id[r["question_id"]]) for r in rows]
+    for name, metric in metrics.items():
+        if _corpus_level(metric):
+            summary.metrics[name] = _corpus_level_summary(metric, rows, references, settings.labels)
+            continue
+        calls_before = tally.calls()
+        t0 = time.perf_counter()
+        results = _per_answer_results(metric, settings.task, rows, references, samples)
+        summary.metrics[name] = _summarise(name, rows, results, per_answer)
+        if _judged(name):
+            summary.metrics[name].judge = tally.count(name, results, calls_before, t0)
+    if settings.task == "classification":
+        summary.classification = _classification(rows, references, settings.labels)
+    _add_cost(summary, rows)
+    scores.candidates[candidate] = summary
+    scores.per_answer[candidate] = per_answer
+    return {s.question_id: s for s in samples}
 
 
-def _score_retrieval(
-    k: int, rows: list[dict[str, Any]], by_id: dict[str, Question], per_answer: dict[str, dict[str, Any]]
-) -> dict[str, dict[str, Any]]:
-    """hit_rate@k and mrr of one retrieving candidate's answers (a failed answer retrieved nothing)."""
+def _per_answer_results(
+    metric: Any, task: str, rows: list[Row], references: list[str], samples: list[Sample]
+) -> list[MetricResult]:
+    """One metric's result for every answer (classification metrics compare labels)."""
+    if task == "classification":
+        return [
+            metric.score(response=_label(r), reference=ref) for r, ref in zip(rows, references, strict=True)
+        ]
+    return metric.score_samples(samples)
+
+
+def _summarise(
+    name: str, rows: list[Row], results: Sequence[MetricResult], per_answer: dict[str, dict[str, Any]]
+) -> MetricSummary:
+    """Record each answer's value under ``per_answer`` and summarise them: mean, n, missing (and why)."""
+    values: list[float] = []
+    missing: dict[str, int] = {}
+    for row, result in zip(rows, results, strict=True):
+        per_answer.setdefault(row["question_id"], {})[name] = result.value
+        if result.value is None:
+            missing[result.reason] = missing.get(result.reason, 0) + 1
+        else:
+            values.append(result.value)
+    summary = MetricSummary(
+        mean=statistics.fmean(values) if values else None, n=len(values), missing=sum(missing.values())
+    )
+    if missing:
+        summary.missing_reasons = missing
+    return summary
+
+
+def _corpus_level_summary(
+    metric: Any, rows: list[Row], references: list[str], labels: Sequence[str]
+) -> MetricSummary:
+    value = metric.aggregate(
+        predictions=[r.get("label") for r in rows], references=references, labels=list(labels)
+    )
+    return MetricSummary(mean=value, n=len(rows), missing=0, corpus_level=True)
+
+
+def _add_retrieval(
+    scores: Scores, candidate: str, k: int, rows: list[Row], by_id: dict[str, Question]
+) -> None:
+    """hit_rate@k and mrr of one retrieving candidate's answers (a failed answer retrieved nothing); their
+    names join ``metrics`` and ``retrieval_metrics``."""
     from bakeoff.eval.metrics import retrieval_metrics
 
-    out = {}
+    per_answer = scores.per_answer[candidate]
     for metric in retrieval_metrics(k):
-        values: list[float] = []
-        missing: dict[str, int] = {}
+        results = []
         for row in rows:
             q = by_id[row["question_id"]]
-            result = metric.score(
-                retrieved_contexts=row.get("contexts") or [],
-                reference_passage=q.passage,
-                reference_source=q.source,
-            )
-            per_answer.setdefault(row["question_id"], {})[metric.name] = result.value
-            if result.value is None:
-                missing[result.reason] = missing.get(result.reason, 0) + 1
-            else:
-                values.append(result.value)
-        out[metric.name] = _summary(values, missing)
-    return out
-
-
-def score_answers(
-    *,
-    task: str,
-    labels: Sequence[str],
-    questions: Sequence[Question],
-    answers: dict[str, list[dict[str, Any]]],
-    metrics: Sequence[str] | None = None,
-    progress: Callable[[int], None] | None = None,
-    embeddings: Any = None,
-    ollama_host: str | None = None,
-    judge: Any = None,
-    headline: str | None = None,
-    statistics_spec: Any = None,
-    fail_below: float = 0.5,
-    retrieval_k: dict[str, int] | None = None,
-) -> dict[str, Any]:
-    """Score every candidate's answers.
-
-    Args:
-        task: ``qa`` or ``classification``.
-        labels: the label set (classification).
-        questions: the evaluation set (references come from here).
-        answers: candidate name -> answer rows (as in ``answers.jsonl``).
-        metrics: metric names; default per task.
-        progress: called with the number of answers scored so far for one candidate.
-        embeddings: the recipe's embedding model reference (``semantic_similarity``, ``answer_relevancy``).
-        ollama_host: the recipe's Ollama server, for ``ollama:`` embeddings and judges (else ``OLLAMA_HOST``).
-        judge: the recipe's :class:`~bakeoff.eval.settings.JudgeSpec`, or a ready
-            :class:`~bakeoff.eval.judge.Judge` (needed by judged metrics).
-        headline: the metric error analysis and reports lead with (default: per task).
-        statistics_spec: a :class:`~bakeoff.eval.settings.StatisticsSpec` (default settings if None).
-        fail_below: a headline value below this counts as a failed answer in error analysis.
-        retrieval_k: candidate name -> chunks it retrieves, for the candidates that retrieve; they get
-            ``hit_rate@k`` and ``mrr`` when some question has a ``passage`` or ``source``.
-
-    Returns:
-        The ``scores.json`` document.
-
-    Raises:
-        ValueError: a judged metric without a judge, or a headline that is not among the metrics.
-    """
-    from bakeoff.eval.settings import JudgeSpec, StatisticsSpec
-
-    names = list(metrics or DEFAULT_METRICS[task])
-    if headline is None:  # the first listed metric with per-answer values (macro-F1 has none)
-        listed = [n for n in names if not getattr(metric_class(n), "corpus_level", False)] if metrics else []
-        headline = (
-            listed[0] if listed else DEFAULT_HEADLINE[task] if DEFAULT_HEADLINE[task] in names else names[0]
-        )
-    if headline not in names:
-        raise ValueError(f"headline metric {headline!r} is not among the metrics {names}")
-    needs_judge = [n for n in names if n in JUDGE_METRICS]
-    judge_obj = None
-    if needs_judge:
-        if judge is None:
-            raise ValueError(f"metrics {needs_judge} need a judge: add `judge:` to the recipe")
-        if isinstance(judge, JudgeSpec):
-            from bakeoff.eval.judge import Judge
-
-            judge_obj = Judge(judge, ollama_host=ollama_host)
-        else:
-            judge_obj = judge
-    by_id = {q.id: q for q in questions}
-    metric_objs = {
-        name: get_metric(name, embeddings=embeddings, judge=judge_obj, ollama_host=ollama_host)
-        for name in names
-    }
-    out: dict[str, Any] = {
-        "task": task,
-        "metrics": names,
-        "headline": headline,
-        "n_questions": len(questions),
-        "candidates": {},
-        "per_answer": {},
-    }
-    judge_metrics: dict[str, dict[str, Any]] = {}
-    rows_by_candidate: dict[str, list[dict[str, Any]]] = {}
-    samples_by_candidate: dict[str, dict[str, Sample]] = {}
-    t_judge = 0.0
-    try:
-        for candidate, rows in answers.items():
-            rows = [r for r in rows if r["question_id"] in by_id]
-            rows_by_candidate[candidate] = rows
-            per_answer: dict[str, dict[str, Any]] = {r["question_id"]: {} for r in rows}
-            summary: dict[str, Any] = {
-                "metrics": {},
-                "errors": sum(1 for r in rows if r.get("error")),
-                "n": len(rows),
-            }
-            references = [by_id[r["question_id"]].reference for r in rows]
-            samples = [_sample(r, by_id[r["question_id"]]) for r in rows]
-            samples_by_candidate[candidate] = {s.question_id: s for s in samples}
-            for name, metric in metric_objs.items():
-                if getattr(metric, "corpus_level", False):
-                    value = metric.aggregate(
-                        predictions=[r.get("label") for r in rows], references=references, labels=list(labels)
-                    )
-                    summary["metrics"][name] = {
-                        "mean": value,
-                        "n": len(rows),
-                        "missing": 0,
-                        "corpus_level": True,
-                    }
-                    continue
-                calls_before = judge_obj.calls if judge_obj is not None else 0
-                t0 = time.perf_counter()
-                if task == "classification":
-                    results = [
-                        metric.score(response=None if r.get("error") else r.get("label"), reference=ref)
-                        for r, ref in zip(rows, references, strict=True)
-                    ]
-                else:
-                    results = metric.score_samples(samples)
-                values = []
-                missing: dict[str, int] = {}
-                for row, result in zip(rows, results, strict=True):
-                    per_answer[row["question_id"]][name] = result.value
-                    if result.value is None:
-                        missing[result.reason] = missing.get(result.reason, 0) + 1
-                    else:
-                        values.append(result.value)
-                entry: dict[str, Any] = {
-                    "mean": statistics.fmean(values) if values else None,
-                    "n": len(values),
-                    "missing": sum(missing.values()),
-                    **({"missing_reasons": missing} if missing else {}),
-                }
-                if name in JUDGE_METRICS:
-                    counts = _judge_counts(results)
-                    counts["calls"] = judge_obj.calls - calls_before
-                    entry["judge"] = counts
-                    total = judge_metrics.setdefault(
-                        name,
-                        {"asked": 0, "cache_hits": 0, "parse_failures": 0, "judge_errors": 0, "calls": 0},
-                    )
-                    for k in total:
-                        total[k] += counts[k]
-                    t_judge += time.perf_counter() - t0
-                summary["metrics"][name] = entry
-            k = (retrieval_k or {}).get(candidate)
-            if k and any(q.passage or q.source for q in questions):
-                found = _score_retrieval(k, rows, by_id, per_answer)
-                summary["metrics"].update(found)
-                for name in found:
-                    for listing in (out["metrics"], out.setdefault("retrieval_metrics", [])):
-                        if name not in listing:
-                            listing.append(name)
-            if task == "classification":
-                from bakeoff.eval.metrics import classification_report
-
-                summary["classification"] = classification_report(
-                    predictions=[None if r.get("error") else r.get("label") for r in rows],
-                    references=references,
-                    labels=list(labels),
+            results.append(
+                metric.score(
+                    retrieved_contexts=row.get("contexts") or [],
+                    reference_passage=q.passage,
+                    reference_source=q.source,
                 )
-            summary["latency_s"] = _latency_summary([float(r.get("latency_s") or 0.0) for r in rows])
-            summary["tokens"] = {
-                "prompt": sum(int(r.get("prompt_tokens") or 0) for r in rows),
-                "completion": sum(int(r.get("completion_tokens") or 0) for r in rows),
-            }
-            summary["truncated"] = sum(1 for r in rows if r.get("truncated"))
-            summary["prompt_truncated"] = sum(1 for r in rows if r.get("prompt_truncated"))
-            out["candidates"][candidate] = summary
-            out["per_answer"][candidate] = per_answer
-            if progress:
-                progress(len(rows))
-        rubric = judge_obj.spec.rubric if judge_obj is not None else None
-        if "judge_rubric" in metric_objs and rubric is not None and rubric.pairwise and len(answers) > 1:
-            t0 = time.perf_counter()
-            calls_before = judge_obj.calls
-            out["judge_pairwise"] = metric_objs["judge_rubric"].pairwise(samples_by_candidate)
-            out["judge_pairwise"]["calls"] = judge_obj.calls - calls_before
-            t_judge += time.perf_counter() - t0
-    finally:
-        if judge_obj is not None:
-            judge_obj.close()
-    if judge_obj is not None:
-        for counts in judge_metrics.values():
-            counts["parse_failure_rate"] = (
-                counts["parse_failures"] / counts["asked"] if counts["asked"] else None
             )
-        out["judge"] = {**judge_obj.describe(), "seconds": round(t_judge, 2), "metrics": judge_metrics}
-    _add_statistics(out, rows_by_candidate, labels, statistics_spec or StatisticsSpec())
-    from bakeoff.eval.errors import error_analysis
+        scores.candidates[candidate].metrics[metric.name] = _summarise(metric.name, rows, results, per_answer)
+        if metric.name not in scores.metrics:
+            scores.metrics.append(metric.name)
+        if metric.name not in scores.retrieval_metrics:
+            scores.retrieval_metrics = [*scores.retrieval_metrics, metric.name]
 
-    out["error_analysis"] = error_analysis(out, rows_by_candidate, by_id, fail_below=fail_below)
-    return out
+
+def _classification(rows: list[Row], references: list[str], labels: Sequence[str]) -> ClassificationReport:
+    from bakeoff.eval.metrics import classification_report
+
+    report = classification_report(
+        predictions=[_label(r) for r in rows], references=references, labels=list(labels)
+    )
+    return ClassificationReport.model_validate(report)
+
+
+def _latency(values: list[float]) -> Latency:
+    if not values:
+        return Latency()
+    ordered = sorted(values)
+
+    def pct(p: float) -> float:
+        return ordered[min(len(ordered) - 1, int(round(p * (len(ordered) - 1))))]
+
+    return Latency(mean=statistics.fmean(values), p50=pct(0.5), p95=pct(0.95))
+
+
+def _add_cost(summary: CandidateScores, rows: list[Row]) -> None:
+    """Latency per answer, token totals and truncation counts."""
+    summary.latency_s = _latency([float(r.get("latency_s") or 0.0) for r in rows])
+    summary.tokens = Tokens(
+        prompt=sum(int(r.get("prompt_tokens") or 0) for r in rows),
+        completion=sum(int(r.get("completion_tokens") or 0) for r in rows),
+    )
+    summary.truncated = sum(1 for r in rows if r.get("truncated"))
+    summary.prompt_truncated = sum(1 for r in rows if r.get("prompt_truncated"))
+
+
+# -- the judge ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _JudgeTally:
+    """Judge accounting as scoring goes: per metric totals and the seconds spent judging."""
+
+    judge: Any
+    totals: dict[str, JudgeTotals] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def calls(self) -> int:
+        return self.judge.calls if self.judge is not None else 0
+
+    def count(self, name: str, results: Sequence[MetricResult], calls_before: int, t0: float) -> JudgeCounts:
+        """One candidate's counts for judged metric ``name`` (added to the run's totals)."""
+        asked = [r for r in results if r.judged]
+        parse = sum(1 for r in results if r.failure == "parse")
+        counts = JudgeCounts(
+            asked=len(asked),
+            cache_hits=sum(1 for r in asked if r.cached),
+            parse_failures=parse,
+            judge_errors=sum(1 for r in results if r.failure == "judge"),
+            parse_failure_rate=parse / len(asked) if asked else None,
+            calls=self.judge.calls - calls_before,
+        )
+        total = self.totals.setdefault(
+            name, JudgeTotals(asked=0, cache_hits=0, parse_failures=0, judge_errors=0, calls=0)
+        )
+        for key in ("asked", "cache_hits", "parse_failures", "judge_errors", "calls"):
+            setattr(total, key, getattr(total, key) + getattr(counts, key))
+        self.seconds += time.perf_counter() - t0
+        return counts
+
+    def accounting(self) -> JudgeAccounting:
+        """The ``judge`` block: the judge's identity and calls, seconds, and the totals per metric."""
+        for total in self.totals.values():
+            total.parse_failure_rate = total.parse_failures / total.asked if total.asked else None
+        return JudgeAccounting.model_validate(
+            {**self.judge.describe(), "seconds": round(self.seconds, 2), "metrics": self.totals}
+        )
+
+
+def _pairwise(
+    metrics: dict[str, Any], samples: dict[str, dict[str, Sample]], tally: _JudgeTally
+) -> PairwiseVerdicts | None:
+    """``judge_rubric`` verdicts on every pair of candidates, when the rubric asks for them."""
+    rubric = tally.judge.spec.rubric if tally.judge is not None else None
+    if "judge_rubric" not in metrics or rubric is None or not rubric.pairwise or len(samples) < 2:
+        return None
+    t0 = time.perf_counter()
+    calls_before = tally.judge.calls
+    verdicts = metrics["judge_rubric"].pairwise(samples)
+    tally.seconds += time.perf_counter() - t0
+    return PairwiseVerdicts.model_validate({**verdicts, "calls": tally.judge.calls - calls_before})
+
+
+# -- paired statistics --------------------------------------------------------------------------------------
 
 
 def _add_statistics(
-    out: dict[str, Any], rows_by_candidate: dict[str, list[dict[str, Any]]], labels: Sequence[str], spec: Any
+    scores: Scores, rows_by_candidate: dict[str, list[Row]], settings: ScoringSettings
 ) -> None:
-    """Bootstrap intervals into ``candidates.<c>.metrics.<m>.ci`` and paired comparisons into ``statistics``."""
-    from bakeoff.eval import metric_class
+    """Bootstrap intervals into ``candidates.<c>.metrics.<m>.ci`` and paired comparisons into ``statistics``
+    (retrieval metrics are left out: only some candidates have them)."""
+    from bakeoff.eval.settings import StatisticsSpec
     from bakeoff.eval.stats import statistics_for
 
-    retrieval = set(out.get("retrieval_metrics", []))
-    names = [
-        n for n in out["metrics"] if n not in retrieval
-    ]  # retrieval metrics: only some candidates have them
+    spec = settings.statistics or StatisticsSpec()
+    names = [n for n in scores.metrics if n not in set(scores.retrieval_metrics)]
     corpus_level: dict[str, Callable[[str, Sequence[str]], float]] = {}
     if "macro_f1" in names:
-        from bakeoff.eval.metrics import classification_report
-
-        truth = {c: {r["question_id"]: r for r in rows} for c, rows in rows_by_candidate.items()}
-
-        def macro_f1(candidate: str, qids: Sequence[str]) -> float:
-            rows = [truth[candidate][q] for q in qids]
-            return classification_report(
-                predictions=[None if r.get("error") else r.get("label") for r in rows],
-                references=[r.get("reference") for r in rows],
-                labels=list(labels),
-            )["macro_f1"]
-
-        corpus_level["macro_f1"] = macro_f1
+        corpus_level["macro_f1"] = _macro_f1_on(rows_by_candidate, settings.labels)
     intervals, comparisons = statistics_for(
-        out["per_answer"],
+        scores.per_answer,
         metrics=names,
         corpus_level=corpus_level,
         binary=[n for n in names if n == "accuracy"],
@@ -327,22 +445,43 @@ def _add_statistics(
         confidence=spec.confidence,
         alpha=spec.alpha,
         seed=spec.seed,
-        higher_is_better={n: getattr(metric_class(n), "higher_is_better", True) for n in names},
+        higher_is_better={n: _higher_is_better(n) for n in names},
     )
     for cand, per_metric in intervals.items():
         for metric, ci in per_metric.items():
-            out["candidates"][cand]["metrics"][metric]["ci"] = ci
-    out["statistics"] = {
-        "method": {
-            "confidence": spec.confidence,
-            "resamples": spec.resamples,
-            "permutations": spec.permutations,
-            "seed": spec.seed,
-            "alpha": spec.alpha,
-            "interval": "percentile bootstrap over questions",
-            "pair_test": "paired sign-flip permutation test on per-question differences (exact when n <= 16)",
-            "classification_test": "McNemar's exact test (accuracy); paired bootstrap (macro_f1)",
-            "correction": "holm (across the pairs of each metric)",
+            scores.candidates[cand].metrics[metric].ci = ci
+    scores.statistics = Statistics(
+        method=StatisticsMethod(
+            confidence=spec.confidence,
+            resamples=spec.resamples,
+            permutations=spec.permutations,
+            seed=spec.seed,
+            alpha=spec.alpha,
+            interval="percentile bootstrap over questions",
+            pair_test="paired sign-flip permutation test on per-question differences (exact when n <= 16)",
+            classification_test="McNemar's exact test (accuracy); paired bootstrap (macro_f1)",
+            correction="holm (across the pairs of each metric)",
+        ),
+        comparisons={
+            m: [Comparison.model_validate(e) for e in entries] for m, entries in comparisons.items()
         },
-        "comparisons": comparisons,
-    }
+    )
+
+
+def _macro_f1_on(
+    rows_by_candidate: dict[str, list[Row]], labels: Sequence[str]
+) -> Callable[[str, Sequence[str]], float]:
+    """macro-F1 of a candidate on a subset (with repeats) of questions, for the bootstrap."""
+    from bakeoff.eval.metrics import classification_report
+
+    truth = {c: {r["question_id"]: r for r in rows} for c, rows in rows_by_candidate.items()}
+
+    def macro_f1(candidate: str, qids: Sequence[str]) -> float:
+        rows = [truth[candidate][q] for q in qids]
+        return classification_report(
+            predictions=[_label(r) for r in rows],
+            references=[r.get("reference") for r in rows],
+            labels=list(labels),
+        )["macro_f1"]
+
+    return macro_f1
