@@ -22,7 +22,7 @@ MAX_LINES = 500
 # (strict: a module that shrinks below the limit while listed fails the test).
 NOT_YET_SPLIT = {
     "bakeoff.training.trainer", "bakeoff.serving.chat_template", "bakeoff.recipe.schema",
-    "bakeoff.synth.jobs", "bakeoff.synth.run", "bakeoff.eval.judged", "bakeoff.rag.vectorstore", "bakeoff.ui.data",
+    "bakeoff.synth.jobs", "bakeoff.synth.run", "bakeoff.eval.judged", "bakeoff.rag.vectorstore",
 }
 
 
