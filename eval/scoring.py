@@ -1,4 +1,4 @@
-"""Scoring a run's answers into ``scores.json``.
+"""Scoring a run's answers into a :class:`~bakeoff.run.documents.scores.Scores` document (``scores.json``).
 
 Per answer and metric a value (or missing, with the reason); per candidate and metric the mean over the
 answers that have a value, with ``n``, ``missing`` and a bootstrap interval ``ci``. An answer that failed
@@ -16,6 +16,10 @@ batch (corpus-level ones: ``score_corpus``). Candidates that retrieve (``retriev
 ``passage``/``source``, no LLM needed — when some question has a passage or source. These names are added to
 ``metrics`` (other candidates show no value) and listed in ``retrieval_metrics``; they are descriptive and get
 no intervals or paired tests.
+
+:func:`score_answers` composes one function per section: metric lookup, per-answer metrics and their
+per-candidate summaries, retrieval scores, the classification report, latency and tokens, pairwise verdicts,
+judge accounting, paired statistics and error analysis.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from bakeoff.core import Question
 from bakeoff.errors import BakeoffError
@@ -38,71 +43,178 @@ from bakeoff.eval import (
     metric_origin,
 )
 from bakeoff.eval.metrics import Metric, MetricResult, Sample
+from bakeoff.run.documents.scores import (
+    CandidateScores,
+    ClassificationReport,
+    Comparison,
+    JudgeAccounting,
+    JudgeCounts,
+    JudgeTotals,
+    Latency,
+    MetricSummary,
+    PairwiseVerdicts,
+    Scores,
+    Statistics,
+    StatisticsMethod,
+    Tokens,
+)
 
-__all__ = ["score_answers"]
+if TYPE_CHECKING:
+    from bakeoff.eval.settings import StatisticsSpec
+
+__all__ = ["ScoringSettings", "score_answers"]
+
+Row = dict[str, Any]
 
 
-def _latency_summary(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    ordered = sorted(values)
+@dataclass(frozen=True)
+class ScoringSettings:
+    """What a run is scored with (a recipe's ``task``, ``labels``, ``eval:``, ``judge:`` and resources).
 
-    def pct(p: float) -> float:
-        return ordered[min(len(ordered) - 1, int(round(p * (len(ordered) - 1))))]
+    Attributes:
+        task: ``qa`` or ``classification``.
+        labels: the label set (classification).
+        metrics: metric names; ``None``: the task's defaults.
+        headline: the metric error analysis and reports lead with (default: per task).
+        embeddings: the embedding model reference (``semantic_similarity``, ``answer_relevancy``).
+        ollama_host: the Ollama server for ``ollama:`` embeddings and judges (else ``OLLAMA_HOST``).
+        judge: a :class:`~bakeoff.eval.settings.JudgeSpec`, or a ready :class:`~bakeoff.eval.judge.Judge`
+            (needed by judged metrics).
+        statistics: a :class:`~bakeoff.eval.settings.StatisticsSpec` (``None``: default settings).
+        fail_below: a headline value below this counts as a failed answer in error analysis.
+    """
 
-    return {"mean": statistics.fmean(values), "p50": pct(0.5), "p95": pct(0.95)}
+    task: str = "qa"
+    labels: Sequence[str] = ()
+    metrics: Sequence[str] | None = None
+    headline: str | None = None
+    embeddings: Any = None
+    ollama_host: str | None = None
+    judge: Any = None
+    statistics: StatisticsSpec | None = None
+    fail_below: float = 0.5
+
+    @classmethod
+    def from_recipe(cls, recipe: Any, *, judge: Any = None) -> ScoringSettings:
+        """The settings of a :class:`~bakeoff.recipe.schema.Recipe` (``judge`` replaces its judge)."""
+        return cls(
+            task=recipe.task,
+            labels=tuple(recipe.labels or ()),
+            metrics=recipe.eval.metrics,
+            headline=recipe.eval.headline,
+            embeddings=recipe.embeddings,
+            ollama_host=recipe.ollama_host,
+            judge=judge if judge is not None else recipe.judge,
+            statistics=recipe.eval.statistics,
+            fail_below=recipe.eval.fail_below,
+        )
 
 
-def _sample(row: dict[str, Any], question: Question) -> Sample:
-    """The named data every metric reads for one answer (a failed answer is an empty reply, no label)."""
-    contexts = row.get("contexts") or None
-    texts = None
-    if contexts:
-        texts = [c.get("text", "") if isinstance(c, dict) else str(c) for c in contexts]
-    return Sample(
-        question_id=question.id,
-        question=question.question,
-        response="" if row.get("error") else (row.get("answer") or ""),
-        reference=question.reference,
-        contexts=texts,
-        error=bool(row.get("error")),
-        retrieved_contexts=[c for c in row.get("contexts") or [] if isinstance(c, dict)],
-        reference_passage=question.passage,
-        reference_source=question.source,
-        label=None if row.get("error") else row.get("label"),
+def score_answers(
+    questions: Sequence[Question],
+    answers: dict[str, list[Row]],
+    settings: ScoringSettings,
+    *,
+    retrieval_k: dict[str, int] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Scores:
+    """Score every candidate's answers.
+
+    Args:
+        questions: the evaluation set (references come from here).
+        answers: candidate name -> answer rows (as in ``answers.jsonl``).
+        settings: what to score with.
+        retrieval_k: candidate name -> chunks it retrieves, for the candidates that retrieve; they get
+            ``hit_rate@k`` and ``mrr`` when some question has a ``passage`` or ``source``.
+        progress: called with the number of answers scored so far for one candidate.
+
+    Returns:
+        The ``scores.json`` document.
+
+    Raises:
+        ValueError: a judged metric without a judge, or a headline that is not among the metrics.
+        MetricError: a metric that cannot be found or loaded, or a plugin metric that fails while scoring.
+    """
+    names, headline = _metric_names(settings)
+    by_id = {q.id: q for q in questions}
+    rows_by_candidate = {c: [r for r in rows if r["question_id"] in by_id] for c, rows in answers.items()}
+    scores = Scores(
+        task=settings.task,
+        metrics=names,
+        headline=headline,
+        n_questions=len(questions),
+        candidates={},
+        per_answer={},
     )
+    retrieves = any(q.passage or q.source for q in questions)
+    tally = _JudgeTally(_open_judge(names, settings))
+    samples: dict[str, dict[str, Sample]] = {}
+    try:
+        metrics = _metric_objects(names, settings, tally.judge)
+        for candidate, rows in rows_by_candidate.items():
+            samples[candidate] = _score_candidate(scores, candidate, rows, by_id, metrics, settings, tally)
+            k = (retrieval_k or {}).get(candidate)
+            if k and retrieves:
+                _add_retrieval(scores, candidate, k, samples[candidate])
+            if progress:
+                progress(len(rows))
+        pairwise = _pairwise(metrics, samples, tally)
+        if pairwise is not None:
+            scores.judge_pairwise = pairwise
+    finally:
+        if tally.judge is not None:
+            tally.judge.close()
+    if tally.judge is not None:
+        scores.judge = tally.accounting()
+    _add_statistics(scores, metrics, samples, settings)
+    from bakeoff.eval.errors import error_analysis
+
+    scores.error_analysis = error_analysis(scores, rows_by_candidate, by_id, fail_below=settings.fail_below)
+    return scores
 
 
-_JUDGE_TOTALS = ("asked", "cache_hits", "parse_failures", "judge_errors", "calls")
+# -- metric lookup ------------------------------------------------------------------------------------------
 
 
-def _judge_entry(results: list[MetricResult], calls: int, total: dict[str, Any]) -> dict[str, Any]:
-    """A judged metric's accounting for one candidate (``metrics.<m>.judge``), added to the run's ``total``."""
-    counts = {**_judge_counts(results), "calls": calls}
-    for k in total:
-        total[k] += counts[k]
-    return counts
+def _metric_names(settings: ScoringSettings) -> tuple[list[str], str]:
+    """The metrics to score (default: per task) and the headline (default: the first listed metric with
+    per-answer values — macro-F1 has none — else the task's default headline)."""
+    names = list(settings.metrics or DEFAULT_METRICS[settings.task])
+    headline = settings.headline
+    if headline is None:
+        listed = [n for n in names if not metric_class(n).corpus_level] if settings.metrics else []
+        default = DEFAULT_HEADLINE[settings.task]
+        headline = listed[0] if listed else default if default in names else names[0]
+    if headline not in names:
+        raise ValueError(f"headline metric {headline!r} is not among the metrics {names}")
+    return names, headline
 
 
-def _judge_counts(results: list[MetricResult]) -> dict[str, Any]:
-    asked = [r for r in results if r.judged]
-    parse = sum(1 for r in results if r.failure == "parse")
-    return {
-        "asked": len(asked),
-        "cache_hits": sum(1 for r in asked if r.cached),
-        "parse_failures": parse,
-        "judge_errors": sum(1 for r in results if r.failure == "judge"),
-        "parse_failure_rate": parse / len(asked) if asked else None,
+def _open_judge(names: Sequence[str], settings: ScoringSettings) -> Any:
+    """The :class:`~bakeoff.eval.judge.Judge` the judged metrics need (``None`` when none is named)."""
+    needs_judge = [n for n in names if "judge" in metric_class(n).needs]
+    if not needs_judge:
+        return None
+    if settings.judge is None:
+        raise ValueError(f"metrics {needs_judge} need a judge: add `judge:` to the recipe")
+    from bakeoff.eval.settings import JudgeSpec
+
+    if isinstance(settings.judge, JudgeSpec):
+        from bakeoff.eval.judge import Judge
+
+        return Judge(settings.judge, ollama_host=settings.ollama_host)
+    return settings.judge
+
+
+def _metric_objects(names: Sequence[str], settings: ScoringSettings, judge: Any) -> dict[str, Metric]:
+    """Metric name -> an instance, given the resources it asks for by name."""
+    resources = {
+        "embeddings": settings.embeddings,
+        "judge": judge,
+        "ollama_host": settings.ollama_host,
+        "labels": list(settings.labels),
     }
-
-
-def _summary(values: list[float], missing: dict[str, int]) -> dict[str, Any]:
-    return {
-        "mean": statistics.fmean(values) if values else None,
-        "n": len(values),
-        "missing": sum(missing.values()),
-        **({"missing_reasons": missing} if missing else {}),
-    }
+    return {name: get_metric(name, **resources) for name in names}
 
 
 def _builtin(metric: Metric) -> bool:
@@ -143,223 +255,235 @@ def _checked(metric: Metric, results: Any, n: int) -> list[MetricResult]:
     raise MetricError(f"metric {metric.name!r} ({metric_origin(metric.name)}) {problem}")
 
 
+# -- one candidate ------------------------------------------------------------------------------------------
+
+
+def _sample(row: Row, question: Question) -> Sample:
+    """The named data every metric reads for one answer (a failed answer is an empty reply, no label)."""
+    contexts = row.get("contexts") or None
+    texts = None
+    if contexts:
+        texts = [c.get("text", "") if isinstance(c, dict) else str(c) for c in contexts]
+    return Sample(
+        question_id=question.id,
+        question=question.question,
+        response="" if row.get("error") else (row.get("answer") or ""),
+        reference=question.reference,
+        contexts=texts,
+        error=bool(row.get("error")),
+        retrieved_contexts=[c for c in contexts or [] if isinstance(c, dict)],
+        reference_passage=question.passage,
+        reference_source=question.source,
+        label=_label(row),
+    )
+
+
+def _label(row: Row) -> str | None:
+    """The label a classification answer predicted (``None`` for a failed or unparsed answer)."""
+    return None if row.get("error") else row.get("label")
+
+
+def _score_candidate(
+    scores: Scores,
+    candidate: str,
+    rows: list[Row],
+    by_id: dict[str, Question],
+    metrics: dict[str, Metric],
+    settings: ScoringSettings,
+    tally: _JudgeTally,
+) -> dict[str, Sample]:
+    """Score one candidate into ``scores`` (its summary and per-answer values); returns its samples."""
+    per_answer: dict[str, dict[str, Any]] = {r["question_id"]: {} for r in rows}
+    summary = CandidateScores(metrics={}, errors=sum(1 for r in rows if r.get("error")), n=len(rows))
+    references = [by_id[r["question_id"]].reference for r in rows]
+    samples = [_sample(r, by_id[r["question_id"]]) for r in rows]
+    for name, metric in metrics.items():
+        calls_before = tally.calls()
+        t0 = time.perf_counter()
+        summary.metrics[name], results = _metric_entry(metric, samples, per_answer)
+        if "judge" in metric.needs:
+            summary.metrics[name].judge = tally.count(name, results, calls_before, t0)
+    if settings.task == "classification":
+        summary.classification = _classification(rows, references, settings.labels)
+    _add_cost(summary, rows)
+    scores.candidates[candidate] = summary
+    scores.per_answer[candidate] = per_answer
+    return {s.question_id: s for s in samples}
+
+
 def _metric_entry(
     metric: Metric, samples: list[Sample], per_answer: dict[str, dict[str, Any]]
-) -> tuple[dict[str, Any], list[MetricResult]]:
-    """One candidate's entry for one metric (per-answer values go into ``per_answer``), and the results."""
+) -> tuple[MetricSummary, list[MetricResult]]:
+    """One candidate's summary for one metric (each answer's value goes into ``per_answer``), and the results
+    (none for a corpus-level metric, which has one value per candidate)."""
     if metric.corpus_level:
         value = _call(metric, "score_corpus", samples)
-        return {"mean": value, "n": len(samples), "missing": 0, "corpus_level": True}, []
+        return MetricSummary(mean=value, n=len(samples), missing=0, corpus_level=True), []
     results = _checked(metric, _call(metric, "score_samples", samples), len(samples))
     values: list[float] = []
     missing: dict[str, int] = {}
     for sample, result in zip(samples, results, strict=True):
-        per_answer[sample.question_id][metric.name] = result.value
+        per_answer.setdefault(sample.question_id, {})[metric.name] = result.value
         if result.value is None:
             missing[result.reason] = missing.get(result.reason, 0) + 1
         else:
             values.append(result.value)
-    return _summary(values, missing), results
+    summary = MetricSummary(
+        mean=statistics.fmean(values) if values else None, n=len(values), missing=sum(missing.values())
+    )
+    if missing:
+        summary.missing_reasons = missing
+    return summary, results
 
 
-def _retrieval_metrics(k: int | None, questions: Sequence[Question]) -> list[Metric]:
-    """The automatic metrics of a candidate that retrieves ``k`` chunks, when a question gives a passage."""
-    if not k or not any(q.passage or q.source for q in questions):
-        return []
-    return [get_metric(name, k=k) for name in automatic_metrics()]
+def _add_retrieval(scores: Scores, candidate: str, k: int, samples: dict[str, Sample]) -> None:
+    """The automatic metrics (hit_rate@k, mrr) of one retrieving candidate's answers (a failed answer
+    retrieved nothing); their names join ``metrics`` and ``retrieval_metrics``."""
+    per_answer = scores.per_answer[candidate]
+    for name in automatic_metrics():
+        metric = get_metric(name, k=k)
+        entry, _ = _metric_entry(metric, list(samples.values()), per_answer)
+        scores.candidates[candidate].metrics[metric.name] = entry
+        if metric.name not in scores.metrics:
+            scores.metrics.append(metric.name)
+        if metric.name not in scores.retrieval_metrics:
+            scores.retrieval_metrics = [*scores.retrieval_metrics, metric.name]
 
 
-def _make_judge(names: Sequence[str], judge: Any, ollama_host: str | None) -> Any:
-    """The :class:`~bakeoff.eval.judge.Judge` the metrics that need one share, or None when none does."""
-    from bakeoff.eval.settings import JudgeSpec
+def _classification(rows: list[Row], references: list[str], labels: Sequence[str]) -> ClassificationReport:
+    from bakeoff.eval.classification import classification_report
 
-    needs_judge = [n for n in names if "judge" in metric_class(n).needs]
-    if not needs_judge:
-        return None
-    if judge is None:
-        raise ValueError(f"metrics {needs_judge} need a judge: add `judge:` to the recipe")
-    if isinstance(judge, JudgeSpec):
-        from bakeoff.eval.judge import Judge
-
-        return Judge(judge, ollama_host=ollama_host)
-    return judge
+    report = classification_report(
+        predictions=[_label(r) for r in rows], references=references, labels=list(labels)
+    )
+    return ClassificationReport.model_validate(report)
 
 
-def score_answers(
-    *,
-    task: str,
-    labels: Sequence[str],
-    questions: Sequence[Question],
-    answers: dict[str, list[dict[str, Any]]],
-    metrics: Sequence[str] | None = None,
-    progress: Callable[[int], None] | None = None,
-    embeddings: Any = None,
-    ollama_host: str | None = None,
-    judge: Any = None,
-    headline: str | None = None,
-    statistics_spec: Any = None,
-    fail_below: float = 0.5,
-    retrieval_k: dict[str, int] | None = None,
-) -> dict[str, Any]:
-    """Score every candidate's answers.
+def _latency(values: list[float]) -> Latency:
+    if not values:
+        return Latency()
+    ordered = sorted(values)
 
-    Args:
-        task: ``qa`` or ``classification``.
-        labels: the label set (classification).
-        questions: the evaluation set (references come from here).
-        answers: candidate name -> answer rows (as in ``answers.jsonl``).
-        metrics: metric names; default per task.
-        progress: called with the number of answers scored so far for one candidate.
-        embeddings: the recipe's embedding model reference (``semantic_similarity``, ``answer_relevancy``).
-        ollama_host: the recipe's Ollama server, for ``ollama:`` embeddings and judges (else ``OLLAMA_HOST``).
-        judge: the recipe's :class:`~bakeoff.eval.settings.JudgeSpec`, or a ready
-            :class:`~bakeoff.eval.judge.Judge` (needed by judged metrics).
-        headline: the metric error analysis and reports lead with (default: per task).
-        statistics_spec: a :class:`~bakeoff.eval.settings.StatisticsSpec` (default settings if None).
-        fail_below: a headline value below this counts as a failed answer in error analysis.
-        retrieval_k: candidate name -> chunks it retrieves, for the candidates that retrieve; they get
-            ``hit_rate@k`` and ``mrr`` when some question has a ``passage`` or ``source``.
+    def pct(p: float) -> float:
+        return ordered[min(len(ordered) - 1, int(round(p * (len(ordered) - 1))))]
 
-    Returns:
-        The ``scores.json`` document.
+    return Latency(mean=statistics.fmean(values), p50=pct(0.5), p95=pct(0.95))
 
-    Raises:
-        ValueError: a judged metric without a judge, or a headline that is not among the metrics.
-        MetricError: a metric that cannot be found or loaded, or a plugin metric that fails while scoring.
-    """
-    from bakeoff.eval.settings import StatisticsSpec
 
-    names = list(metrics or DEFAULT_METRICS[task])
-    if headline is None:  # the first listed metric with per-answer values (macro-F1 has none)
-        listed = [n for n in names if not metric_class(n).corpus_level] if metrics else []
-        headline = (
-            listed[0] if listed else DEFAULT_HEADLINE[task] if DEFAULT_HEADLINE[task] in names else names[0]
+def _add_cost(summary: CandidateScores, rows: list[Row]) -> None:
+    """Latency per answer, token totals and truncation counts."""
+    summary.latency_s = _latency([float(r.get("latency_s") or 0.0) for r in rows])
+    summary.tokens = Tokens(
+        prompt=sum(int(r.get("prompt_tokens") or 0) for r in rows),
+        completion=sum(int(r.get("completion_tokens") or 0) for r in rows),
+    )
+    summary.truncated = sum(1 for r in rows if r.get("truncated"))
+    summary.prompt_truncated = sum(1 for r in rows if r.get("prompt_truncated"))
+
+
+# -- the judge ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _JudgeTally:
+    """Judge accounting as scoring goes: per metric totals and the seconds spent judging."""
+
+    judge: Any
+    totals: dict[str, JudgeTotals] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def calls(self) -> int:
+        return self.judge.calls if self.judge is not None else 0
+
+    def count(self, name: str, results: Sequence[MetricResult], calls_before: int, t0: float) -> JudgeCounts:
+        """One candidate's counts for judged metric ``name`` (added to the run's totals)."""
+        asked = [r for r in results if r.judged]
+        parse = sum(1 for r in results if r.failure == "parse")
+        counts = JudgeCounts(
+            asked=len(asked),
+            cache_hits=sum(1 for r in asked if r.cached),
+            parse_failures=parse,
+            judge_errors=sum(1 for r in results if r.failure == "judge"),
+            parse_failure_rate=parse / len(asked) if asked else None,
+            calls=self.judge.calls - calls_before,
         )
-    if headline not in names:
-        raise ValueError(f"headline metric {headline!r} is not among the metrics {names}")
-    judge_obj = _make_judge(names, judge, ollama_host)
-    by_id = {q.id: q for q in questions}
-    resources = {"embeddings": embeddings, "judge": judge_obj, "ollama_host": ollama_host, "labels": list(labels)}
-    metric_objs = {name: get_metric(name, **resources) for name in names}
-    out: dict[str, Any] = {
-        "task": task,
-        "metrics": names,
-        "headline": headline,
-        "n_questions": len(questions),
-        "candidates": {},
-        "per_answer": {},
-    }
-    judge_metrics: dict[str, dict[str, Any]] = {}
-    rows_by_candidate: dict[str, list[dict[str, Any]]] = {}
-    samples_by_candidate: dict[str, dict[str, Sample]] = {}
-    t_judge = 0.0
-    try:
-        for candidate, rows in answers.items():
-            rows = [r for r in rows if r["question_id"] in by_id]
-            rows_by_candidate[candidate] = rows
-            per_answer: dict[str, dict[str, Any]] = {r["question_id"]: {} for r in rows}
-            summary: dict[str, Any] = {
-                "metrics": {},
-                "errors": sum(1 for r in rows if r.get("error")),
-                "n": len(rows),
-            }
-            references = [by_id[r["question_id"]].reference for r in rows]
-            samples = [_sample(r, by_id[r["question_id"]]) for r in rows]
-            samples_by_candidate[candidate] = {s.question_id: s for s in samples}
-            retrieval = _retrieval_metrics((retrieval_k or {}).get(candidate), questions)
-            for metric in [*metric_objs.values(), *retrieval]:
-                calls_before = judge_obj.calls if judge_obj is not None else 0
-                t0 = time.perf_counter()
-                entry, results = _metric_entry(metric, samples, per_answer)
-                if "judge" in metric.needs:
-                    total = judge_metrics.setdefault(metric.name, dict.fromkeys(_JUDGE_TOTALS, 0))
-                    entry["judge"] = _judge_entry(results, judge_obj.calls - calls_before, total)
-                    t_judge += time.perf_counter() - t0
-                summary["metrics"][metric.name] = entry
-            for metric in retrieval:
-                for listing in (out["metrics"], out.setdefault("retrieval_metrics", [])):
-                    if metric.name not in listing:
-                        listing.append(metric.name)
-            if task == "classification":
-                from bakeoff.eval.classification import classification_report
+        total = self.totals.setdefault(
+            name, JudgeTotals(asked=0, cache_hits=0, parse_failures=0, judge_errors=0, calls=0)
+        )
+        for key in ("asked", "cache_hits", "parse_failures", "judge_errors", "calls"):
+            setattr(total, key, getattr(total, key) + getattr(counts, key))
+        self.seconds += time.perf_counter() - t0
+        return counts
 
-                summary["classification"] = classification_report(
-                    predictions=[None if r.get("error") else r.get("label") for r in rows],
-                    references=references,
-                    labels=list(labels),
-                )
-            summary["latency_s"] = _latency_summary([float(r.get("latency_s") or 0.0) for r in rows])
-            summary["tokens"] = {
-                "prompt": sum(int(r.get("prompt_tokens") or 0) for r in rows),
-                "completion": sum(int(r.get("completion_tokens") or 0) for r in rows),
-            }
-            summary["truncated"] = sum(1 for r in rows if r.get("truncated"))
-            summary["prompt_truncated"] = sum(1 for r in rows if r.get("prompt_truncated"))
-            out["candidates"][candidate] = summary
-            out["per_answer"][candidate] = per_answer
-            if progress:
-                progress(len(rows))
-        rubric = judge_obj.spec.rubric if judge_obj is not None else None
-        if "judge_rubric" in metric_objs and rubric is not None and rubric.pairwise and len(answers) > 1:
-            t0 = time.perf_counter()
-            calls_before = judge_obj.calls
-            out["judge_pairwise"] = metric_objs["judge_rubric"].pairwise(samples_by_candidate)
-            out["judge_pairwise"]["calls"] = judge_obj.calls - calls_before
-            t_judge += time.perf_counter() - t0
-    finally:
-        if judge_obj is not None:
-            judge_obj.close()
-    if judge_obj is not None:
-        for counts in judge_metrics.values():
-            counts["parse_failure_rate"] = (
-                counts["parse_failures"] / counts["asked"] if counts["asked"] else None
-            )
-        out["judge"] = {**judge_obj.describe(), "seconds": round(t_judge, 2), "metrics": judge_metrics}
-    _add_statistics(out, metric_objs, samples_by_candidate, statistics_spec or StatisticsSpec())
-    from bakeoff.eval.errors import error_analysis
+    def accounting(self) -> JudgeAccounting:
+        """The ``judge`` block: the judge's identity and calls, seconds, and the totals per metric."""
+        for total in self.totals.values():
+            total.parse_failure_rate = total.parse_failures / total.asked if total.asked else None
+        return JudgeAccounting.model_validate(
+            {**self.judge.describe(), "seconds": round(self.seconds, 2), "metrics": self.totals}
+        )
 
-    out["error_analysis"] = error_analysis(out, rows_by_candidate, by_id, fail_below=fail_below)
-    return out
+
+def _pairwise(
+    metrics: dict[str, Metric], samples: dict[str, dict[str, Sample]], tally: _JudgeTally
+) -> PairwiseVerdicts | None:
+    """``judge_rubric`` verdicts on every pair of candidates, when the rubric asks for them."""
+    rubric = tally.judge.spec.rubric if tally.judge is not None else None
+    if "judge_rubric" not in metrics or rubric is None or not rubric.pairwise or len(samples) < 2:
+        return None
+    t0 = time.perf_counter()
+    calls_before = tally.judge.calls
+    verdicts = metrics["judge_rubric"].pairwise(samples)
+    tally.seconds += time.perf_counter() - t0
+    return PairwiseVerdicts.model_validate({**verdicts, "calls": tally.judge.calls - calls_before})
+
+
+# -- paired statistics --------------------------------------------------------------------------------------
 
 
 def _add_statistics(
-    out: dict[str, Any], metric_objs: dict[str, Metric], samples: dict[str, dict[str, Sample]], spec: Any
+    scores: Scores, metrics: dict[str, Metric], samples: dict[str, dict[str, Sample]], settings: ScoringSettings
 ) -> None:
-    """Bootstrap intervals into ``candidates.<c>.metrics.<m>.ci`` and paired comparisons into ``statistics``."""
+    """Bootstrap intervals into ``candidates.<c>.metrics.<m>.ci`` and paired comparisons into ``statistics``
+    (retrieval metrics are left out: only some candidates have them)."""
+    from bakeoff.eval.settings import StatisticsSpec
     from bakeoff.eval.stats import statistics_for
 
-    retrieval = set(out.get("retrieval_metrics", []))
-    names = [n for n in out["metrics"] if n not in retrieval]  # retrieval metrics: only some candidates have them
+    spec = settings.statistics or StatisticsSpec()
+    names = [n for n in scores.metrics if n not in set(scores.retrieval_metrics)]
 
     def corpus_value(metric: Metric) -> Callable[[str, Sequence[str]], float]:
+        """The metric of a candidate on a subset (with repeats) of questions, for the bootstrap."""
         return lambda candidate, qids: _call(metric, "score_corpus", [samples[candidate][q] for q in qids])
 
     intervals, comparisons = statistics_for(
-        out["per_answer"],
+        scores.per_answer,
         metrics=names,
-        corpus_level={n: corpus_value(metric_objs[n]) for n in names if metric_objs[n].corpus_level},
-        binary=[n for n in names if metric_objs[n].paired_test == "mcnemar"],
+        corpus_level={n: corpus_value(metrics[n]) for n in names if metrics[n].corpus_level},
+        binary=[n for n in names if metrics[n].paired_test == "mcnemar"],
         resamples=spec.resamples,
         permutations=spec.permutations,
         confidence=spec.confidence,
         alpha=spec.alpha,
         seed=spec.seed,
-        higher_is_better={n: metric_objs[n].higher_is_better for n in names},
+        higher_is_better={n: metrics[n].higher_is_better for n in names},
     )
     for cand, per_metric in intervals.items():
         for metric, ci in per_metric.items():
-            out["candidates"][cand]["metrics"][metric]["ci"] = ci
-    out["statistics"] = {
-        "method": {
-            "confidence": spec.confidence,
-            "resamples": spec.resamples,
-            "permutations": spec.permutations,
-            "seed": spec.seed,
-            "alpha": spec.alpha,
-            "interval": "percentile bootstrap over questions",
-            "pair_test": "paired sign-flip permutation test on per-question differences (exact when n <= 16)",
-            "classification_test": "McNemar's exact test (accuracy); paired bootstrap (macro_f1)",
-            "correction": "holm (across the pairs of each metric)",
+            scores.candidates[cand].metrics[metric].ci = ci
+    scores.statistics = Statistics(
+        method=StatisticsMethod(
+            confidence=spec.confidence,
+            resamples=spec.resamples,
+            permutations=spec.permutations,
+            seed=spec.seed,
+            alpha=spec.alpha,
+            interval="percentile bootstrap over questions",
+            pair_test="paired sign-flip permutation test on per-question differences (exact when n <= 16)",
+            classification_test="McNemar's exact test (accuracy); paired bootstrap (macro_f1)",
+            correction="holm (across the pairs of each metric)",
+        ),
+        comparisons={
+            m: [Comparison.model_validate(e) for e in entries] for m, entries in comparisons.items()
         },
-        "comparisons": comparisons,
-    }
+    )

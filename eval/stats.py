@@ -301,73 +301,101 @@ def statistics_for(
     """
     corpus_level = corpus_level or {}
     higher_is_better = higher_is_better or {}
+    settings = {"resamples": resamples, "confidence": confidence, "seed": seed}
     candidates = list(per_question)
     intervals: dict[str, dict[str, list[float] | None]] = {c: {} for c in candidates}
     comparisons: dict[str, list[dict[str, Any]]] = {}
     for metric in metrics:
+        statistic = corpus_level.get(metric)
         for cand in candidates:
-            if metric in corpus_level:
-                qids = list(per_question[cand])
-                if not qids:
-                    intervals[cand][metric] = None
-                    continue
-                fn = corpus_level[metric]
-                ids = np.array(qids, dtype=object)
-                lo, hi = bootstrap_interval(
-                    len(qids),
-                    lambda idx, fn=fn, cand=cand, ids=ids: fn(cand, list(ids[idx])),
-                    resamples=resamples,
-                    confidence=confidence,
-                    seed=seed,
-                )
-                intervals[cand][metric] = [lo, hi]
-                continue
-            values = [v[metric] for v in per_question[cand].values() if v.get(metric) is not None]
-            if not values:
-                intervals[cand][metric] = None
-                continue
-            _, lo, hi = mean_interval(values, resamples=resamples, confidence=confidence, seed=seed)
-            intervals[cand][metric] = [lo, hi]
+            intervals[cand][metric] = _candidate_interval(
+                per_question[cand], cand, metric, statistic, settings
+            )
         entries = []
         for a, b in combinations(candidates, 2):
-            if metric in corpus_level:
-                shared = [q for q in per_question[a] if q in per_question[b]]
-                if not shared:
-                    continue
-                fn = corpus_level[metric]
-                ids = np.array(shared, dtype=object)
-                entry = paired_bootstrap(
-                    len(shared),
-                    lambda idx, fn=fn, a=a, ids=ids: fn(a, list(ids[idx])),
-                    lambda idx, fn=fn, b=b, ids=ids: fn(b, list(ids[idx])),
-                    resamples=resamples,
-                    confidence=confidence,
-                    seed=seed,
-                )
-            else:
-                shared = [
-                    q
-                    for q, v in per_question[a].items()
-                    if v.get(metric) is not None and per_question[b].get(q, {}).get(metric) is not None
-                ]
-                if not shared:
-                    continue
-                xa = [per_question[a][q][metric] for q in shared]
-                xb = [per_question[b][q][metric] for q in shared]
-                entry = paired_comparison(
-                    xa, xb, resamples=resamples, permutations=permutations, confidence=confidence, seed=seed
-                )
-                if metric in binary:
-                    test = mcnemar([x >= 0.5 for x in xa], [x >= 0.5 for x in xb])
-                    entry.update(test="mcnemar", p=test["p"], a_only=test["a_only"], b_only=test["b_only"])
-            entries.append({"a": a, "b": b, **entry})
-        for entry, adjusted in zip(entries, holm([e["p"] for e in entries]), strict=True):
-            entry["p_holm"] = adjusted
-            entry["significant"] = bool(adjusted < alpha)
-            up = higher_is_better.get(metric, True)
-            if not entry["significant"] or entry["delta"] == 0:
-                entry["better"] = None
-            else:
-                entry["better"] = entry["a"] if (entry["delta"] > 0) == up else entry["b"]
+            entry = _pair_entry(
+                per_question, a, b, metric, statistic, metric in binary, permutations=permutations, **settings
+            )
+            if entry is not None:
+                entries.append({"a": a, "b": b, **entry})
+        _mark_significant(entries, alpha=alpha, higher_is_better=higher_is_better.get(metric, True))
         comparisons[metric] = entries
     return intervals, comparisons
+
+
+def _candidate_interval(
+    values_by_q: dict[str, dict[str, float | None]],
+    cand: str,
+    metric: str,
+    statistic: Callable[[str, Sequence[str]], float] | None,
+    settings: dict[str, Any],
+) -> list[float] | None:
+    """One candidate's bootstrap interval of one metric (``None`` without values)."""
+    if statistic is not None:  # corpus-level: bootstrap the statistic over resampled questions
+        qids = list(values_by_q)
+        if not qids:
+            return None
+        ids = np.array(qids, dtype=object)
+        lo, hi = bootstrap_interval(len(qids), lambda idx: statistic(cand, list(ids[idx])), **settings)
+        return [lo, hi]
+    values = [v[metric] for v in values_by_q.values() if v.get(metric) is not None]
+    if not values:
+        return None
+    _, lo, hi = mean_interval(values, **settings)
+    return [lo, hi]
+
+
+def _pair_entry(
+    per_question: dict[str, dict[str, dict[str, float | None]]],
+    a: str,
+    b: str,
+    metric: str,
+    statistic: Callable[[str, Sequence[str]], float] | None,
+    binary: bool,
+    *,
+    resamples: int,
+    permutations: int,
+    confidence: float,
+    seed: int,
+) -> dict[str, Any] | None:
+    """The paired comparison of a and b on their shared questions (``None`` when they share none)."""
+    if statistic is not None:
+        shared = [q for q in per_question[a] if q in per_question[b]]
+        if not shared:
+            return None
+        ids = np.array(shared, dtype=object)
+        return paired_bootstrap(
+            len(shared),
+            lambda idx: statistic(a, list(ids[idx])),
+            lambda idx: statistic(b, list(ids[idx])),
+            resamples=resamples,
+            confidence=confidence,
+            seed=seed,
+        )
+    shared = [
+        q
+        for q, v in per_question[a].items()
+        if v.get(metric) is not None and per_question[b].get(q, {}).get(metric) is not None
+    ]
+    if not shared:
+        return None
+    xa = [per_question[a][q][metric] for q in shared]
+    xb = [per_question[b][q][metric] for q in shared]
+    entry = paired_comparison(
+        xa, xb, resamples=resamples, permutations=permutations, confidence=confidence, seed=seed
+    )
+    if binary:
+        test = mcnemar([x >= 0.5 for x in xa], [x >= 0.5 for x in xb])
+        entry.update(test="mcnemar", p=test["p"], a_only=test["a_only"], b_only=test["b_only"])
+    return entry
+
+
+def _mark_significant(entries: list[dict[str, Any]], *, alpha: float, higher_is_better: bool) -> None:
+    """Holm-correct one metric's pairs and name the significantly better candidate of each."""
+    for entry, adjusted in zip(entries, holm([e["p"] for e in entries]), strict=True):
+        entry["p_holm"] = adjusted
+        entry["significant"] = bool(adjusted < alpha)
+        if not entry["significant"] or entry["delta"] == 0:
+            entry["better"] = None
+        else:
+            entry["better"] = entry["a"] if (entry["delta"] > 0) == higher_is_better else entry["b"]

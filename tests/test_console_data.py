@@ -6,25 +6,21 @@ import pytest
 from console_fixtures import write_corrupt_run, write_rich_run
 
 from bakeoff.run.store import list_runs, read_answers, read_run
-from bakeoff.ui.data import (
+from bakeoff.ui.compare import (
     aggregate_rows,
     chart_rows,
     classification_rows,
     cost_rows,
-    curve_rows,
     disagreement,
     filter_disagreements,
     format_cell,
-    headline,
     join_questions,
     merge_runs,
     metric_interval,
     question_table,
-    read_training,
-    runs_table,
-    selected_steps,
-    training_facts,
 )
+from bakeoff.ui.runs import headline, runs_table
+from bakeoff.ui.training import curve_rows, read_training, selected_steps, training_facts
 
 
 @pytest.fixture
@@ -137,10 +133,10 @@ def test_merge_two_runs_renames_candidates(tmp_path):
     two = read_run(write_rich_run(tmp_path, run_id="20260102-120000-bbbb"))
     scores, answers = merge_runs([(one, read_answers(one.path)), (two, read_answers(two.path))])
     assert (
-        "rag · 20260101-120000-aaaa" in scores["candidates"]
-        and "rag · 20260102-120000-bbbb" in scores["candidates"]
+        "rag · 20260101-120000-aaaa" in scores.candidates
+        and "rag · 20260102-120000-bbbb" in scores.candidates
     )
-    assert len(scores["candidates"]) == 6 and scores["metrics"] == ["rougeL", "token_f1"]
+    assert len(scores.candidates) == 6 and scores.metrics == ["rougeL", "token_f1"]
     views = join_questions(scores, answers)
     assert len(views) == 4 and len(views[0].answers) == 6
     assert views[0].answers["rag · 20260102-120000-bbbb"]["scores"]["rougeL"] == 1.0

@@ -8,7 +8,7 @@ from eval_toys import write_run
 
 from bakeoff.core import Question
 from bakeoff.eval import DEFAULT_METRICS, UNAVAILABLE_METRICS, get_metric
-from bakeoff.eval.scoring import score_answers
+from bakeoff.eval.scoring import ScoringSettings, score_answers
 from bakeoff.recipe.load import RecipeError, load_recipe
 
 QUESTIONS = [
@@ -38,12 +38,8 @@ def three_way():
         "twin": _rows(lambda q: q.reference if q.id < "q05" else "no idea"),
     }
     scores = score_answers(
-        task="qa",
-        labels=[],
-        questions=QUESTIONS,
-        answers=answers,
-        metrics=["token_f1", "exact_match", "chrf"],
-    )
+        QUESTIONS, answers, ScoringSettings(task="qa", metrics=["token_f1", "exact_match", "chrf"])
+    ).to_dict()
     return answers, scores
 
 
@@ -130,11 +126,10 @@ def test_classification_gets_mcnemar_and_bootstrap_macro_f1():
         ]
 
     scores = score_answers(
-        task="classification",
-        labels=labels,
-        questions=qs,
-        answers={"good": rows(lambda i: True), "coin": rows(lambda i: i % 3 == 0)},
-    )
+        qs,
+        {"good": rows(lambda i: True), "coin": rows(lambda i: i % 3 == 0)},
+        ScoringSettings(task="classification", labels=labels),
+    ).to_dict()
     [acc] = scores["statistics"]["comparisons"]["accuracy"]
     assert acc["test"] == "mcnemar" and acc["a_only"] == 20 and acc["significant"]
     [f1] = scores["statistics"]["comparisons"]["macro_f1"]

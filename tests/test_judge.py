@@ -16,7 +16,7 @@ import pytest
 from eval_toys import CONTRACT, AgreeableJudge, RamblingJudge
 
 from bakeoff.eval.judge import Judge, JudgeCache
-from bakeoff.eval.scoring import score_answers
+from bakeoff.eval.scoring import ScoringSettings, score_answers
 from bakeoff.eval.settings import JudgeSpec
 from bakeoff.questions import load_questions
 
@@ -56,14 +56,10 @@ def _spec(**extra) -> JudgeSpec:
 
 def _score(questions, answers, judge):
     return score_answers(
-        task="qa",
-        labels=[],
-        questions=questions,
-        answers=answers,
-        metrics=[*RAGAS, "judge_rubric", "token_f1"],
-        judge=judge,
-        headline="token_f1",
-    )
+        questions,
+        answers,
+        ScoringSettings(metrics=[*RAGAS, "judge_rubric", "token_f1"], judge=judge, headline="token_f1"),
+    ).to_dict()
 
 
 def test_judged_metrics_values_cache_and_pairwise(qa, tmp_path):
@@ -146,13 +142,10 @@ def test_unreachable_judge_is_missing_and_not_cached(qa, tmp_path):
         {"model": "openai-compatible:http://127.0.0.1:9/v1#judge", "timeout_s": 10}
     )
     scores = score_answers(
-        task="qa",
-        labels=[],
-        questions=questions[:1],
-        answers={"rag": answers["rag"][:1]},
-        metrics=["context_recall"],
-        judge=Judge(spec, cache_dir=tmp_path / "cache"),
-    )
+        questions[:1],
+        {"rag": answers["rag"][:1]},
+        ScoringSettings(metrics=["context_recall"], judge=Judge(spec, cache_dir=tmp_path / "cache")),
+    ).to_dict()
     entry = scores["candidates"]["rag"]["metrics"]["context_recall"]
     assert (
         entry["mean"] is None

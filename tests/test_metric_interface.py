@@ -7,7 +7,7 @@ import bakeoff.eval as registry
 from bakeoff.core import Question
 from bakeoff.eval import get_metric
 from bakeoff.eval.metrics import SAMPLE_FIELDS, Sample
-from bakeoff.eval.scoring import score_answers
+from bakeoff.eval.scoring import ScoringSettings, score_answers
 
 PASSAGE = "Either party may give notice of non-renewal at least 120 days before the term ends."
 
@@ -47,7 +47,9 @@ def test_a_failed_answer_counts_as_unparsed_in_every_classification_number():
         {"question_id": "q2", "answer": "", "label": "pos", "error": "timeout"},  # a label left on a failure
         {"question_id": "q3", "answer": "pos", "label": "pos"},
     ]
-    scores = score_answers(task="classification", labels=["pos", "neg"], questions=questions, answers={"c": rows})
+    scores = score_answers(
+        questions, {"c": rows}, ScoringSettings(task="classification", labels=("pos", "neg"))
+    ).to_dict()
     cand = scores["candidates"]["c"]
     assert cand["metrics"]["accuracy"]["mean"] == pytest.approx(0.5)
     assert cand["classification"]["unparsed"] == 1

@@ -15,7 +15,7 @@ from rich.console import Console
 import bakeoff.eval as registry
 from bakeoff.core import Question
 from bakeoff.eval import MetricError, get_metric, metric_class, metric_names
-from bakeoff.eval.scoring import score_answers
+from bakeoff.eval.scoring import ScoringSettings, score_answers
 from bakeoff.recipe.load import RecipeError, load_recipe
 
 HERE = Path(__file__).resolve().parent
@@ -202,13 +202,11 @@ def test_a_plugin_that_fails_while_scoring_is_named(bad_site, on_path):
     questions = [Question("q1", "q?", "a")]
     with pytest.raises(MetricError, match=r"metric 'explodes' \(bad-metrics 0.2\) failed: RuntimeError: scorer on fire"):
         score_answers(
-            task="qa", labels=[], questions=questions, answers={"c": [{"question_id": "q1", "answer": "a"}]},
-            metrics=["explodes"],
+            questions, {"c": [{"question_id": "q1", "answer": "a"}]}, ScoringSettings(metrics=["explodes"])
         )
     with pytest.raises(MetricError, match=r"metric 'nan_metric' \(bad-metrics 0.2\) returned nan, outside its score_range"):
         score_answers(
-            task="qa", labels=[], questions=questions, answers={"c": [{"question_id": "q1", "answer": "a"}]},
-            metrics=["nan_metric"],
+            questions, {"c": [{"question_id": "q1", "answer": "a"}]}, ScoringSettings(metrics=["nan_metric"])
         )
 
 

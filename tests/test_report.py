@@ -9,7 +9,7 @@ import pytest
 from eval_toys import write_run
 
 from bakeoff.core import Question
-from bakeoff.eval.scoring import score_answers
+from bakeoff.eval.scoring import ScoringSettings, score_answers
 
 QUESTIONS = [
     Question(id=f"q{i:02d}", question=f"Who signs clause {i}?", reference=f"the <b>supplier</b> {i}")
@@ -35,9 +35,7 @@ def run_dir(tmp_path_factory) -> Path:
         "rag": rows(lambda q: q.reference),
         "zero-shot": rows(lambda q: "I do not know | sorry" if q.id > "q03" else q.reference),
     }
-    scores = score_answers(
-        task="qa", labels=[], questions=QUESTIONS, answers=answers, metrics=["token_f1", "chrf"]
-    )
+    scores = score_answers(QUESTIONS, answers, ScoringSettings(metrics=["token_f1", "chrf"])).to_dict()
     return write_run(tmp_path_factory.mktemp("report"), scores, answers)
 
 

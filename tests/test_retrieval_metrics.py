@@ -4,7 +4,7 @@ import pytest
 
 from bakeoff.core import Question
 from bakeoff.eval.retrieval import HitRate, ReciprocalRank, context_matches
-from bakeoff.eval.scoring import score_answers
+from bakeoff.eval.scoring import ScoringSettings, score_answers
 
 DOC = (
     "1. Fees. The Platform Fee is EUR 18,000 per month, payable quarterly in advance. "
@@ -80,13 +80,11 @@ def test_scores_report_retrieval_metrics_for_retrieving_candidates_only():
     ]
     plain_rows = [{"question_id": q.id, "answer": q.reference} for q in questions]
     scores = score_answers(
-        task="qa",
-        labels=[],
-        questions=questions,
-        answers={"rag": rag_rows, "zero-shot": plain_rows},
-        metrics=["rougeL"],
+        questions,
+        {"rag": rag_rows, "zero-shot": plain_rows},
+        ScoringSettings(metrics=["rougeL"]),
         retrieval_k={"rag": 2},
-    )
+    ).to_dict()
     rag = scores["candidates"]["rag"]["metrics"]
     assert rag["hit_rate@2"]["mean"] == pytest.approx(2 / 3) and rag["hit_rate@2"]["n"] == 3
     assert rag["mrr"]["mean"] == pytest.approx((1 + 0.5 + 0) / 3)
@@ -100,11 +98,9 @@ def test_scores_report_retrieval_metrics_for_retrieving_candidates_only():
 def test_no_retrieval_metrics_without_passages_or_sources():
     questions = [Question("q1", "How long is the term?", "36 months")]
     scores = score_answers(
-        task="qa",
-        labels=[],
-        questions=questions,
-        answers={"rag": [{"question_id": "q1", "answer": "36 months", "contexts": []}]},
-        metrics=["rougeL"],
+        questions,
+        {"rag": [{"question_id": "q1", "answer": "36 months", "contexts": []}]},
+        ScoringSettings(metrics=["rougeL"]),
         retrieval_k={"rag": 4},
-    )
+    ).to_dict()
     assert scores["metrics"] == ["rougeL"] and "retrieval_metrics" not in scores

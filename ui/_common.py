@@ -1,5 +1,5 @@
 """What every console page shares: where runs are, cached readers keyed by file modification times, and the
-run picker. Logic lives in :mod:`bakeoff.ui.data` and friends; this module only adapts it to Streamlit."""
+run picker. Logic lives in :mod:`bakeoff.ui.runs`, :mod:`~bakeoff.ui.compare`, :mod:`~bakeoff.ui.training` and friends; this module only adapts it to Streamlit."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 import streamlit as st
 
 from bakeoff.run.store import RunInfo, read_answers, read_run
-from bakeoff.ui.data import TrainingLog, read_training, run_key
+from bakeoff.ui.runs import run_key
+from bakeoff.ui.training import TrainingLog, read_training
 
 PAGES = {
     "runs": "views/runs.py",
@@ -65,7 +66,7 @@ def load_runs() -> list[RunInfo]:
         for run_dir in recipe_dir.iterdir():
             if run_dir.is_dir() and not run_dir.name.startswith("."):
                 out.append(load_run(run_dir))
-    out.sort(key=lambda r: (str(r.manifest.get("started_at") or ""), r.run_id), reverse=True)
+    out.sort(key=lambda r: (r.manifest_document.started_at or "", r.run_id), reverse=True)
     return out
 
 

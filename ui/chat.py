@@ -32,7 +32,7 @@ def recipe_of_run(info: RunInfo) -> Recipe:
         text = stored.read_text(encoding="utf-8")
     except OSError as exc:
         raise RecipeError([]) from exc
-    source = info.manifest.get("recipe_path")
+    source = info.manifest_document.recipe_path
     # Resolve relative paths as the original run did; fall back to the run folder if that folder is gone.
     where = Path(source) if source and Path(source).parent.is_dir() else stored
     return load_recipe(where, text=text)

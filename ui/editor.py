@@ -19,6 +19,7 @@ from typing import Any
 from bakeoff.io import write_text_atomic
 from bakeoff.recipe.load import NOT_IMPORTED, Problem, RecipeError, load_recipe
 from bakeoff.recipe.schema import Recipe
+from bakeoff.run.documents.manifest import Manifest
 
 __all__ = [
     "KeyHelp",
@@ -359,10 +360,10 @@ def find_launched_run(runs_dir: Path, recipe_name: str, pid: int) -> Path | None
         return None
     for run in sorted(folder.iterdir(), reverse=True):
         try:
-            manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            manifest = Manifest.read(run / "manifest.json")
+        except (OSError, ValueError):  # not there yet, half-written by another process, or not a manifest
             continue
-        if isinstance(manifest, dict) and manifest.get("pid") == pid:
+        if manifest.pid == pid:
             return run
     return None
 
@@ -381,20 +382,17 @@ def follow(launch: Launch) -> RunProgress:
     run_path = find_launched_run(launch.runs_dir, launch.recipe_name, launch.pid)
     progress = RunProgress(stage="starting", run_path=run_path, returncode=returncode)
     progress.log_tail = _tail(launch.log_path)
-    manifest: dict[str, Any] = {}
     if run_path is not None:
         try:
-            manifest = json.loads((run_path / "manifest.json").read_text(encoding="utf-8"))
+            manifest = Manifest.read(run_path / "manifest.json")
         except (OSError, ValueError):
-            manifest = {}
+            manifest = Manifest()
         progress.answered = _count_lines(run_path / "answers.jsonl")
-        n_questions = manifest.get("n_questions") or 0
-        progress.total = n_questions * len(manifest.get("answering") or [])
-        timings = manifest.get("timings_s") or {}
-        status = manifest.get("status")
-        if status in ("complete", "failed"):
-            progress.stage = status
-            progress.error = manifest.get("error")
+        progress.total = (manifest.n_questions or 0) * len(manifest.answering)
+        timings = manifest.timings_s
+        if manifest.status in ("complete", "failed"):
+            progress.stage = manifest.status
+            progress.error = manifest.error
         elif "answer" in timings:
             progress.stage = "scoring"
         elif "prepare" in timings:

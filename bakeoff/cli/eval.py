@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bakeoff.cli._common import DEFAULT_RUNS, RunArg, RunsDir, console, err, find_run_or_exit
 
+if TYPE_CHECKING:
+    from bakeoff.run.documents.scores import Scores
+
 __all__ = ["report", "rescore_run", "score"]
+
 
 def _run_recipe(info, recipe_path: Path | None):
     """The recipe to score with: ``--recipe`` or the run's own recipe.yaml (paths resolved as when it ran)."""
@@ -22,7 +26,7 @@ def _run_recipe(info, recipe_path: Path | None):
     if recipe_path is not None:
         path, text = recipe_path, None
     else:
-        original = info.manifest.get("recipe_path")
+        original = info.manifest_document.recipe_path
         path = Path(original) if original else info.path / "recipe.yaml"
         text = (info.path / "recipe.yaml").read_bytes()
     try:
@@ -33,15 +37,14 @@ def _run_recipe(info, recipe_path: Path | None):
         raise typer.Exit(2) from None
 
 
-def rescore_run(run_dir: Path, recipe: Any, *, judge: Any = None) -> dict[str, Any]:
+def rescore_run(run_dir: Path, recipe: Any, *, judge: Any = None) -> Scores:
     """Score a run's answers again with ``recipe``'s evaluation settings and rewrite its scores.json.
 
     Questions are rebuilt from answers.jsonl (id, question, reference), so the evaluation file need not still
     exist. ``judge`` may be a ready :class:`~bakeoff.eval.judge.Judge` (default: built from ``recipe.judge``).
     """
     from bakeoff.core import Question
-    from bakeoff.eval.scoring import score_answers
-    from bakeoff.io import write_json_atomic
+    from bakeoff.eval.scoring import ScoringSettings, score_answers
     from bakeoff.run.store import read_answers
 
     rows = read_answers(run_dir)
@@ -57,20 +60,8 @@ def rescore_run(run_dir: Path, recipe: Any, *, judge: Any = None) -> dict[str, A
                 reference=str(row.get("reference", "")),
             ),
         )
-    scores = score_answers(
-        task=recipe.task,
-        labels=recipe.labels or [],
-        questions=list(questions.values()),
-        answers=answers,
-        metrics=recipe.eval.metrics,
-        embeddings=recipe.embeddings,
-        ollama_host=recipe.ollama_host,
-        judge=judge if judge is not None else recipe.judge,
-        headline=recipe.eval.headline,
-        statistics_spec=recipe.eval.statistics,
-        fail_below=recipe.eval.fail_below,
-    )
-    write_json_atomic(Path(run_dir) / "scores.json", scores)
+    scores = score_answers(list(questions.values()), answers, ScoringSettings.from_recipe(recipe, judge=judge))
+    scores.write(Path(run_dir) / "scores.json")
     return scores
 
 

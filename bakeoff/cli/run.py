@@ -47,10 +47,10 @@ def run(
             raise typer.Exit(2)
         resume_dir = prior.path
         # the recipe as it was run, with relative paths resolved against its original folder
-        original = Path(prior.manifest.get("recipe_path") or (prior.path / "recipe.yaml"))
+        original = Path(prior.manifest_document.recipe_path or (prior.path / "recipe.yaml"))
         text = (prior.path / "recipe.yaml").read_text(encoding="utf-8")
         r = load_recipe_or_exit(original, text=text)
-        only = only or prior.manifest.get("answering")
+        only = only or prior.manifest_document.answering
     elif recipe is None:
         err.print("error: give a RECIPE, or --resume RUN", style="red")
         raise typer.Exit(2)
@@ -81,7 +81,7 @@ def run(
         _report_failed_run(exc, runs_dir, r.name)
         raise typer.Exit(1) from None
     info = read_run(path)
-    print_scores(console, info.scores or {}, title=f"{info.recipe} · {info.run_id}")
+    print_scores(console, info.scores_document, title=f"{info.recipe} · {info.run_id}")
     console.print(f"run written to {path}  (bakeoff show {info.run_id})", soft_wrap=True)
 
 
@@ -91,7 +91,7 @@ def _report_failed_run(exc: Exception, runs_dir: Path, recipe_name: str) -> None
     from bakeoff.run.store import list_runs
 
     err.print(f"error: {exc}", style="red", soft_wrap=True)
-    mine = [i for i in list_runs(runs_dir, recipe_name) if i.manifest.get("pid") == os.getpid()]
+    mine = [i for i in list_runs(runs_dir, recipe_name) if i.manifest_document.pid == os.getpid()]
     if mine:
         err.print(
             f"run {mine[0].run_id} is marked failed; finished work is kept: `bakeoff run --resume "
@@ -133,7 +133,7 @@ def runs(
             info.run_id,
             info.recipe,
             f"[{colors.get(info.status, 'white')}]{status}[/]",
-            str(info.manifest.get("started_at", ""))[:16].replace("T", " "),
+            (info.manifest_document.started_at or "")[:16].replace("T", " "),
             ", ".join(info.candidates),
         )
     console.print(table)
@@ -156,7 +156,7 @@ def show(
     runs_dir: RunsDir = DEFAULT_RUNS,
 ) -> None:
     """Print a run's scores with intervals, paired comparisons (significant ones marked) and judge stats."""
-    from bakeoff.eval.table import print_scores
+    from bakeoff.eval.table import classification_tables, print_scores
     from bakeoff.run.store import RunStoreError, find_run
 
     try:
@@ -171,21 +171,10 @@ def show(
     if not info.scores:
         console.print("no scores yet (the run did not finish)")
         return
-    print_scores(console, info.scores, metric=metric, errors=errors)
-    if info.scores.get("task") == "classification":
-        from rich.table import Table
-
-        for name, cand in info.scores["candidates"].items():
-            rep = cand.get("classification") or {}
-            t = Table(title=f"{name}: per-label", title_justify="left")
-            for col in ("label", "precision", "recall", "f1", "support"):
-                t.add_column(col, justify="right" if col != "label" else "left")
-            for label, v in rep.get("per_label", {}).items():
-                t.add_row(
-                    label, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", str(v["support"])
-                )
-            t.caption = f"unparsed answers: {rep.get('unparsed', 0)}"
-            console.print(t)
+    print_scores(console, info.scores_document, metric=metric, errors=errors)
+    if info.scores_document.task == "classification":
+        for table in classification_tables(info.scores_document):
+            console.print(table)
 
 
 def chat(

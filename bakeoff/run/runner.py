@@ -242,25 +242,17 @@ def run_recipe(
                 }
                 writer.save_manifest()
         with _stage(timings, "score"), progress_bar(console) as bar:
-            from bakeoff.eval.scoring import score_answers
+            from bakeoff.eval.scoring import ScoringSettings, score_answers
 
             task = bar.add_task("score", total=sum(len(v) for v in answers.values()))
             scores = score_answers(
-                task=recipe.task,
-                labels=recipe.labels or [],
-                questions=questions,
-                answers=answers,
-                metrics=recipe.eval.metrics,
-                progress=lambda n: bar.advance(task, n),
+                questions,
+                answers,
+                ScoringSettings.from_recipe(recipe),
                 retrieval_k={
                     c.name: agents[c.name].retrieval_k for c in answering if agents[c.name].retrieval_k
                 },
-                embeddings=recipe.embeddings,
-                ollama_host=recipe.ollama_host,
-                judge=recipe.judge,
-                headline=recipe.eval.headline,
-                statistics_spec=recipe.eval.statistics,
-                fail_below=recipe.eval.fail_below,
+                progress=lambda n: bar.advance(task, n),
             )
         writer.write_scores(scores)
         writer.manifest["notes"] = ctx.notes

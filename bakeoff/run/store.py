@@ -1,7 +1,8 @@
 """The run store: ``runs/<recipe>/<run-id>/`` folders.
 
 A run folder holds ``recipe.yaml`` (as run), ``manifest.json`` (status, timings, versions, hardware),
-``answers.jsonl`` (one line per answer, appended as answers arrive) and ``scores.json``. Whole files are
+``answers.jsonl`` (one line per answer, appended as answers arrive) and ``scores.json`` (the two documents are
+typed in :mod:`bakeoff.run.documents`). Whole files are
 written to a temporary name and renamed, so a reader never sees half a file, and the manifest says
 ``complete`` only after everything else is on disk. A run killed part-way stays ``running`` (its process is
 gone, so :func:`read_run` reports it as ``interrupted``) or ``failed``.
@@ -16,14 +17,20 @@ import platform
 import secrets
 import socket
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from bakeoff.errors import BakeoffError
 from bakeoff.io import append_jsonl, cut_torn_tail, read_jsonl, write_json_atomic
+from bakeoff.run.documents.manifest import Manifest
+from bakeoff.run.documents.scores import Scores
 
 __all__ = [
     "RunInfo",
@@ -139,7 +146,7 @@ class RunWriter:
             raise RunStoreError(f"run {info.run_id} is already complete; nothing to resume")
         if info.status == "running":
             raise RunStoreError(
-                f"run {info.run_id} is still running (pid {info.manifest.get('pid')}); wait for it or stop it first"
+                f"run {info.run_id} is still running (pid {info.manifest_document.pid}); wait for it or stop it first"
             )
         cut_torn_tail(Path(path) / "answers.jsonl")
         manifest = dict(info.manifest)
@@ -157,8 +164,9 @@ class RunWriter:
         """Append answer rows (each one line, flushed and fsynced, so a crash loses at most a partial line)."""
         append_jsonl(self._answers, ({"candidate": candidate, **row} for row in rows))
 
-    def write_scores(self, scores: dict[str, Any]) -> None:
-        write_json_atomic(self.path / "scores.json", scores)
+    def write_scores(self, scores: Scores | Mapping[str, Any]) -> None:
+        """Write ``scores.json`` (a plain dict is validated as a :class:`~bakeoff.run.documents.scores.Scores` first)."""
+        Scores.of(scores).write(self.path / "scores.json")
 
     def finish(self, status: str, error: str | None = None) -> None:
         """Close the run with ``complete`` or ``failed``; the manifest is written last."""
@@ -175,7 +183,8 @@ class RunWriter:
 
 @dataclass
 class RunInfo:
-    """A run folder as read back."""
+    """A run folder as read back: ``manifest`` and ``scores`` as the JSON on disk (plain dicts), and the
+    same typed as :attr:`manifest_document` and :attr:`scores_document`, which the readers use."""
 
     path: Path
     manifest: dict[str, Any]
@@ -183,23 +192,33 @@ class RunInfo:
     problem: str | None = None  # why the run could not be read, if it could not
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @cached_property
+    def manifest_document(self) -> Manifest:
+        """``manifest.json`` as a :class:`~bakeoff.run.documents.manifest.Manifest`."""
+        return Manifest.of(self.manifest)
+
+    @cached_property
+    def scores_document(self) -> Scores | None:
+        """``scores.json`` as a :class:`~bakeoff.run.documents.scores.Scores` (``None`` before the run scored)."""
+        return Scores.of(self.scores) if self.scores is not None else None
+
     @property
     def run_id(self) -> str:
-        return self.manifest.get("run_id", self.path.name)
+        return self.manifest_document.run_id or self.path.name
 
     @property
     def recipe(self) -> str:
-        return self.manifest.get("recipe", self.path.parent.name)
+        return self.manifest_document.recipe or self.path.parent.name
 
     @property
     def status(self) -> str:
-        return self.manifest.get("status", "unreadable")
+        return self.manifest_document.status
 
     @property
     def candidates(self) -> list[str]:
-        if self.scores:
-            return list(self.scores.get("candidates", {}))
-        return list(self.manifest.get("candidates", {}))
+        if self.scores and self.scores_document is not None:
+            return list(self.scores_document.candidates)
+        return list(self.manifest_document.candidates)
 
 
 def _pid_alive(pid: Any, host: Any) -> bool:
@@ -214,28 +233,60 @@ def _pid_alive(pid: Any, host: Any) -> bool:
     return True
 
 
+def _not_a_document(exc: ValidationError, data: Any) -> str:
+    """The first problem of a document that does not fit its model, located by its key path in ``data``
+    (pydantic's own location also names the union member it tried, which is not a key)."""
+    located = []
+    for error in exc.errors():
+        path, node = [], data
+        for part in error["loc"]:
+            in_dict = isinstance(node, dict) and part in node
+            in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+            if not (in_dict or in_list):
+                break
+            path.append(str(part))
+            node = node[part]
+        where = ".".join(path) or "(top level)"
+        if where not in (w for w, _ in located):
+            located.append((where, error["msg"]))
+    where, msg = located[0]
+    more = f" (and {len(located) - 1} more)" if len(located) > 1 else ""
+    return f"{where}: {msg}{more}"
+
+
 def read_run(path: Path) -> RunInfo:
-    """Read a run folder; a broken one comes back with ``problem`` set instead of raising."""
+    """Read a run folder; a broken one comes back with ``problem`` set instead of raising.
+
+    Both documents are validated here, so a file that is not JSON, or JSON that does not fit
+    :mod:`bakeoff.run.documents`, makes the run unreadable with the reason, never a crash in a reader.
+    """
     path = Path(path)
+    unreadable = {"run_id": path.name, "recipe": path.parent.name, "status": "unreadable"}
     try:
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
         if not isinstance(manifest, dict):
             raise ValueError("manifest is not a JSON object")
     except (OSError, ValueError) as exc:
-        return RunInfo(
-            path,
-            {"run_id": path.name, "recipe": path.parent.name, "status": "unreadable"},
-            problem=f"manifest.json: {exc}",
-        )
+        return RunInfo(path, unreadable, problem=f"manifest.json: {exc}")
     if manifest.get("status") == "running" and not _pid_alive(manifest.get("pid"), manifest.get("host")):
         manifest["status"] = "interrupted"
-    scores = None
+    info = RunInfo(path, manifest)
+    try:
+        info.manifest_document  # noqa: B018 - validates (and caches) the typed manifest
+    except ValidationError as exc:
+        return RunInfo(path, unreadable, problem=f"manifest.json: {_not_a_document(exc, manifest)}")
     if (path / "scores.json").is_file():
         try:
-            scores = json.loads((path / "scores.json").read_text(encoding="utf-8"))
+            info.scores = json.loads((path / "scores.json").read_text(encoding="utf-8"))
+            if not isinstance(info.scores, dict):
+                raise ValueError("not a JSON object")
         except (OSError, ValueError) as exc:
             return RunInfo(path, manifest, problem=f"scores.json: {exc}")
-    return RunInfo(path, manifest, scores)
+        try:
+            info.scores_document  # noqa: B018 - validates (and caches) the typed scores
+        except ValidationError as exc:
+            return RunInfo(path, manifest, problem=f"scores.json: {_not_a_document(exc, info.scores)}")
+    return info
 
 
 def list_runs(runs_dir: Path, recipe: str | None = None) -> list[RunInfo]:
@@ -250,7 +301,7 @@ def list_runs(runs_dir: Path, recipe: str | None = None) -> list[RunInfo]:
         for run_dir in recipe_dir.iterdir():
             if run_dir.is_dir() and not run_dir.name.startswith("."):
                 out.append(read_run(run_dir))
-    out.sort(key=lambda r: (str(r.manifest.get("started_at") or ""), r.run_id), reverse=True)
+    out.sort(key=lambda r: (r.manifest_document.started_at or "", r.run_id), reverse=True)
     return out
 
 

@@ -10,7 +10,7 @@ import streamlit as st
 
 from bakeoff.ui import _common as common
 from bakeoff.ui.arena import VOTES_FILE, Matchup, leaderboard, next_matchup, read_votes, record_vote
-from bakeoff.ui.data import run_key
+from bakeoff.ui.runs import run_key
 
 VOTE_LABELS = {"a": "A is better", "b": "B is better", "tie": "Tie", "both_bad": "Both bad"}
 

@@ -6,7 +6,7 @@ import streamlit as st
 
 from bakeoff.ui import _common as common
 from bakeoff.ui.chat import load_chat_agents, stream_reply
-from bakeoff.ui.data import run_key
+from bakeoff.ui.runs import run_key
 
 MAX_CANDIDATES = 3
 

@@ -5,19 +5,18 @@ import pandas as pd
 import streamlit as st
 
 from bakeoff.ui import _common as common
-from bakeoff.ui.data import (
+from bakeoff.ui.compare import (
     aggregate_rows,
     chart_rows,
     classification_rows,
     cost_rows,
     filter_disagreements,
     format_cell,
-    headline,
     join_questions,
     merge_runs,
     question_table,
-    run_key,
 )
+from bakeoff.ui.runs import headline, run_key
 
 st.title("Compare")
 runs = [r for r in common.load_runs() if not r.problem and r.scores]
@@ -43,16 +42,16 @@ with right:
     )
 chosen = [run] + [r for r in same_recipe if run_key(r) == other_key]
 scores, answers = merge_runs([(r, common.load_answers(r)) for r in chosen])
-metrics = list(scores.get("metrics", []))
-task = scores.get("task") or "qa"
-candidates = list(scores.get("candidates", {}))
+metrics = list(scores.metrics)
+task = scores.task or "qa"
+candidates = list(scores.candidates)
 
 st.caption(
-    f"{run.recipe} · task **{task}** · {scores.get('n_questions', '?')} questions · "
+    f"{run.recipe} · task **{task}** · {scores.n_questions or '?'} questions · "
     f"candidates: {', '.join(candidates)}"
 )
 if run.status != "complete":
-    st.warning(f"This run is **{run.status}**: {run.manifest.get('error') or 'its scores may be partial.'}")
+    st.warning(f"This run is **{run.status}**: {run.manifest_document.error or 'its scores may be partial.'}")
 
 tab_scores, tab_questions, tab_cost = st.tabs(["Scores", "Per question", "Latency and tokens"])
 

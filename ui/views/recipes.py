@@ -58,7 +58,7 @@ st.title("Recipes")
 runs = common.load_runs()
 files = find_recipes(
     [Path.cwd() / "recipes", Path.cwd()],
-    [Path(r.manifest["recipe_path"]) for r in runs if r.manifest.get("recipe_path")],
+    [Path(r.manifest_document.recipe_path) for r in runs if r.manifest_document.recipe_path],
 )
 options = [_display(p) for p in files] + [NEW]
 top_left, top_right = st.columns([3, 2])

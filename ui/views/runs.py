@@ -3,7 +3,7 @@
 import streamlit as st
 
 from bakeoff.ui import _common as common
-from bakeoff.ui.data import recipes_of, runs_table
+from bakeoff.ui.runs import recipes_of, runs_table
 
 st.title("Runs")
 runs = common.load_runs()

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from bakeoff.ui import _common as common
-from bakeoff.ui.data import curve_rows, selected_steps, training_facts
+from bakeoff.ui.training import curve_rows, selected_steps, training_facts
 
 st.title("Training")
 runs = [r for r in common.load_runs() if not r.problem]
@@ -91,7 +91,7 @@ if facts:
         summary = logs[name].summary
         asked, got = summary.get("requested_method"), summary.get("method")
         if asked and got and asked != got:
-            notes = "; ".join(run.manifest.get("notes") or []) or "see the run's manifest"
+            notes = "; ".join(run.manifest_document.notes) or "see the run's manifest"
             st.caption(f"**{name}** asked for {asked} and trained {got}: {notes}")
 else:
     st.caption("No summary.json yet (written when training ends).")
