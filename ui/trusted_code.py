@@ -42,9 +42,10 @@ __all__ = [
 CONSOLE_ONLY_ENV = ("BAKEOFF_UI_TOKEN",)
 
 _PROBE = """
-import importlib.metadata, importlib.util, json, sys
-dists = importlib.metadata.packages_distributions()
-out = {}
+import importlib.util, json, os, site, sys, sysconfig
+paths = sysconfig.get_paths()
+installed = [os.path.realpath(p) for p in [*site.getsitepackages(), paths["purelib"], paths["platlib"]] if p]
+out, elsewhere = {}, []
 for name in sys.argv[1:]:
     try:
         spec = importlib.util.find_spec(name)
@@ -54,11 +55,15 @@ for name in sys.argv[1:]:
     if spec is None:
         out[name] = None
         continue
-    out[name] = {
-        "origin": spec.origin,
-        "locations": list(spec.submodule_search_locations or []),
-        "distributions": sorted(set(dists.get(name, []))),
-    }
+    places = list(spec.submodule_search_locations or []) or [spec.origin or ""]
+    out[name] = {"origin": spec.origin, "locations": places if spec.submodule_search_locations else []}
+    if not all(os.path.realpath(p).startswith(tuple(installed)) for p in places):
+        elsewhere.append(name)
+if elsewhere:  # an editable install: ask the installed distributions (slow, so only when needed)
+    import importlib.metadata
+    dists = importlib.metadata.packages_distributions()
+    for name in elsewhere:
+        out[name]["distributions"] = sorted(set(dists.get(name, [])))
 print(json.dumps(out))
 """
 
