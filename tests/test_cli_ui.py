@@ -90,6 +90,6 @@ def test_exposed_host_warns_and_serves(tmp_path, bakeoff_cmd):
 def test_ui_help_lists_the_options(bakeoff_cmd):
     out = subprocess.run([*bakeoff_cmd, "ui", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
-    for option in ("--runs-dir", "--port", "--host"):
+    for option in ("--runs-dir", "--port", "--host", "--recipes-dir", "--plugins-dir", "--token"):
         assert option in out.stdout
     assert sys.executable  # the console runs with the same interpreter (streamlit_command uses it)
