@@ -157,6 +157,43 @@ class Browser:
             )
         time.sleep(wait)
 
+    def click_button(self, label: str, *, wait: float = 3.0) -> None:
+        """Click the button whose text is ``label`` (Streamlit buttons have no stable id)."""
+        expr = (
+            "(() => [...document.querySelectorAll('button')].findIndex("
+            f"b => b.innerText.trim() === {json.dumps(label)}))()"
+        )
+        index = self.call("Runtime.evaluate", {"expression": expr, "returnByValue": True})["result"].get("value")
+        if index is None or index < 0:
+            raise LookupError(f"no button {label!r}")
+        self.click("button", index, wait=wait)
+
+    def type_into(self, selector: str, text: str, *, enter: bool = True, wait: float = 2.0) -> None:
+        """Replace the text of the input matching ``selector`` as a user would (focus, select all, type),
+        then press Enter, which is when Streamlit takes a text input's new value."""
+        self.click(selector, wait=0.2)
+        focus = f"(() => {{ const e = document.querySelector({json.dumps(selector)}); e.focus(); e.select(); }})()"
+        self.call("Runtime.evaluate", {"expression": focus})
+        self.call("Input.insertText", {"text": text})
+        if enter:
+            for kind in ("keyDown", "keyUp"):
+                self.call(
+                    "Input.dispatchKeyEvent",
+                    {"type": kind, "key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13, "text": "\r"},
+                )
+        time.sleep(wait)
+
+    def wait_for(self, text: str, *, timeout: float = 60) -> str:
+        """Wait until ``text`` is on the page (and Streamlit is idle); return the page's text."""
+        deadline = time.time() + timeout
+        now = ""
+        while time.time() < deadline:
+            now = self.text()
+            if text in now and not self._busy():
+                return now
+            time.sleep(0.3)
+        raise TimeoutError(f"{text!r} did not appear within {timeout:.0f}s:\n{now[:2000]}")
+
     def screenshot(self, path: Path) -> Path:
         data = self.call("Page.captureScreenshot", {"format": "png"})["data"]
         Path(path).write_bytes(base64.b64decode(data))

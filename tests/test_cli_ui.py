@@ -1,4 +1,4 @@
-"""`bakeoff ui`: a clear error on a busy port, a warning when exposed, a headless quiet Streamlit."""
+"""`bakeoff ui`: a clear error on a busy port, a warning and a token when exposed, a headless quiet Streamlit."""
 
 import socket
 import subprocess
@@ -41,13 +41,16 @@ def test_port_in_use_is_one_clear_error(tmp_path, bakeoff_cmd):
 
 def test_streamlit_flags_are_quiet_and_headless_off_a_terminal():
     cmd = streamlit_command(Path("app.py"), host="127.0.0.1", port=9999, interactive=False)
-    flags = dict(zip(cmd[5::2], cmd[6::2], strict=True))
-    assert cmd[1:4] == ["-m", "streamlit", "run"]
+    flags = dict(zip(cmd[6::2], cmd[7::2], strict=True))
+    assert cmd[1:5] == ["-P", "-m", "streamlit", "run"]  # -P: the working folder is not importable
+    # settings that would open the console wider are pinned, whatever a config.toml says
+    assert flags["--server.enableAgentApi"] == "false" and flags["--server.enableStaticServing"] == "false"
+    assert flags["--server.enableXsrfProtection"] == "true" and flags["--server.enableCORS"] == "true"
     assert flags["--server.headless"] == "true" and flags["--browser.gatherUsageStats"] == "false"
     assert flags["--server.address"] == "127.0.0.1" and flags["--server.port"] == "9999"
     assert flags["--server.showEmailPrompt"] == "false"
     interactive = streamlit_command(Path("app.py"), host="127.0.0.1", port=9999, interactive=True)
-    assert dict(zip(interactive[5::2], interactive[6::2], strict=True))["--server.headless"] == "false"
+    assert dict(zip(interactive[6::2], interactive[7::2], strict=True))["--server.headless"] == "false"
 
 
 def test_exposed_host_warns_and_serves(tmp_path, bakeoff_cmd):
@@ -80,13 +83,13 @@ def test_exposed_host_warns_and_serves(tmp_path, bakeoff_cmd):
         except subprocess.TimeoutExpired:
             proc.kill()
             _, stderr = proc.communicate(timeout=30)
-    assert "no authentication" in stderr and f":{port}" in stderr
+    assert "has the token" in stderr and f":{port}/?token=" in stderr
     assert "Traceback" not in stderr
 
 
 def test_ui_help_lists_the_options(bakeoff_cmd):
     out = subprocess.run([*bakeoff_cmd, "ui", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
-    for option in ("--runs-dir", "--port", "--host"):
+    for option in ("--runs-dir", "--port", "--host", "--recipes-dir", "--plugins-dir", "--token"):
         assert option in out.stdout
     assert sys.executable  # the console runs with the same interpreter (streamlit_command uses it)

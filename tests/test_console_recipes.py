@@ -14,13 +14,13 @@ from bakeoff.ui.chat import chat_problem, load_chat_agents, stream_reply
 from bakeoff.ui.editor import (
     annotations,
     find_recipes,
-    follow,
     help_for_problem,
-    launch_run,
     save_recipe,
     schema_keys,
     validate_text,
 )
+from bakeoff.ui.launch import follow, launch_run
+from bakeoff.ui.trusted_code import UntrustedCode
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -54,7 +54,7 @@ def test_validation_gives_the_same_located_messages_as_the_cli(tmp_path, bakeoff
     path = tmp_path / "recipes" / "quickstart.yaml"
     result = validate_text(path, broken)
     assert not result.ok and len(result.problems) == 3
-    save_recipe(path, broken)
+    save_recipe(path, broken, roots=[tmp_path / "recipes"], allow_invalid=True)
     cli = subprocess.run([*bakeoff_cmd, "validate", str(path)], capture_output=True, text=True, timeout=60)
     assert cli.returncode == 2
     assert result.lines() == cli.stderr.splitlines()[:-1]  # the CLI adds "3 problems found"
@@ -90,7 +90,7 @@ def test_schema_help_for_keys_and_problems(tmp_path):
 
 
 def test_find_and_save_recipes(tmp_path):
-    save_recipe(tmp_path / "a" / "one.yaml", "name: one\n")
+    save_recipe(tmp_path / "a" / "one.yaml", "name: one\n", roots=[tmp_path], allow_invalid=True)
     (tmp_path / "a" / "notes.txt").write_text("x")
     found = find_recipes(
         [tmp_path / "a", tmp_path / "missing"], [tmp_path / "a" / "one.yaml", tmp_path / "gone.yaml"]
@@ -124,12 +124,19 @@ def test_launch_follows_a_run_to_complete(tmp_path, with_tests_on_path):
     assert info.status == "complete" and set(info.candidates) == {"echo", "broken"}
 
 
-def test_launch_failure_is_reported(tmp_path):
-    bad = toy_recipe(tmp_path, name="bad", candidates="  - name: x\n    agent: not_a_real_module_xyz:Agent\n")
-    launch = launch_run(bad, tmp_path / "runs", log_dir=tmp_path / "logs")
+def test_launch_failure_is_reported(tmp_path, with_tests_on_path):
+    recipe = toy_recipe(tmp_path, name="bad")
+    launch = launch_run(recipe, tmp_path / "runs", log_dir=tmp_path / "logs", only=["not_a_candidate_xyz"])
     progress = _wait(launch)
     assert progress.stage == "failed" and progress.run_path is None
-    assert "exited with code 2" in progress.error and "not_a_real_module_xyz" in progress.log_tail
+    assert "exited with code 2" in progress.error and "not_a_candidate_xyz" in progress.log_tail
+    # code that is not installed anywhere is refused before anything starts, naming the module
+    bad = toy_recipe(tmp_path, name="worse", candidates="  - name: x\n    agent: not_a_real_module_xyz:Agent\n")
+    with pytest.raises(UntrustedCode) as refused:
+        launch_run(bad, tmp_path / "runs", log_dir=tmp_path / "logs")
+    [why] = refused.value.problems
+    assert "no module 'not_a_real_module_xyz' is installed" in why and "--plugins-dir" in why
+    assert not (tmp_path / "runs" / "worse").exists()
     with pytest.raises(RecipeError):
         launch_run(toy_recipe(tmp_path, name="worse", candidates="  - name: x\n"), tmp_path / "runs")
 

@@ -242,6 +242,7 @@ def test_recipes_page_saves_and_runs_and_the_run_appears(app, tmp_path, monkeypa
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
     )
+    monkeypatch.setenv("BAKEOFF_RECIPES_DIR", str(tmp_path))  # Save as writes only inside it
     # The page defers only code that is not imported yet; earlier tests in the session may have imported it.
     monkeypatch.delitem(sys.modules, "toy_agents", raising=False)
     (tmp_path / "qa.jsonl").write_text('{"id": "q1", "question": "One?", "reference": "One."}\n')

@@ -28,6 +28,12 @@ def runs_dir() -> Path:
     return Path(os.environ.get("BAKEOFF_RUNS_DIR") or "runs").resolve()
 
 
+def recipes_dir() -> Path:
+    """The folder *Save as* writes recipes in (``bakeoff ui --recipes-dir``, else ``BAKEOFF_RECIPES_DIR``,
+    else ``recipes`` in the folder the console started in)."""
+    return Path(os.environ.get("BAKEOFF_RECIPES_DIR") or "recipes").resolve()
+
+
 def _stamp(*files: Path) -> tuple:
     """Modification time and size of each file (None if missing): the cache key of what was read from them."""
     out = []
@@ -100,9 +106,20 @@ def pick_run(
     if not runs:
         return None
     keys = [run_key(r) for r in runs]
-    wanted = st.query_params.get("run") or st.session_state.get("current_run")
+    linked = st.query_params.get("run")
+    wanted = linked or st.session_state.get("current_run")
+    unknown_key = f"{key}_unknown"
     if key not in st.session_state or st.session_state[key] not in keys:
+        if linked and linked not in keys:
+            st.session_state[unknown_key] = linked  # said on the page until another run is picked
         st.session_state[key] = wanted if wanted in keys else keys[0]
+    unknown = st.session_state.get(unknown_key)
+    if unknown:
+        shown = str(unknown).replace("`", "'")[:200]  # from the URL: it stays inside its code span
+        st.warning(
+            f"There is no run `{shown}` in `{runs_dir()}` (the link names it): showing the newest run, "
+            f"`{st.session_state[key]}`, instead. Pick another below."
+        )
     by_key = dict(zip(keys, runs, strict=True))
 
     def describe(k: str) -> str:
@@ -110,7 +127,14 @@ def pick_run(
         status = "" if info.status == "complete" else f"  ({info.status})"
         return f"{k}{status}"
 
-    choice = st.selectbox(label, keys, key=key, format_func=describe, help=help)
+    choice = st.selectbox(
+        label,
+        keys,
+        key=key,
+        format_func=describe,
+        help=help,
+        on_change=lambda: st.session_state.pop(unknown_key, None),
+    )
     st.session_state["current_run"] = choice
     if st.query_params.get("run") != choice:
         st.query_params["run"] = choice

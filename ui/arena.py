@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bakeoff.io import append_jsonl, read_jsonl
+from bakeoff.ui.confine import confine
 
 __all__ = [
     "OUTCOMES",
@@ -55,6 +56,7 @@ def record_vote(
 
     Raises:
         ValueError: ``vote`` is not one of ``a``, ``b``, ``tie``, ``both_bad``.
+        PathRefused: ``votes.jsonl`` (or its lock) is a link that leads out of the run folder.
     """
     from filelock import FileLock
 
@@ -68,8 +70,10 @@ def record_vote(
         "vote": vote,
         "session": session,
     }
-    path = Path(run_path) / VOTES_FILE
-    with FileLock(str(path) + ".lock", timeout=10):
+    run_path = Path(run_path)
+    path = confine(run_path / VOTES_FILE, [run_path], what="run folder")
+    lock = confine(run_path / (VOTES_FILE + ".lock"), [run_path], what="run folder")
+    with FileLock(str(lock), timeout=10):
         append_jsonl(path, [entry])
     return entry
 

@@ -1,36 +1,30 @@
-"""The console's recipe editor and launcher, without Streamlit: validate unsaved text, explain a key from
-the JSON Schema, save, start ``bakeoff run`` in the background and follow it through the run folder.
+"""The console's recipe editor, without Streamlit: validate unsaved text, explain a key from the JSON Schema,
+find recipes and save one (confined to the recipes folder: :mod:`bakeoff.ui.confine`).
 
-Validation never runs code named by a recipe (``agent: module:Class`` is reported, not imported); only
-:func:`launch_run`, which the page calls when the user presses Run, starts a process that does.
+Validation never runs code named by a recipe (``agent: module:Class`` is reported, not imported); starting a
+run is :mod:`bakeoff.ui.launch`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bakeoff.io import write_text_atomic
 from bakeoff.recipe.load import NOT_IMPORTED, Problem, RecipeError, load_recipe
 from bakeoff.recipe.schema import Recipe
-from bakeoff.run.documents.manifest import Manifest
+from bakeoff.ui.confine import MAX_RECIPE_BYTES, PathRefused, check_recipe_target, confine, is_recipe_file
 
 __all__ = [
     "KeyHelp",
-    "Launch",
-    "RunProgress",
     "Validation",
     "annotations",
     "find_recipes",
-    "follow",
     "help_for_problem",
-    "launch_run",
+    "read_saved",
     "save_recipe",
     "schema_keys",
     "validate_text",
@@ -247,159 +241,42 @@ def find_recipes(folders: list[Path], extra: list[Path] = ()) -> list[Path]:
     return list(found)
 
 
-def save_recipe(path: str | Path, text: str) -> Path:
-    """Write recipe text to ``path`` (atomically; parent folders are created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, text)
-    return path
+def save_recipe(
+    path: str | Path, text: str, *, roots: Iterable[str | Path], allow_invalid: bool = False
+) -> Path:
+    """Write recipe text to ``path`` inside one of ``roots`` (atomically; missing folders inside the root
+    are created) and return where it was written.
 
-
-# --- launching and following runs -------------------------------------------------------------------------
-
-
-@dataclass
-class Launch:
-    """A ``bakeoff run`` started from the console."""
-
-    recipe_path: Path
-    recipe_name: str
-    runs_dir: Path
-    log_path: Path
-    started: float
-    process: subprocess.Popen = field(repr=False)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-
-@dataclass
-class RunProgress:
-    """Where a launched run is, read from its run folder and its process."""
-
-    stage: str  # starting, preparing, answering, scoring, complete, failed
-    run_path: Path | None = None
-    answered: int = 0
-    total: int = 0
-    returncode: int | None = None
-    error: str | None = None
-    log_tail: str = ""
-
-    @property
-    def fraction(self) -> float:
-        if self.stage == "complete":
-            return 1.0
-        return min(self.answered / self.total, 1.0) if self.total else 0.0
-
-    @property
-    def finished(self) -> bool:
-        return self.stage in ("complete", "failed")
-
-
-def launch_run(
-    recipe_path: Path, runs_dir: Path, *, log_dir: Path | None = None, only: list[str] | None = None
-) -> Launch:
-    """Start ``bakeoff run RECIPE --runs-dir DIR`` as a background process (its output goes to a log file).
-
-    The recipe's name is read from the saved file without importing any code.
+    Args:
+        path: where *Save as* asked to write (relative paths start from the current folder).
+        roots: the recipes folders the console may write in.
+        allow_invalid: save text that does not validate (the user confirmed saving a draft).
 
     Raises:
-        RecipeError: the saved file is not a valid recipe.
+        PathRefused: the path leaves the recipes folder, is not a ``.yaml``/``.yml`` name, or would
+            overwrite a file that is not a recipe.
+        RecipeError: the text is not a valid recipe and ``allow_invalid`` is false.
     """
-    from bakeoff import paths
-
-    recipe_path = Path(recipe_path).resolve()
-    validation = validate_text(recipe_path, recipe_path.read_text(encoding="utf-8"))
-    if validation.problems:
-        raise RecipeError(validation.problems)
-    from bakeoff.recipe._yaml import load_yaml
-
-    data, _ = load_yaml(recipe_path.read_text(encoding="utf-8"))
-    name = str(data["name"])
-    runs_dir = Path(runs_dir).resolve()
-    log_dir = Path(log_dir) if log_dir else paths.home() / "console" / "launches"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    log_path = log_dir / f"{name}-{stamp}.log"
-    cmd = [sys.executable, "-m", "bakeoff", "run", str(recipe_path), "--runs-dir", str(runs_dir)]
-    for item in only or []:
-        cmd += ["--only", item]
-    env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "120"}
-    with log_path.open("w", encoding="utf-8") as log:
-        log.write("$ " + " ".join(cmd) + "\n")
-        log.flush()
-        process = subprocess.Popen(
-            cmd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=str(recipe_path.parent),
-            env=env,
-            start_new_session=True,  # a console rerun or a closed tab does not kill the run
-        )
-    return Launch(recipe_path, name, runs_dir, log_path, datetime.now().timestamp(), process)
+    roots = list(roots)
+    real = check_recipe_target(path, roots)
+    if len(text.encode("utf-8")) > MAX_RECIPE_BYTES:
+        raise PathRefused(f"not saved: the text is over {MAX_RECIPE_BYTES // 1_000_000} MB, no recipe is")
+    if not allow_invalid:
+        problems = validate_text(real, text).problems
+        if problems:
+            raise RecipeError(problems)
+    real.parent.mkdir(parents=True, exist_ok=True)
+    real = confine(real, roots, what="recipes folder")  # the folders just made may not be links out
+    write_text_atomic(real, text)
+    return real
 
 
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 8192))
-            text = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def find_launched_run(runs_dir: Path, recipe_name: str, pid: int) -> Path | None:
-    """The run folder whose manifest was written by process ``pid``."""
-    folder = Path(runs_dir) / recipe_name
-    if not folder.is_dir():
+def read_saved(path: str | Path) -> str | None:
+    """The recipe saved at ``path``, or None if no recipe file is there (anything else is not read: a path
+    typed into *Save as* may name any file)."""
+    if not is_recipe_file(path):
         return None
-    for run in sorted(folder.iterdir(), reverse=True):
-        try:
-            manifest = Manifest.read(run / "manifest.json")
-        except (OSError, ValueError):  # not there yet, half-written by another process, or not a manifest
-            continue
-        if manifest.pid == pid:
-            return run
-    return None
-
-
-def _count_lines(path: Path) -> int:
     try:
-        with path.open("rb") as fh:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(65536), b""))
-    except OSError:
-        return 0
-
-
-def follow(launch: Launch) -> RunProgress:
-    """How far a launched run got: stage, answers written out of the expected total, the log's tail."""
-    returncode = launch.process.poll()
-    run_path = find_launched_run(launch.runs_dir, launch.recipe_name, launch.pid)
-    progress = RunProgress(stage="starting", run_path=run_path, returncode=returncode)
-    progress.log_tail = _tail(launch.log_path)
-    if run_path is not None:
-        try:
-            manifest = Manifest.read(run_path / "manifest.json")
-        except (OSError, ValueError):
-            manifest = Manifest()
-        progress.answered = _count_lines(run_path / "answers.jsonl")
-        progress.total = (manifest.n_questions or 0) * len(manifest.answering)
-        timings = manifest.timings_s
-        if manifest.status in ("complete", "failed"):
-            progress.stage = manifest.status
-            progress.error = manifest.error
-        elif "answer" in timings:
-            progress.stage = "scoring"
-        elif "prepare" in timings:
-            progress.stage = "answering"
-        else:
-            progress.stage = "preparing"
-    if returncode is not None and progress.stage not in ("complete", "failed"):
-        progress.stage = "failed"
-        progress.error = progress.error or f"bakeoff run exited with code {returncode}; see its output"
-    return progress
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None

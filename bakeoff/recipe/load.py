@@ -80,7 +80,12 @@ def load_recipe(
     model = recipe_model(tuple(extra_kinds))
 
     # Sweeps expand before validation; errors in expanded candidates are mapped back to the file.
-    expansion = expand_sweeps(data, _settings_model_or_none)
+    def settings_for(kind: str) -> type[BaseModel] | None:
+        if not import_code and ":" in kind and kind.partition(":")[0] not in sys.modules:
+            return None  # a sweep must not import what validation defers (the console validates per keystroke)
+        return _settings_model_or_none(kind)
+
+    expansion = expand_sweeps(data, settings_for)
     for loc, msg in expansion.problems:
         line, col = smap.locate(loc, prefer_key=True)
         problems.append(Problem(shown, line, col, _format_loc(loc), msg))

@@ -10,6 +10,7 @@ import streamlit as st
 
 from bakeoff.ui import _common as common
 from bakeoff.ui.arena import VOTES_FILE, Matchup, leaderboard, next_matchup, read_votes, record_vote
+from bakeoff.ui.confine import PathRefused
 from bakeoff.ui.runs import run_key
 
 VOTE_LABELS = {"a": "A is better", "b": "B is better", "tie": "Tie", "both_bad": "Both bad"}
@@ -45,7 +46,11 @@ def _vote(vote: str) -> None:
     m = matchups.get(key)
     if m is None:
         return
-    record_vote(run.path, m, vote, session=session)
+    try:
+        record_vote(run.path, m, vote, session=session)
+    except PathRefused as exc:
+        st.session_state["arena_refused"] = f"vote not recorded: {exc}"
+        return
     st.session_state["arena_last"] = (key, m, vote)
     _new_matchup()
 
@@ -78,6 +83,9 @@ else:
         col.button(label, key=f"arena_vote_{vote}", on_click=_vote, args=(vote,), width="stretch")
     buttons[4].button("Skip", key="arena_skip", on_click=_new_matchup, width="stretch")
 
+refused = st.session_state.pop("arena_refused", None)
+if refused:
+    st.error(refused)
 last = st.session_state.get("arena_last")
 if last and last[0] == key:
     _, prev, vote = last

@@ -6,16 +6,18 @@ import streamlit as st
 
 from bakeoff.recipe.load import RecipeError
 from bakeoff.ui import _common as common
+from bakeoff.ui.confine import PathRefused
 from bakeoff.ui.editor import (
     annotations,
     find_recipes,
-    follow,
     help_for_problem,
-    launch_run,
+    read_saved,
     save_recipe,
     schema_keys,
     validate_text,
 )
+from bakeoff.ui.launch import follow, launch_run
+from bakeoff.ui.trusted_code import UntrustedCode
 
 try:
     from streamlit_ace import st_ace
@@ -55,9 +57,10 @@ def _display(path: Path) -> str:
 
 
 st.title("Recipes")
+recipes_dir = common.recipes_dir()
 runs = common.load_runs()
 files = find_recipes(
-    [Path.cwd() / "recipes", Path.cwd()],
+    [recipes_dir],
     [Path(r.manifest_document.recipe_path) for r in runs if r.manifest_document.recipe_path],
 )
 options = [_display(p) for p in files] + [NEW]
@@ -67,7 +70,7 @@ source = top_left.selectbox("Recipe file", options, key="recipe_source")
 # Load the chosen file into the editor once per choice (edits are kept across reruns until another pick).
 if st.session_state.get("recipe_loaded_from") != source:
     if source == NEW:
-        text, path_text = TEMPLATE, str(Path("recipes") / "my-recipe.yaml")
+        text, path_text = TEMPLATE, _display(recipes_dir / "my-recipe.yaml")
     else:
         path_text = source
         try:
@@ -82,7 +85,10 @@ if st.session_state.get("recipe_loaded_from") != source:
     )
 version = st.session_state["recipe_version"]
 path_text = top_right.text_input(
-    "Save as", key="recipe_path", help="Relative paths inside the recipe resolve against this file's folder."
+    "Save as",
+    key="recipe_path",
+    help=f"Saved only inside `{_display(recipes_dir)}`, as a .yaml file; a relative path here starts from "
+    f"`{Path.cwd()}`. Relative paths inside the recipe resolve against this file's folder.",
 )
 path = Path(path_text).expanduser()
 
@@ -155,13 +161,42 @@ with right:
     )
     st.markdown(keys[key].markdown())
 
-saved_text = path.read_text(encoding="utf-8") if path.is_file() else None
+saved_text = read_saved(path)
 unsaved = saved_text != text
+draft = False
+if not result.ok:
+    draft = st.checkbox(
+        "Save it with its problems (as a draft)",
+        key="recipe_save_draft",
+        help="A recipe with problems is saved only when you tick this; it cannot run until it validates.",
+    )
+
+
+def _save() -> Path | None:
+    """Save the editor's text where *Save as* says; say on the page why not."""
+    try:
+        return save_recipe(path, text, roots=[recipes_dir], allow_invalid=draft)
+    except PathRefused as exc:
+        st.error(f"Not saved: {exc}.")
+    except RecipeError as exc:
+        n = len(exc.problems)
+        st.error(
+            f"Not saved: the recipe has {n} problem{'s' if n != 1 else ''} (listed above). Fix "
+            f"{'them' if n != 1 else 'it'}, or tick “Save it with its problems” to keep a draft."
+        )
+    except OSError as exc:
+        st.error(f"Not saved: {exc.strerror or exc} ({path}).")
+    return None
+
+
 b1, b2, b3 = st.columns([1, 1, 3])
+notices = st.container()
 if b1.button("Save", key="recipe_save", disabled=not unsaved, width="stretch"):
-    save_recipe(path, text)
-    st.toast(f"saved {path}")
-    st.rerun()
+    with notices:
+        saved = _save()
+    if saved is not None:
+        st.toast(f"saved {_display(saved)}")
+        st.rerun()
 run_label = "Save and run" if unsaved else "Run"
 launch = st.session_state.get("recipe_launch")
 running = launch is not None and launch.process.poll() is None
@@ -173,13 +208,22 @@ if b2.button(
     width="stretch",
     help="Starts `bakeoff run` in the background with this console's runs folder.",
 ):
-    if unsaved:
-        save_recipe(path, text)
-    try:
-        st.session_state["recipe_launch"] = launch_run(path, common.runs_dir())
-    except (RecipeError, OSError) as exc:
-        st.error(f"cannot start the run: {exc}")
-    st.rerun()
+    with notices:
+        target = _save() if unsaved else path
+        if target is not None:
+            try:
+                st.session_state["recipe_launch"] = launch_run(
+                    target, common.runs_dir(), writable=[recipes_dir]
+                )
+            except UntrustedCode as exc:
+                st.error(
+                    "Not started: this recipe names code the console does not run.\n\n"
+                    + "\n".join(f"- {p}" for p in exc.problems)
+                )
+            except (RecipeError, OSError) as exc:
+                st.error(f"cannot start the run: {exc}")
+            else:
+                st.rerun()
 b3.caption(
     ("unsaved changes · " if unsaved else "")
     + (
