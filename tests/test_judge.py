@@ -206,6 +206,7 @@ judge:
 candidates:
   - name: oracle-rag
     agent: eval_toys:PassageAgent
+    oracle: {CONTRACT}
 """
     )
     runs = tmp_path / "runs"
