@@ -244,8 +244,9 @@ class Registrable(ABC):
     """Optional capability: an agent whose prepared model can be registered in Ollama.
 
     After every candidate is prepared, the runner asks :meth:`registration`; a request is exported to GGUF from
-    the agent's :attr:`AgentContext.folder` (``adapter/`` or ``model/``, as the fine-tune agent writes them),
-    registered, and recorded under ``ollama`` in the manifest (a failure is a run note, never a crash).
+    the LoRA adapter the agent left in ``adapter/`` of its :attr:`AgentContext.folder` (as the fine-tune agent
+    writes it), registered, and recorded under ``ollama`` in the manifest (a failure is a run note, never a
+    crash).
     """
 
     @abstractmethod
