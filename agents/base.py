@@ -2,9 +2,13 @@
 
 An agent turns a batch of questions into answers. Writing one takes a settings model (pydantic, one field per
 recipe key, documented where declared) and a class with :meth:`Agent.answer`; :meth:`Agent.prepare`
-(train, index) and :meth:`Agent.chat` are optional. Agents are found through the entry-point group
-``bakeoff.agents`` — the built-ins are registered there exactly like third-party plugins — or named directly
-in a recipe as ``agent: "package.module:ClassName"``.
+(train, index), :meth:`Agent.chat` and :meth:`Agent.describe` are optional. An agent sees its run only through
+:class:`AgentContext` and its questions only as :class:`~bakeoff.core.Query` (id and text, never the reference).
+What the runner does beyond answering is asked for with optional capabilities: :class:`Retriever` (scored on
+its retrieved passages) and :class:`Registrable` (registered in Ollama after preparation).
+
+Agents are found through the entry-point group ``bakeoff.agents`` — the built-ins are registered there exactly
+like third-party plugins — or named directly in a recipe as ``agent: "package.module:ClassName"``.
 """
 
 from __future__ import annotations
@@ -14,22 +18,32 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from functools import cache
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bakeoff.core import Answer, GenerationSettings, Question
+from bakeoff.core import Answer, GenerationSettings, Message, Query
 from bakeoff.errors import BakeoffError
-from bakeoff.models.refs import ModelRefField
+from bakeoff.models.refs import ModelRef, ModelRefField
 
 if TYPE_CHECKING:
-    from bakeoff.run.context import RunContext
+    from rich.console import Console
+
+    from bakeoff.models.generators import Generator
+    from bakeoff.rag.vectorstore import VectorStore
+    from bakeoff.serving.settings import OllamaRegistration
+    from bakeoff.synth.jobs import SynthesizedRef
 
 __all__ = [
     "Agent",
+    "AgentContext",
     "AgentError",
     "AgentSettings",
+    "Corpus",
     "ENTRY_POINT_GROUP",
+    "Registrable",
+    "Retriever",
     "available_agents",
     "load_agent_class",
 ]
@@ -73,15 +87,105 @@ class AgentSettings(BaseModel):
     )
 
 
+class Corpus(Protocol):
+    """The recipe's corpus as an agent uses it (:attr:`AgentContext.corpus`; None when the recipe has none)."""
+
+    @property
+    def embeddings(self) -> ModelRef | None:
+        """The recipe's embedding model (None: the default, all-MiniLM-L6-v2)."""
+        ...
+
+    def index(self) -> VectorStore:
+        """The run's vector store: synced with the corpus on first use (only new or changed chunks are
+        embedded) and shared by every candidate of the run; what indexing found goes to the manifest."""
+        ...
+
+    def chunk_texts(self) -> list[str]:
+        """The text of every corpus chunk, in corpus order (e.g. to train on); skipped files are printed."""
+        ...
+
+
+class AgentContext(Protocol):
+    """What an agent sees of its run. The runner builds one per candidate; an agent keeps it as ``self.ctx``.
+
+    Outside a run (``bakeoff chat``, the console's chat page) ``run_dir`` and ``folder`` are None and
+    ``may_train`` is False where the caller must not train.
+    """
+
+    @property
+    def task(self) -> Literal["qa", "classification"]:
+        """What the recipe evaluates."""
+        ...
+
+    @property
+    def labels(self) -> Sequence[str]:
+        """The label set of a classification recipe (empty for ``qa``)."""
+        ...
+
+    @property
+    def console(self) -> Console:
+        """Where the agent prints progress (a rich console)."""
+        ...
+
+    @property
+    def base_model(self) -> ModelRef:
+        """The recipe's ``base_model`` (what a candidate without ``model:`` uses)."""
+        ...
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The run folder being written, or None outside a run."""
+        ...
+
+    @property
+    def folder(self) -> Path | None:
+        """This candidate's own folder, ``<run>/training/<name>/`` (curves, weights), or None outside a run.
+        Not created until the agent writes to it."""
+        ...
+
+    @property
+    def corpus(self) -> Corpus | None:
+        """The recipe's corpus, or None when it has no ``corpus:`` block."""
+        ...
+
+    @property
+    def retrain(self) -> bool:
+        """``bakeoff run --retrain``: train again even when the training cache has the weights."""
+        ...
+
+    @property
+    def may_train(self) -> bool:
+        """False where training is not allowed (the console only loads weights a run trained)."""
+        ...
+
+    def generator_for(self, ref: ModelRef | None) -> Generator:
+        """The model for a reference: None is the base model, ``candidate:NAME`` another candidate's model
+        (for example the trained model of a fine-tune); loaded once per run and shared."""
+        ...
+
+    def note(self, message: str) -> None:
+        """Record a fact for the run manifest's ``notes`` and show it."""
+        ...
+
+    def data_path(self, value: Path | SynthesizedRef) -> Path:
+        """A data-file setting as a path: a file as it is, ``synthesized:JOB`` as the job's output.
+
+        Raises:
+            DataError: the job does not exist or has not written its output yet.
+        """
+        ...
+
+
 class Agent(ABC):
     """Base class of every candidate agent.
 
     Subclasses set ``settings_model`` to their :class:`AgentSettings` subclass and implement :meth:`answer`.
+    ``__init__`` only keeps its arguments (and checks them); slow work belongs in :meth:`prepare`.
     """
 
     settings_model: ClassVar[type[AgentSettings]] = AgentSettings
 
-    def __init__(self, settings: AgentSettings, ctx: RunContext) -> None:
+    def __init__(self, settings: AgentSettings, ctx: AgentContext) -> None:
         self.settings = settings
         self.ctx = ctx
 
@@ -90,32 +194,64 @@ class Agent(ABC):
         return self.settings.name
 
     def prepare(self) -> None:  # noqa: B027 - optional hook
-        """Do slow one-time work (index a corpus, train an adapter) before answering."""
+        """Do slow one-time work (load examples, index a corpus, train an adapter) before answering.
+
+        The runner calls it once per candidate, in dependency order, before any candidate answers; an
+        exception here fails the run. Make it safe to call again (``bakeoff chat`` and the console call it too).
+        """
 
     @abstractmethod
-    def answer(self, questions: Sequence[Question]) -> list[Answer]:
-        """Answer a batch of questions, one :class:`Answer` per question, in order."""
+    def answer(self, questions: Sequence[Query]) -> list[Answer]:
+        """Answer a batch of questions, one :class:`Answer` per question, in order.
 
-    def chat(self, messages: list[dict[str, str]]) -> Iterator[str]:
+        A failure of one question is that answer's ``error``; an exception becomes the ``error`` of every
+        answer of the batch. In a classification recipe, leave ``label`` None to have the runner read it from
+        ``text`` (see :meth:`label_format`), or set it yourself.
+        """
+
+    def chat(self, messages: list[Message]) -> Iterator[str]:
         """Stream a reply to a chat history (``[{role, content}]``). Optional."""
         raise NotImplementedError(f"agent {type(self).__name__} does not support chat")
 
-    @property
-    def retrieval_k(self) -> int | None:
-        """Passages retrieved per question, or None for a candidate that does not retrieve.
+    def label_format(self) -> Literal["text", "json"]:
+        """Classification: how the runner reads a label from this agent's replies. ``"text"``: the earliest
+        label word; ``"json"``: a ``{"label": ...}`` object first, then a label word."""
+        return "text"
 
-        A retrieving candidate records them as ``contexts`` on its answers; scoring then reports
-        ``hit_rate@k`` and ``mrr`` for it when the questions name a supporting passage or source.
-        """
-        return None
-
-    def generator(self):
+    def generator(self) -> Generator:
         """The model this candidate answers with (what ``candidate:NAME`` references resolve to)."""
         return self.ctx.generator_for(self.settings.model)
 
     def describe(self) -> dict[str, Any]:
         """Facts about this candidate for the manifest (model, training summary, ...)."""
         return {}
+
+
+class Retriever(ABC):
+    """Optional capability: an agent that retrieves passages for each question.
+
+    It records them as ``contexts`` on its answers (``[{text, source, score, ...}]``); scoring then reports
+    ``hit_rate@k`` and ``mrr`` for it when the questions name a supporting passage or source.
+    """
+
+    @property
+    @abstractmethod
+    def retrieval_k(self) -> int:
+        """Passages retrieved per question."""
+
+
+class Registrable(ABC):
+    """Optional capability: an agent whose prepared model can be registered in Ollama.
+
+    After every candidate is prepared, the runner asks :meth:`registration`; a request is exported to GGUF from
+    the LoRA adapter the agent left in ``adapter/`` of its :attr:`AgentContext.folder` (as the fine-tune agent
+    writes it), registered, and recorded under ``ollama`` in the manifest (a failure is a run note, never a
+    crash).
+    """
+
+    @abstractmethod
+    def registration(self) -> OllamaRegistration | None:
+        """What to register (the recipe's ``register:`` key), or None for nothing."""
 
 
 @cache

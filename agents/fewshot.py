@@ -1,32 +1,26 @@
 """The ``fewshot`` agent: a prompt with zero or k worked examples.
 
 Examples are given as chat turns (user asks, assistant answers) before the real question, which instruct
-models follow far better than examples pasted into one prompt. For classification the reply is parsed to one
-of the recipe's labels, optionally from JSON (``output: json``).
+models follow far better than examples pasted into one prompt. For classification the runner reads one of the
+recipe's labels from the reply, from JSON first with ``output: json`` (:meth:`FewShotAgent.label_format`).
 """
 
 from __future__ import annotations
 
 import json
 import random
-import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bakeoff.agents.base import Agent, AgentSettings
-from bakeoff.core import Answer, Question
+from bakeoff.agents.base import Agent, AgentContext, AgentSettings
+from bakeoff.agents.prompts import CLASSIFY_JSON_SYSTEM, CLASSIFY_SYSTEM, QA_SYSTEM
+from bakeoff.core import Answer, Message, Query
 from bakeoff.recipe.fields import ExistingFile
 
-__all__ = ["Example", "FewShotAgent", "FewShotSettings", "parse_label"]
-
-DEFAULT_QA_SYSTEM = "You answer questions about documents. Answer briefly and factually, in one sentence."
-DEFAULT_CLASSIFY_SYSTEM = "Classify the text as one of: {labels}. Reply with the label only."
-DEFAULT_CLASSIFY_JSON_SYSTEM = (
-    'Classify the text as one of: {labels}. Reply with JSON only: {{"label": "<label>"}}.'
-)
+__all__ = ["Example", "FewShotAgent", "FewShotSettings"]
 
 
 class Example(BaseModel):
@@ -88,37 +82,21 @@ def _load_examples(source: Path | list[Example] | None) -> list[Example]:
     return [Example(question=q.question, answer=q.reference) for q in load_questions(source, task="qa")]
 
 
-def parse_label(text: str, labels: Sequence[str], *, json_mode: bool = False) -> str | None:
-    """The label a reply names, or None.
-
-    JSON first when asked (``{"label": ...}`` anywhere in the reply), then the earliest label word in the text.
-    """
-    by_lower = {label.lower(): label for label in labels}
-    if json_mode:
-        for match in re.finditer(r"\{[^{}]*\}", text):
-            try:
-                obj = json.loads(match.group(0))
-            except json.JSONDecodeError:
-                continue
-            value = obj.get("label") if isinstance(obj, dict) else None
-            if isinstance(value, str) and value.strip().lower() in by_lower:
-                return by_lower[value.strip().lower()]
-    best: tuple[int, str] | None = None
-    for lower, label in by_lower.items():
-        match = re.search(rf"(?<![A-Za-z]){re.escape(lower)}(?![A-Za-z])", text.lower())
-        if match and (best is None or match.start() < best[0]):
-            best = (match.start(), label)
-    return best[1] if best else None
-
-
 class FewShotAgent(Agent):
     """Answers with a prompt and k examples; no training, no retrieval."""
 
     settings_model = FewShotSettings
     settings: FewShotSettings
 
-    def __init__(self, settings: FewShotSettings, ctx) -> None:
+    def __init__(self, settings: FewShotSettings, ctx: AgentContext) -> None:
         super().__init__(settings, ctx)
+        self.examples: list[Example] | None = None  # the k examples shown, once prepared
+
+    def prepare(self) -> None:
+        """Read the examples file and choose the k examples shown."""
+        if self.examples is not None:
+            return
+        settings = self.settings
         pool = _load_examples(settings.examples)
         if settings.k > len(pool):
             raise ValueError(
@@ -140,37 +118,33 @@ class FewShotAgent(Agent):
         if self.settings.system is not None:
             return self._fill(self.settings.system)
         if self._classify:
-            return self._fill(
-                DEFAULT_CLASSIFY_JSON_SYSTEM if self.settings.output == "json" else DEFAULT_CLASSIFY_SYSTEM
-            )
-        return DEFAULT_QA_SYSTEM
+            return self._fill(CLASSIFY_JSON_SYSTEM if self.settings.output == "json" else CLASSIFY_SYSTEM)
+        return QA_SYSTEM
 
     def _shown_answer(self, answer: str) -> str:
         if self._classify and self.settings.output == "json":
             return json.dumps({"label": answer})
         return answer
 
-    def conversation(self, question: str) -> list[dict[str, str]]:
+    def conversation(self, question: str) -> list[Message]:
         """The chat messages sent for one question."""
+        self.prepare()
         messages = [{"role": "system", "content": self._system()}]
-        for ex in self.examples:
+        for ex in self.examples or []:
             messages.append({"role": "user", "content": self._fill(self.settings.prompt, ex.question)})
             messages.append({"role": "assistant", "content": self._shown_answer(ex.answer)})
         messages.append({"role": "user", "content": self._fill(self.settings.prompt, question)})
         return messages
 
-    def answer(self, questions: Sequence[Question]) -> list[Answer]:
+    def answer(self, questions: Sequence[Query]) -> list[Answer]:
         gen = self.generator()
         outs = gen.generate([self.conversation(q.question) for q in questions], self.settings.generation)
-        answers = []
-        for q, out in zip(questions, outs, strict=True):
-            label = None
-            if self._classify and out.error is None:
-                label = parse_label(out.text, self.ctx.labels, json_mode=self.settings.output == "json")
-            answers.append(Answer.from_generation(q.id, out, label=label))
-        return answers
+        return [Answer.from_generation(q.id, out) for q, out in zip(questions, outs, strict=True)]
 
-    def chat(self, messages: list[dict[str, str]]) -> Iterator[str]:
+    def label_format(self) -> Literal["text", "json"]:
+        return self.settings.output
+
+    def chat(self, messages: list[Message]) -> Iterator[str]:
         convo = self.conversation(messages[-1]["content"])[:-1] + messages
         yield from self.generator().stream(convo, self.settings.generation)
 

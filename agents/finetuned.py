@@ -3,7 +3,8 @@
 ``prepare()`` trains — or reuses the cached weights of an unchanged candidate — and writes the curves and
 artifacts to ``<run>/training/<name>/``; ``generator()`` is the trained model, so ``candidate:NAME`` (RAG
 over a fine-tune) answers with it too. Questions are asked exactly as the training examples were rendered:
-the same system prompt, the same chat (or Alpaca) template.
+the same system prompt, the same chat (or Alpaca) template. With ``register:`` the agent is
+:class:`~bakeoff.agents.base.Registrable`: the runner registers the trained model in Ollama after preparation.
 """
 
 from __future__ import annotations
@@ -14,15 +15,14 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from bakeoff.agents.base import Agent, AgentSettings
-from bakeoff.core import Answer, Question
+from bakeoff.agents.base import Agent, AgentContext, AgentSettings, Registrable
+from bakeoff.agents.prompts import QA_SYSTEM
+from bakeoff.core import Answer, Message, Query
 from bakeoff.models.refs import EmbeddedRef, HFRef, ModelRef, parse_model_ref
-from bakeoff.serving.settings import OllamaRegistrationMixin
+from bakeoff.serving.settings import OllamaRegistration, OllamaRegistrationMixin
 from bakeoff.training.config import TrainSettings
 
 __all__ = ["FineTunedAgent", "FineTunedSettings", "local_model_dir"]
-
-DEFAULT_SYSTEM = "You answer questions about documents. Answer briefly and factually, in one sentence."
 
 
 class FineTunedSettings(AgentSettings, OllamaRegistrationMixin):
@@ -34,7 +34,7 @@ class FineTunedSettings(AgentSettings, OllamaRegistrationMixin):
         ..., description="What to train on and how (method, data, hyper-parameters)."
     )
     system: str | None = Field(
-        DEFAULT_SYSTEM,
+        QA_SYSTEM,
         description="System prompt before every instruct training example and every question (the same as the "
         "`fewshot` default, so a comparison changes only the weights); null: the chat template's own default.",
     )
@@ -88,21 +88,25 @@ def local_model_dir(ref: ModelRef) -> Path:
     raise TrainingError(f"{ref} cannot be fine-tuned: training needs embedded: or hf: weights")
 
 
-class FineTunedAgent(Agent):
+class FineTunedAgent(Agent, Registrable):
     """Trains (or reuses) weights in :meth:`prepare`, then answers with them."""
 
     settings_model = FineTunedSettings
     settings: FineTunedSettings
 
-    def __init__(self, settings: FineTunedSettings, ctx) -> None:
+    def __init__(self, settings: FineTunedSettings, ctx: AgentContext) -> None:
         super().__init__(settings, ctx)
         self.trained = None  # bakeoff.training.trainer.TrainedModel, once prepared
         self._generator = None
 
     # -- training ------------------------------------------------------------------------------------------
     def prepare(self) -> None:
+        """Train, or reuse the cached weights of an unchanged candidate (writing to ``ctx.folder``)."""
         if self.trained is None:
             self.trained = self._train()
+
+    def registration(self) -> OllamaRegistration | None:
+        return self.settings.ollama_registration
 
     def _train(self):
         from bakeoff.training.data import ALPACA_CHAT_TEMPLATE, build_training_data
@@ -110,19 +114,8 @@ class FineTunedAgent(Agent):
 
         s, ctx = self.settings, self.ctx
         ref = s.model or ctx.base_model
-        chunks = None
-        if s.train.data.kind == "causal":
-            chunks = self._corpus_chunks()
-        path = None
-        if s.train.data.path is not None:
-            from bakeoff.questions import DataError
-            from bakeoff.synth.jobs import SynthError
-            from bakeoff.synth.outputs import resolve_data_path
-
-            try:
-                path = resolve_data_path(ctx, s.train.data.path)
-            except SynthError as exc:
-                raise DataError(str(exc)) from None
+        chunks = self._corpus_chunks() if s.train.data.kind == "causal" else None
+        path = ctx.data_path(s.train.data.path) if s.train.data.path is not None else None
         data = build_training_data(s.train.data, system=s.system, seed=s.train.seed, chunks=chunks, path=path)
         for message in data.notes:
             ctx.console.print(f"{self.name}: {message}")
@@ -134,26 +127,21 @@ class FineTunedAgent(Agent):
             data=data,
             chat_template=ALPACA_CHAT_TEMPLATE if s.train.data.template == "alpaca" else None,
         )
-        out_dir = ctx.run_dir / "training" / self.name if ctx.run_dir is not None else None
         return train_candidate(
             request,
             console=ctx.console,
             note=ctx.note,
-            out_dir=out_dir,
-            retrain=getattr(ctx, "retrain", False),
-            train_allowed=getattr(ctx, "may_train", True),
+            out_dir=ctx.folder,
+            retrain=ctx.retrain,
+            train_allowed=ctx.may_train,
         )
 
     def _corpus_chunks(self) -> list[str]:
-        from bakeoff.rag.corpus import load_corpus
         from bakeoff.training.quantization import TrainingError
 
         if self.ctx.corpus is None:
             raise TrainingError(f"{self.name}: data.kind causal needs the recipe's `corpus:` block")
-        corpus = load_corpus(self.ctx.corpus, self.ctx.recipe_dir)
-        for skipped in corpus.skipped:
-            self.ctx.console.print(f"[yellow]{self.name}: skipped {skipped.source}: {skipped.reason}[/]")
-        return [chunk.text for chunk in corpus.chunks]
+        return self.ctx.corpus.chunk_texts()
 
     # -- answering -----------------------------------------------------------------------------------------
     def generator(self):
@@ -165,18 +153,18 @@ class FineTunedAgent(Agent):
             self._generator = load_trained(self.trained, name=f"candidate:{self.name}")
         return self._generator
 
-    def conversation(self, question: str) -> list[dict[str, str]]:
+    def conversation(self, question: str) -> list[Message]:
         """The chat messages sent for one question (rendered like the training prompts)."""
         head = [{"role": "system", "content": self.settings.system}] if self.settings.system else []
         return [*head, {"role": "user", "content": question}]
 
-    def answer(self, questions: Sequence[Question]) -> list[Answer]:
+    def answer(self, questions: Sequence[Query]) -> list[Answer]:
         outs = self.generator().generate(
             [self.conversation(q.question) for q in questions], self.settings.generation
         )
         return [Answer.from_generation(q.id, out) for q, out in zip(questions, outs, strict=True)]
 
-    def chat(self, messages: list[dict[str, str]]) -> Iterator[str]:
+    def chat(self, messages: list[Message]) -> Iterator[str]:
         head = [{"role": "system", "content": self.settings.system}] if self.settings.system else []
         yield from self.generator().stream([*head, *messages], self.settings.generation)
 

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from bakeoff.agents.fewshot import DEFAULT_CLASSIFY_JSON_SYSTEM, parse_label
+from bakeoff.agents.prompts import CLASSIFY_JSON_SYSTEM, parse_label
 from bakeoff.core import GenerationSettings
 
 if TYPE_CHECKING:
@@ -417,7 +417,7 @@ class Labeller:
         self.generation = generation or GenerationSettings(max_new_tokens=16)
 
     def conversation(self, text: str) -> list[dict[str, str]]:
-        system = DEFAULT_CLASSIFY_JSON_SYSTEM.replace("{labels}", ", ".join(self.labels)).replace("{{", "{")
+        system = CLASSIFY_JSON_SYSTEM.replace("{labels}", ", ".join(self.labels)).replace("{{", "{")
         system = system.replace("}}", "}")
         messages = [{"role": "system", "content": system}]
         for ex_text, ex_label in self.examples:

@@ -1,4 +1,5 @@
-"""The records every layer passes: questions, answers, generations, decoding settings and chat messages.
+"""The records every layer passes: questions, the queries agents see, answers, generations, decoding settings and
+chat messages.
 
 This module is the leaf of the project: it imports nothing from bakeoff, so backends, agents, scoring, the
 store and the console can all depend on it without depending on each other.
@@ -11,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Answer", "Generation", "GenerationSettings", "Message", "Question"]
+__all__ = ["Answer", "Generation", "GenerationSettings", "Message", "Query", "Question"]
 
 Message = dict[str, str]
 """One chat turn: ``{"role": "system" | "user" | "assistant", "content": "..."}``."""
@@ -38,15 +39,35 @@ class GenerationSettings(BaseModel):
     seed: int = Field(0, description="Sampling seed (only matters when temperature > 0).")
 
 
+@dataclass(frozen=True)
+class Query:
+    """A question as an agent sees it: its id and its text (for classification, the text to label).
+
+    Never the reference, passage or source it is scored against — those stay with the runner's
+    :class:`Question`.
+    """
+
+    id: str
+    question: str
+
+
 @dataclass
 class Question:
-    """One evaluation item. For classification, ``reference`` is the gold label."""
+    """One evaluation item. For classification, ``reference`` is the gold label.
+
+    The runner keeps it for scoring; agents get its :attr:`query`.
+    """
 
     id: str
     question: str
     reference: str
     passage: str | None = None
     source: str | None = None
+
+    @property
+    def query(self) -> Query:
+        """What an agent is asked: the id and the text, without the reference."""
+        return Query(self.id, self.question)
 
 
 @dataclass

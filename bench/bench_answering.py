@@ -65,7 +65,7 @@ def make_agent(max_new_tokens: int, batch_size: int | None):
         recipe_name="bench-answering",
         console=Console(quiet=True),
     )
-    return FewShotAgent(settings, ctx)
+    return FewShotAgent(settings, ctx.for_candidate(settings.name))
 
 
 def one_at_a_time(
@@ -117,13 +117,14 @@ def run(scale: Scale = "full") -> Result:
         gen.model, gen.tokenizer, conversations, cfg["max_new_tokens"], threads_policy=True
     )
     loop_s = sum(loop_each)
+    queries = [q.query for q in qs]  # what the runner gives an agent: no references
     t0 = time.perf_counter()
-    answers = agent.answer(qs)
+    answers = agent.answer(queries)
     agent_s = time.perf_counter() - t0
     threads = gen.threads
     t0 = time.perf_counter()
     for start in range(0, n, step):  # as `bakeoff run` calls it: one generation batch per call
-        agent.answer(qs[start : start + step])
+        agent.answer(queries[start : start + step])
     as_run_s = time.perf_counter() - t0
     subset = list(range(0, n, max(1, n // cfg["default_threads_subset"])))[: cfg["default_threads_subset"]]
     _, _, default_each = one_at_a_time(

@@ -284,7 +284,7 @@ def bakeoff_sft(
         run_dir=run_dir,
     )
     assert models_dir().is_dir()
-    agent = FineTunedAgent(settings, ctx)
+    agent = FineTunedAgent(settings, ctx.for_candidate(settings.name))
     t0 = time.perf_counter()
     agent.prepare()
     wall = time.perf_counter() - t0

@@ -15,24 +15,36 @@ CONTRACT = Path(__file__).resolve().parent.parent / "data" / "contract-qa.jsonl"
 
 
 class PassageSettings(AgentSettings):
-    """Answers with the supporting passage's words: a stand-in for a RAG candidate that retrieves perfectly."""
+    """Answers with the supporting passage's words: a stand-in for a RAG candidate that retrieves perfectly.
+
+    An agent never sees the gold data, so this oracle reads it itself, from the evaluation file `oracle`.
+    """
 
     agent: Literal["passage"] = "passage"
+    oracle: Path = Field(
+        ..., description="The evaluation set whose passages (else references) it answers with."
+    )
     words: int = Field(20, description="Words of the passage used as the answer.")
 
 
 class PassageAgent(Agent):
     settings_model = PassageSettings
 
+    def prepare(self):
+        from bakeoff.questions import load_questions
+
+        self.gold = {q.id: q for q in load_questions(self.settings.oracle, task="qa")}
+
     def answer(self, questions):
         out = []
         for q in questions:
-            passage = q.passage or q.reference
+            gold = self.gold[q.id]
+            passage = gold.passage or gold.reference
             out.append(
                 Answer(
                     question_id=q.id,
                     text=" ".join(passage.split()[: self.settings.words]),
-                    contexts=[{"text": passage, "source": q.source or "", "score": 0.9}],
+                    contexts=[{"text": passage, "source": gold.source or "", "score": 0.9}],
                 )
             )
         return out

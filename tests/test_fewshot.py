@@ -1,7 +1,8 @@
 import pytest
 from rich.console import Console
 
-from bakeoff.agents.fewshot import FewShotAgent, FewShotSettings, parse_label
+from bakeoff.agents.fewshot import FewShotAgent, FewShotSettings
+from bakeoff.agents.prompts import parse_label
 from bakeoff.models.refs import EmbeddedRef
 from bakeoff.run.context import RunContext
 
@@ -32,7 +33,7 @@ def ctx(task="qa", labels=()):
         recipe_dir=None,
         recipe_name="t",
         console=Console(quiet=True),
-    )
+    ).for_candidate("t")
 
 
 def test_conversation_has_k_example_turns_before_the_question():
@@ -51,6 +52,7 @@ def test_random_selection_is_seeded_and_json_examples_are_json():
     )
     a = FewShotAgent(s, ctx("classification", LABELS))
     b = FewShotAgent(s, ctx("classification", LABELS))
+    a.prepare(), b.prepare()  # the examples are chosen in prepare(), not when the agent is built
     assert [e.question for e in a.examples] == [e.question for e in b.examples]
     convo = a.conversation("great app")
     assert "positive, negative, neutral" in convo[0]["content"] and "JSON" in convo[0]["content"]

@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from bakeoff.agents.finetuned import FineTunedAgent, FineTunedSettings
-from bakeoff.core import Question
+from bakeoff.core import Query
 from bakeoff.models.refs import CandidateRef, EmbeddedRef
 from bakeoff.run.context import RunContext
 
@@ -48,7 +48,7 @@ def context(run_dir: Path | None, *, retrain: bool = False) -> tuple[RunContext,
 
 def agent(ctx: RunContext, train: dict, name: str = "lora") -> FineTunedAgent:
     settings = FineTunedSettings(name=name, agent="finetuned", train=train)
-    built = FineTunedAgent(settings, ctx)
+    built = FineTunedAgent(settings, ctx.for_candidate(name))
     ctx.agents[name] = built
     return built
 
@@ -118,7 +118,7 @@ def test_cpu_training_curves_artifacts_and_a_cache_hit(tmp_path):
     # The trained model answers, and `candidate:lora` (RAG over the fine-tune) resolves to the same model.
     gen = ctx2.generator_for(CandidateRef("lora"))
     assert gen is hit.generator() and not gen.model.training
-    answers = hit.answer([Question("q1", "What is the Effective Date of the agreement?", "1 March 2024")])
+    answers = hit.answer([Query("q1", "What is the Effective Date of the agreement?")])
     assert answers[0].error is None and answers[0].text.strip() and answers[0].completion_tokens > 0
     assert hit.describe()["training"]["cache_hit"] is True
 
@@ -162,7 +162,7 @@ def test_full_fine_tuning_with_the_alpaca_template_and_packing(tmp_path):
     assert "### Instruction" in (folder / "model" / "chat_template.jinja").read_text()
     rows = read_metrics(folder)
     assert [r["step"] for r in rows if r["val_loss"] is not None] == [0, 2]
-    answers = a.answer([Question("q1", "What is the Effective Date of the agreement?", "1 March 2024")])
+    answers = a.answer([Query("q1", "What is the Effective Date of the agreement?")])
     assert answers[0].error is None
 
 
@@ -306,7 +306,7 @@ def test_qlora_trains_a_few_steps_on_cuda(tmp_path):
     assert summary["final_val_loss"] < summary["initial_val_loss"]
     assert "4-bit NF4" in out.getvalue()
     assert (folder / "adapter" / "adapter_model.safetensors").is_file()
-    answers = a.answer([Question("q1", "What is the Effective Date of the agreement?", "1 March 2024")])
+    answers = a.answer([Query("q1", "What is the Effective Date of the agreement?")])
     assert answers[0].error is None and answers[0].text.strip()
 
 

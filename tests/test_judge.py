@@ -199,6 +199,7 @@ judge:
 candidates:
   - name: oracle-rag
     agent: eval_toys:PassageAgent
+    oracle: {CONTRACT}
 """
     )
     runs = tmp_path / "runs"

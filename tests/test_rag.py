@@ -7,7 +7,7 @@ import pytest
 from rich.console import Console
 
 from bakeoff.agents.rag import RagAgent, RagSettings, format_passages
-from bakeoff.core import Question
+from bakeoff.core import Query
 from bakeoff.recipe.load import RecipeError, load_recipe
 from bakeoff.run.runner import build_agents, make_context
 
@@ -78,8 +78,8 @@ def test_rag_answers_carry_their_contexts(tmp_path, embedded_generator):
     assert agents["rag-mmr"].store is rag.store  # one index per run
 
     questions = [
-        Question("q1", "What is the monthly Platform Fee?", "EUR 18,000"),
-        Question("q2", "When are invoices payable?", "within 30 days"),
+        Query("q1", "What is the monthly Platform Fee?"),
+        Query("q2", "When are invoices payable?"),
     ]
     answers = rag.answer(questions)
     assert [a.question_id for a in answers] == ["q1", "q2"]

@@ -1,10 +1,11 @@
-"""The run context: what agents get from the runner instead of the whole recipe."""
+"""The run context: what the runner shares among the candidates of one run, and the narrow view of it that each
+agent gets (:class:`CandidateContext`, an implementation of :class:`bakeoff.agents.base.AgentContext`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from bakeoff.models.refs import CandidateRef, ModelRef
 
@@ -15,8 +16,10 @@ if TYPE_CHECKING:
     from bakeoff.models.generators import Generator
     from bakeoff.rag.chroma import ChromaSpec
     from bakeoff.rag.corpus import CorpusSpec
+    from bakeoff.rag.vectorstore import VectorStore
+    from bakeoff.synth.jobs import SynthesizedRef
 
-__all__ = ["ModelPool", "RunContext"]
+__all__ = ["CandidateContext", "ModelPool", "RunContext", "RunCorpus"]
 
 
 class ModelPool:
@@ -44,7 +47,9 @@ class ModelPool:
 
 @dataclass
 class RunContext:
-    """Facts and services shared by the candidates of one run.
+    """Facts and services shared by the candidates of one run: the runner's side.
+
+    Agents never see it whole: each gets a :class:`CandidateContext` (:meth:`for_candidate`).
 
     Attributes:
         task: ``"qa"`` or ``"classification"``.
@@ -105,3 +110,97 @@ class RunContext:
         """Record a fact for the manifest and show it."""
         self.notes.append(message)
         self.console.print(f"[yellow]note:[/] {message}")
+
+    def for_candidate(self, name: str) -> CandidateContext:
+        """The view of this run that candidate ``name`` gets."""
+        return CandidateContext(self, name)
+
+
+class RunCorpus:
+    """The recipe's corpus as agents use it (:class:`bakeoff.agents.base.Corpus`): one index per run."""
+
+    def __init__(self, run: RunContext, spec: CorpusSpec, candidate: str) -> None:
+        self._run = run
+        self._spec = spec
+        self._candidate = candidate
+
+    @property
+    def embeddings(self) -> ModelRef | None:
+        return self._run.embeddings
+
+    def index(self) -> VectorStore:
+        from bakeoff.rag.indexing import run_index
+
+        return run_index(self._run)
+
+    def chunk_texts(self) -> list[str]:
+        from bakeoff.rag.corpus import load_corpus
+
+        corpus = load_corpus(self._spec, self._run.recipe_dir)
+        for skipped in corpus.skipped:
+            self._run.console.print(
+                f"[yellow]{self._candidate}: skipped {skipped.source}: {skipped.reason}[/]"
+            )
+        return [chunk.text for chunk in corpus.chunks]
+
+
+class CandidateContext:
+    """What one candidate sees of its run (:class:`bakeoff.agents.base.AgentContext`): the task, the labels,
+    models, notes, its folder and the corpus — never the recipe, the other agents or the manifest."""
+
+    def __init__(self, run: RunContext, name: str) -> None:
+        self._run = run
+        self._name = name
+
+    @property
+    def task(self) -> Literal["qa", "classification"]:
+        return self._run.task  # type: ignore[return-value]  # validated by the recipe
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self._run.labels)
+
+    @property
+    def console(self) -> Console:
+        return self._run.console
+
+    @property
+    def base_model(self) -> ModelRef:
+        return self._run.base_model
+
+    @property
+    def run_dir(self) -> Path | None:
+        return self._run.run_dir
+
+    @property
+    def folder(self) -> Path | None:
+        return self._run.run_dir / "training" / self._name if self._run.run_dir is not None else None
+
+    @property
+    def corpus(self) -> RunCorpus | None:
+        spec = self._run.corpus
+        return RunCorpus(self._run, spec, self._name) if spec is not None else None
+
+    @property
+    def retrain(self) -> bool:
+        return self._run.retrain
+
+    @property
+    def may_train(self) -> bool:
+        return self._run.may_train
+
+    def generator_for(self, ref: ModelRef | None) -> Generator:
+        return self._run.generator_for(ref)
+
+    def note(self, message: str) -> None:
+        self._run.note(message)
+
+    def data_path(self, value: Path | SynthesizedRef) -> Path:
+        from bakeoff.questions import DataError
+        from bakeoff.synth.jobs import SynthError
+        from bakeoff.synth.outputs import resolve_data_path
+
+        try:
+            return resolve_data_path(self._run, value)
+        except SynthError as exc:
+            raise DataError(str(exc)) from None

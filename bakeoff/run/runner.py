@@ -1,17 +1,23 @@
-"""``bakeoff run``: load → prepare → answer → score → write, as a straight line."""
+"""``bakeoff run``: load → prepare (index, train) → register → answer → score → write, as a straight line.
+
+:func:`run_recipe` reads as those stages, each a small function below it. Agents see their run through a
+:class:`~bakeoff.run.context.CandidateContext` and their questions as :class:`~bakeoff.core.Query` (no
+reference); the runner keeps the full :class:`~bakeoff.core.Question` for scoring.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from bakeoff.agents.base import Agent, AgentSettings, load_agent_class
-from bakeoff.core import Question
+from bakeoff.agents.base import Agent, AgentSettings, Registrable, Retriever, load_agent_class
+from bakeoff.agents.prompts import parse_label
+from bakeoff.core import Answer, Question
 from bakeoff.errors import BakeoffError
 from bakeoff.models.refs import CandidateRef
 from bakeoff.progress import progress_bar
@@ -19,6 +25,9 @@ from bakeoff.questions import load_questions
 from bakeoff.recipe.schema import Recipe
 from bakeoff.run.context import RunContext
 from bakeoff.run.store import RunWriter
+
+if TYPE_CHECKING:
+    from bakeoff.run.documents.scores import Scores
 
 __all__ = ["RunError", "build_agents", "make_context", "run_recipe", "select_candidates"]
 
@@ -81,45 +90,12 @@ def make_context(
 
 
 def build_agents(settings: list[AgentSettings], ctx: RunContext) -> dict[str, Agent]:
-    """Instantiate agents in dependency order and register them in the context."""
+    """Instantiate agents in dependency order (each with its own view of the run) and register them in the
+    context."""
     for cand in settings:
         cls = load_agent_class(cand.agent)
-        ctx.agents[cand.name] = cls(cand, ctx)
+        ctx.agents[cand.name] = cls(cand, ctx.for_candidate(cand.name))
     return {c.name: ctx.agents[c.name] for c in settings}
-
-
-@contextmanager
-def _stage(timings: dict[str, float], name: str):
-    t0 = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - t0, 3)
-
-
-def _answer_rows(agent: Agent, batch: list[Question]) -> list[dict[str, Any]]:
-    try:
-        answers = agent.answer(batch)
-        if len(answers) != len(batch):
-            raise RuntimeError(f"agent returned {len(answers)} answers for {len(batch)} questions")
-    except Exception as exc:  # failures are data: one broken candidate never sinks the comparison
-        from bakeoff.core import Answer
-
-        answers = [Answer(question_id=q.id, text="", error=f"{type(exc).__name__}: {exc}") for q in batch]
-    rows = []
-    for q, a in zip(batch, answers, strict=True):
-        row = a.to_dict()
-        text = row.pop("text")
-        rows.append(
-            {
-                "question_id": q.id,
-                "question": q.question,
-                "reference": q.reference,
-                "answer": text,
-                **{k: v for k, v in row.items() if k != "question_id"},
-            }
-        )
-    return rows
 
 
 def run_recipe(
@@ -143,53 +119,11 @@ def run_recipe(
     """
     console = console or Console()
     answering, needed = select_candidates(recipe, only)
-    from bakeoff.questions import DataError
-    from bakeoff.synth.jobs import SynthError
-    from bakeoff.synth.outputs import resolve_data_path
-
-    synth_started = time.perf_counter()
-    synthesized = []
-    if recipe.synthesize:  # data the recipe writes with a model; finished units are skipped
-        from bakeoff.synth.run import run_jobs
-
-        try:
-            synthesized = run_jobs(recipe, console=console)
-        except SynthError as exc:
-            raise RunError(str(exc)) from None
-    synth_s = round(time.perf_counter() - synth_started, 3)
-    try:
-        questions = load_questions(
-            resolve_data_path(recipe, recipe.eval.questions),
-            task=recipe.task,
-            labels=recipe.labels,
-            limit=recipe.eval.limit,
-        )
-    except (DataError, SynthError) as exc:
-        raise RunError(str(exc)) from None
-
-    done: dict[tuple[str, str], dict[str, Any]] = {}
-    if resume is not None:
-        from bakeoff.run.store import RunStoreError, read_answers
-
-        try:
-            writer = RunWriter.reopen(resume)
-        except RunStoreError as exc:
-            raise RunError(str(exc)) from None
-        done = {(r["candidate"], r["question_id"]): r for r in read_answers(resume) if not r.get("error")}
-        console.print(f"resuming {writer.path.name}: {len(done)} answers already on disk are kept")
-    else:
-        writer = RunWriter.create(
-            runs_dir,
-            recipe.name,
-            recipe_text,
-            recipe_path=str(recipe.source_path) if recipe.source_path else None,
-            task=recipe.task,
-            n_questions=len(questions),
-            answering=[c.name for c in answering],
-        )
-    timings: dict[str, float] = writer.manifest["timings_s"]
+    synthesized, synth_s = _synthesize(recipe, console)
+    questions = _load_eval_questions(recipe)
+    writer, done = _open_run(recipe, recipe_text, runs_dir, resume, questions, answering, console)
     if synthesized:
-        timings["synthesize"] = synth_s
+        writer.manifest["timings_s"]["synthesize"] = synth_s
         writer.manifest["synthesize"] = {s.name: s.report.get("totals", {}) for s in synthesized}
     console.print(
         f"[bold]bakeoff[/] {recipe.name}: {len(answering)} candidate(s) × {len(questions)} questions "
@@ -198,62 +132,10 @@ def run_recipe(
     )
     try:
         ctx = make_context(recipe, console, writer.path, retrain=retrain)
-        with _stage(timings, "prepare"):
-            agents = build_agents(needed, ctx)
-            prepare_s: dict[str, float] = {}  # per candidate: indexing (rag), training (finetuned)
-            for cand in needed:
-                with _stage(prepare_s, cand.name):
-                    agents[cand.name].prepare()
-            writer.manifest["prepare_s"] = prepare_s
-            writer.manifest.update(ctx.manifest)
-        if any(getattr(c, "ollama_registration", None) for c in needed):
-            from bakeoff.serving.register import register_from_recipe
-
-            with _stage(timings, "register"):
-                writer.manifest["ollama"] = register_from_recipe(needed, ctx)
-                writer.save_manifest()
-        answers: dict[str, list[dict[str, Any]]] = {}
-        with _stage(timings, "answer"), progress_bar(console) as bar:
-            for cand in answering:
-                agent = agents[cand.name]
-                task = bar.add_task(f"answer {cand.name}", total=len(questions))
-                t0 = time.perf_counter()
-                rows: list[dict[str, Any]] = []
-                step = cand.generation.batch_size
-                for start in range(0, len(questions), step):
-                    batch = questions[start : start + step]
-                    kept = [done.get((cand.name, q.id)) for q in batch]
-                    if all(kept):
-                        rows.extend(kept)  # finished before an interruption
-                    else:
-                        new = _answer_rows(agent, batch)
-                        writer.append_answers(cand.name, new)
-                        rows.extend(new)
-                    bar.advance(task, len(batch))
-                answers[cand.name] = rows
-                writer.manifest["candidates"][cand.name] = {
-                    "agent": cand.agent,
-                    "model": str(cand.model or recipe.base_model),
-                    "answer_s": round(time.perf_counter() - t0, 3),
-                    "errors": sum(1 for r in rows if r.get("error")),
-                    "truncated_answers": sum(1 for r in rows if r.get("truncated")),
-                    "truncated_prompts": sum(1 for r in rows if r.get("prompt_truncated")),
-                    **agent.describe(),
-                }
-                writer.save_manifest()
-        with _stage(timings, "score"), progress_bar(console) as bar:
-            from bakeoff.eval.scoring import ScoringSettings, score_answers
-
-            task = bar.add_task("score", total=sum(len(v) for v in answers.values()))
-            scores = score_answers(
-                questions,
-                answers,
-                ScoringSettings.from_recipe(recipe),
-                retrieval_k={
-                    c.name: agents[c.name].retrieval_k for c in answering if agents[c.name].retrieval_k
-                },
-                progress=lambda n: bar.advance(task, n),
-            )
+        agents = _prepare(needed, ctx, writer)
+        _register(agents, ctx, writer)
+        answers = _answer([agents[c.name] for c in answering], questions, ctx, writer, done)
+        scores = _score(recipe, questions, answers, [agents[c.name] for c in answering], writer, console)
         writer.write_scores(scores)
         writer.manifest["notes"] = ctx.notes
         writer.finish("complete")
@@ -264,3 +146,213 @@ def run_recipe(
         writer.finish("failed", f"{type(exc).__name__}: {exc}")
         raise
     return writer.path
+
+
+@contextmanager
+def _stage(timings: dict[str, float], name: str):
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - t0, 3)
+
+
+# -- load ---------------------------------------------------------------------------------------------------
+def _synthesize(recipe: Recipe, console: Console) -> tuple[list[Any], float]:
+    """Write the data the recipe synthesizes with a model (finished units are skipped); with its seconds."""
+    if not recipe.synthesize:
+        return [], 0.0
+    from bakeoff.synth.jobs import SynthError
+    from bakeoff.synth.run import run_jobs
+
+    started = time.perf_counter()
+    try:
+        synthesized = run_jobs(recipe, console=console)
+    except SynthError as exc:
+        raise RunError(str(exc)) from None
+    return synthesized, round(time.perf_counter() - started, 3)
+
+
+def _load_eval_questions(recipe: Recipe) -> list[Question]:
+    from bakeoff.questions import DataError
+    from bakeoff.synth.jobs import SynthError
+    from bakeoff.synth.outputs import resolve_data_path
+
+    try:
+        return load_questions(
+            resolve_data_path(recipe, recipe.eval.questions),
+            task=recipe.task,
+            labels=recipe.labels,
+            limit=recipe.eval.limit,
+        )
+    except (DataError, SynthError) as exc:
+        raise RunError(str(exc)) from None
+
+
+def _open_run(
+    recipe: Recipe,
+    recipe_text: str,
+    runs_dir: Path,
+    resume: Path | None,
+    questions: list[Question],
+    answering: list[AgentSettings],
+    console: Console,
+) -> tuple[RunWriter, dict[tuple[str, str], dict[str, Any]]]:
+    """A new run folder, or the reopened ``resume`` folder with the answers it already holds (by candidate and
+    question id; failed answers are asked again)."""
+    if resume is None:
+        writer = RunWriter.create(
+            runs_dir,
+            recipe.name,
+            recipe_text,
+            recipe_path=str(recipe.source_path) if recipe.source_path else None,
+            task=recipe.task,
+            n_questions=len(questions),
+            answering=[c.name for c in answering],
+        )
+        return writer, {}
+    from bakeoff.run.store import RunStoreError, read_answers
+
+    try:
+        writer = RunWriter.reopen(resume)
+    except RunStoreError as exc:
+        raise RunError(str(exc)) from None
+    done = {(r["candidate"], r["question_id"]): r for r in read_answers(resume) if not r.get("error")}
+    console.print(f"resuming {writer.path.name}: {len(done)} answers already on disk are kept")
+    return writer, done
+
+
+# -- prepare (index, train) and register -------------------------------------------------------------------
+def _prepare(needed: list[AgentSettings], ctx: RunContext, writer: RunWriter) -> dict[str, Agent]:
+    """Build every needed agent and prepare it (indexing for rag, training for finetuned), dependencies
+    first."""
+    with _stage(writer.manifest["timings_s"], "prepare"):
+        agents = build_agents(needed, ctx)
+        prepare_s: dict[str, float] = {}
+        for cand in needed:
+            with _stage(prepare_s, cand.name):
+                agents[cand.name].prepare()
+        writer.manifest["prepare_s"] = prepare_s
+        writer.manifest.update(ctx.manifest)
+    return agents
+
+
+def _register(agents: dict[str, Agent], ctx: RunContext, writer: RunWriter) -> None:
+    """Register the prepared models that their agents ask to have registered (:class:`Registrable`)."""
+    wanted = [a for a in agents.values() if isinstance(a, Registrable) and a.registration() is not None]
+    if not wanted:
+        return
+    from bakeoff.serving.register import register_candidates
+
+    with _stage(writer.manifest["timings_s"], "register"):
+        writer.manifest["ollama"] = register_candidates(wanted, ctx)
+        writer.save_manifest()
+
+
+# -- answer -------------------------------------------------------------------------------------------------
+def _answer(
+    agents: list[Agent],
+    questions: list[Question],
+    ctx: RunContext,
+    writer: RunWriter,
+    done: dict[tuple[str, str], dict[str, Any]],
+) -> dict[str, list[dict[str, Any]]]:
+    """Every answering candidate answers every question, batch by batch; each batch is on disk before the next
+    is asked, and a batch already on disk (``done``) is kept."""
+    labels = ctx.labels if ctx.task == "classification" else None
+    answers: dict[str, list[dict[str, Any]]] = {}
+    with _stage(writer.manifest["timings_s"], "answer"), progress_bar(ctx.console) as bar:
+        for agent in agents:
+            task = bar.add_task(f"answer {agent.name}", total=len(questions))
+            t0 = time.perf_counter()
+            rows: list[dict[str, Any]] = []
+            step = agent.settings.generation.batch_size
+            for start in range(0, len(questions), step):
+                batch = questions[start : start + step]
+                kept = [done.get((agent.name, q.id)) for q in batch]
+                if all(kept):
+                    rows.extend(kept)  # finished before an interruption
+                else:
+                    new = _answer_rows(agent, batch, labels)
+                    writer.append_answers(agent.name, new)
+                    rows.extend(new)
+                bar.advance(task, len(batch))
+            answers[agent.name] = rows
+            writer.manifest["candidates"][agent.name] = _candidate_facts(
+                agent, rows, time.perf_counter() - t0, ctx
+            )
+            writer.save_manifest()
+    return answers
+
+
+def _answer_rows(agent: Agent, batch: list[Question], labels: Sequence[str] | None) -> list[dict[str, Any]]:
+    """One batch of answers as answers.jsonl rows; with ``labels`` (classification), the label read from each
+    reply whose agent did not set one. A failure of the agent is every answer's ``error``."""
+    try:
+        answers = agent.answer([q.query for q in batch])
+        if len(answers) != len(batch):
+            raise RuntimeError(f"agent returned {len(answers)} answers for {len(batch)} questions")
+        if labels is not None:
+            _read_labels(answers, labels, json_mode=agent.label_format() == "json")
+    except Exception as exc:  # failures are data: one broken candidate never sinks the comparison
+        answers = [Answer(question_id=q.id, text="", error=f"{type(exc).__name__}: {exc}") for q in batch]
+    rows = []
+    for q, a in zip(batch, answers, strict=True):
+        row = a.to_dict()
+        text = row.pop("text")
+        rows.append(
+            {
+                "question_id": q.id,
+                "question": q.question,
+                "reference": q.reference,
+                "answer": text,
+                **{k: v for k, v in row.items() if k != "question_id"},
+            }
+        )
+    return rows
+
+
+def _read_labels(answers: list[Answer], labels: Sequence[str], *, json_mode: bool) -> None:
+    """Classification: the label each answer's text names, for every answer without a label or an error."""
+    for answer in answers:
+        if answer.label is None and answer.error is None:
+            answer.label = parse_label(answer.text, labels, json_mode=json_mode)
+
+
+def _candidate_facts(
+    agent: Agent, rows: list[dict[str, Any]], seconds: float, ctx: RunContext
+) -> dict[str, Any]:
+    """The manifest's entry for one answering candidate."""
+    return {
+        "agent": agent.settings.agent,
+        "model": str(agent.settings.model or ctx.base_model),
+        "answer_s": round(seconds, 3),
+        "errors": sum(1 for r in rows if r.get("error")),
+        "truncated_answers": sum(1 for r in rows if r.get("truncated")),
+        "truncated_prompts": sum(1 for r in rows if r.get("prompt_truncated")),
+        **agent.describe(),
+    }
+
+
+# -- score --------------------------------------------------------------------------------------------------
+def _score(
+    recipe: Recipe,
+    questions: list[Question],
+    answers: dict[str, list[dict[str, Any]]],
+    agents: list[Agent],
+    writer: RunWriter,
+    console: Console,
+) -> Scores:
+    """Score the answers with the recipe's evaluation settings; retrieving candidates also on their
+    passages."""
+    from bakeoff.eval.scoring import ScoringSettings, score_answers
+
+    with _stage(writer.manifest["timings_s"], "score"), progress_bar(console) as bar:
+        task = bar.add_task("score", total=sum(len(v) for v in answers.values()))
+        return score_answers(
+            questions,
+            answers,
+            ScoringSettings.from_recipe(recipe),
+            retrieval_k={a.name: a.retrieval_k for a in agents if isinstance(a, Retriever)},
+            progress=lambda n: bar.advance(task, n),
+        )

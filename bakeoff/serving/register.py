@@ -12,7 +12,9 @@
    is left behind (the uploaded blob stays; Ollama prunes unreferenced blobs itself).
 
 A recipe asks for registration on a fine-tuned candidate with ``register: {ollama: NAME, quantize: q4_k_m}``
-(:class:`bakeoff.serving.settings.OllamaRegistrationMixin`); ``bakeoff models register RUN CANDIDATE --name NAME`` does it afterwards.
+(:class:`bakeoff.serving.settings.OllamaRegistrationMixin` on its settings; the agent is a
+:class:`bakeoff.agents.base.Registrable`, and the runner's register stage calls :func:`register_candidates`);
+``bakeoff models register RUN CANDIDATE --name NAME`` does it afterwards.
 """
 
 from __future__ import annotations
@@ -21,18 +23,22 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bakeoff.errors import BakeoffError
 from bakeoff.serving.chat_template import OllamaTemplate, TemplateError, derive_ollama_template
 from bakeoff.serving.ollama import OllamaError, OllamaModelMissing, OllamaServer, full_name
+
+if TYPE_CHECKING:
+    from bakeoff.agents.base import Agent
+    from bakeoff.run.context import RunContext
 
 __all__ = [
     "RegistrationError",
     "RegistrationPlan",
     "RegistrationResult",
     "plan_registration",
-    "register_from_recipe",
+    "register_candidates",
     "register_gguf",
     "register_run_candidate",
 ]
@@ -270,8 +276,9 @@ def register_run_candidate(
     return out
 
 
-def register_from_recipe(candidates: list[Any], ctx: Any) -> dict[str, Any]:
-    """The runner's ``register`` stage: register each candidate whose settings carry ``register:``.
+def register_candidates(agents: list[Agent], ctx: RunContext) -> dict[str, Any]:
+    """The runner's ``register`` stage: register each prepared agent's model as its
+    :meth:`~bakeoff.agents.base.Registrable.registration` asks.
 
     Failures are data: each becomes a run note and an ``{"error": ...}`` entry, never an exception, so a missing
     Ollama server does not throw away a finished training.
@@ -280,17 +287,17 @@ def register_from_recipe(candidates: list[Any], ctx: Any) -> dict[str, Any]:
     from bakeoff.serving.export import ExportError
 
     out: dict[str, Any] = {}
-    for cand in candidates:
-        spec = getattr(cand, "ollama_registration", None)
+    for agent in agents:
+        spec = agent.registration()
         if spec is None:
             continue
-        base = getattr(cand, "base_model", None) or cand.model or ctx.base_model
+        base = agent.settings.model or ctx.base_model
         if isinstance(base, CandidateRef):
             base = None  # let the export read it from the run
         try:
             result = register_run_candidate(
                 ctx.run_dir,
-                cand.name,
+                agent.name,
                 spec.ollama,
                 quantize=spec.quantize,
                 host=ctx.ollama_host,
@@ -298,10 +305,10 @@ def register_from_recipe(candidates: list[Any], ctx: Any) -> dict[str, Any]:
                 base_model=base,
                 console=ctx.console,
             )
-            out[cand.name] = result["registration"]
+            out[agent.name] = result["registration"]
         except (ExportError, TemplateError, OllamaError, RegistrationError) as exc:
-            ctx.note(f"candidate {cand.name!r} was not registered in Ollama as {spec.ollama!r}: {exc}")
-            out[cand.name] = {"name": spec.ollama, "error": str(exc)}
+            ctx.note(f"candidate {agent.name!r} was not registered in Ollama as {spec.ollama!r}: {exc}")
+            out[agent.name] = {"name": spec.ollama, "error": str(exc)}
     return out
 
 
