@@ -26,7 +26,7 @@ from bakeoff.errors import BakeoffError
 from bakeoff.eval.metrics import MetricResult
 from bakeoff.eval.settings import JudgeSpec
 from bakeoff.io import write_text_atomic
-from bakeoff.models.local_server import LLAMA_CPP_SETTINGS
+from bakeoff.models.llama_cpp_backend import LLAMA_CPP_SETTINGS
 from bakeoff.models.refs import EmbeddedRef, HFRef, OllamaRef, OpenAICompatibleRef
 
 __all__ = ["Judge", "JudgeCache", "JudgeError", "classify_failure"]
@@ -108,8 +108,9 @@ class Judge:
     Args:
         spec: the recipe's ``judge:`` settings.
         cache_dir: where verdicts are cached (default ``BAKEOFF_HOME/judge-cache``).
-        backend: serve this :class:`~bakeoff.models.local_server.ChatBackend` instead of the model the spec
-            names (a custom local model).
+        backend: serve this :class:`~bakeoff.models.generators.Generator` instead of the model the spec
+            names (a custom local model; JSON-constrained when it offers
+            :class:`~bakeoff.models.generators.JSONReplies`).
         ollama_host: the recipe's Ollama server, for an ``ollama:`` judge (else ``OLLAMA_HOST``).
     """
 
@@ -161,7 +162,6 @@ class Judge:
 
     @staticmethod
     def _local_backend(ref: Any):
-        from bakeoff.models.local_server import GeneratorBackend, LlamaCppBackend
         from bakeoff.models.registry import load_generator
 
         if isinstance(ref, EmbeddedRef):
@@ -169,9 +169,10 @@ class Judge:
 
             if importlib.util.find_spec("llama_cpp") is not None:
                 from bakeoff.models.embedded import gguf_path
+                from bakeoff.models.llama_cpp_backend import LlamaCppChat
 
-                return LlamaCppBackend(gguf_path(ref.name))
-        return GeneratorBackend(load_generator(ref))
+                return LlamaCppChat(gguf_path(ref.name))
+        return load_generator(ref)
 
     def close(self) -> None:
         if self.server is not None:
