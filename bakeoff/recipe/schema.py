@@ -28,7 +28,13 @@ from pydantic import (
 from bakeoff.agents.base import AgentError, AgentSettings, available_agents, load_agent_class
 from bakeoff.errors import BakeoffError
 from bakeoff.eval.settings import JudgeSpec, StatisticsSpec
-from bakeoff.models.refs import EmbeddedRef, EmbeddingRefField, ModelRefField
+from bakeoff.models.refs import (
+    DEFAULT_EMBEDDINGS,
+    DEFAULT_MODEL,
+    EmbeddingRefField,
+    ModelRefField,
+    scheme_pattern,
+)
 from bakeoff.rag.corpus import CorpusSpec
 from bakeoff.rag.vectorstore import ChromaSpec
 from bakeoff.recipe._yaml import YamlError, load_yaml
@@ -50,7 +56,7 @@ __all__ = [
     "recipe_model",
 ]
 
-DEFAULT_BASE_MODEL = "embedded:smollm2-135m-instruct"
+DEFAULT_BASE_MODEL = str(DEFAULT_MODEL)
 NOT_IMPORTED = "names Python code (module:Class), not imported while validating without running code"
 
 
@@ -103,7 +109,7 @@ def _judge_shorthand_schema(schema: dict[str, Any]) -> None:
         0,
         {
             "type": "string",
-            "pattern": r"^(embedded|hf|ollama|openai-compatible):.+",
+            "pattern": scheme_pattern("judge"),
             "description": "a judge model",
         },
     )
@@ -122,7 +128,7 @@ class RecipeBase(BaseModel):
     )
     description: str = Field("", description="What this recipe compares, in a sentence or two.")
     base_model: ModelRefField = Field(
-        EmbeddedRef("smollm2-135m-instruct"),
+        DEFAULT_MODEL,
         description="Default model for every candidate: `embedded:NAME`, `hf:PATH_OR_ID`, `ollama:MODEL`, "
         "`openai-compatible:URL#MODEL`.",
         json_schema_extra={"default": DEFAULT_BASE_MODEL},
@@ -151,10 +157,10 @@ class RecipeBase(BaseModel):
         "`http://gpu-box:11434`; default: the OLLAMA_HOST environment variable, else http://127.0.0.1:11434.",
     )
     embeddings: EmbeddingRefField = Field(
-        EmbeddedRef("all-minilm-l6-v2"),
-        description="Embedding model for retrieval and semantic similarity: `embedded:all-minilm-l6-v2` "
+        DEFAULT_EMBEDDINGS,
+        description=f"Embedding model for retrieval and semantic similarity: `{DEFAULT_EMBEDDINGS}` "
         "(default, offline), `ollama:MODEL` or `hf:/path/to/sentence-transformers-model`.",
-        json_schema_extra={"default": "embedded:all-minilm-l6-v2"},
+        json_schema_extra={"default": str(DEFAULT_EMBEDDINGS)},
     )
     judge: JudgeSpec | None = Field(
         None,
@@ -236,7 +242,7 @@ def cross_check(data: dict[str, Any]) -> list[tuple[tuple, str]]:
                 (
                     ("eval", "metrics", j),
                     f"metric {metric!r} is graded by an LLM judge: add `judge: MODEL` "
-                    "(e.g. judge: embedded:smollm2-135m-instruct, or ollama:llama3.1:8b)",
+                    f"(e.g. judge: {DEFAULT_MODEL}, or ollama:llama3.1:8b)",
                 )
             )
         elif (

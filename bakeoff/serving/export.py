@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 from bakeoff.errors import BakeoffError
 from bakeoff.io import atomic_path, write_json_atomic
-from bakeoff.models.refs import EmbeddedRef, HFRef, ModelRef, parse_model_ref
+from bakeoff.models.refs import DEFAULT_MODEL, HFRef, ModelRef, parse_model_ref
 
 __all__ = [
     "CONVERTER",
@@ -155,7 +155,7 @@ def candidate_base_model(run_dir: Path, candidate: str) -> ModelRef:
         for cand in data.get("candidates") or []:
             if isinstance(cand, dict) and cand.get("name") == candidate:
                 ref = cand.get("base_model") or cand.get("model") or data.get("base_model")
-                return parse_model_ref(ref or "embedded:smollm2-135m-instruct")
+                return parse_model_ref(ref) if ref else DEFAULT_MODEL
     with contextlib.suppress(OSError, ValueError):
         cfg = json.loads((adapter_dir(run_dir, candidate) / "adapter_config.json").read_text())
         base = cfg.get("base_model_name_or_path")
@@ -170,27 +170,12 @@ def base_model_path(ref: ModelRef) -> Path:
     Raises:
         ExportError: the base model is not a local transformers model (e.g. ``ollama:``).
     """
-    if isinstance(ref, EmbeddedRef):
-        from bakeoff.models.embedded import ensure_imported
+    from bakeoff.models.weights import LocalWeightsError, local_weights
 
-        return ensure_imported(ref.name, quiet=True)
-    if isinstance(ref, HFRef):
-        path = Path(ref.path).expanduser()
-        if path.is_dir():
-            return path
-        try:
-            from huggingface_hub import snapshot_download
-
-            return Path(snapshot_download(ref.path, local_files_only=True))
-        except Exception:  # noqa: BLE001 - any hub error means "not in the local cache"
-            raise ExportError(
-                f"base model {ref} is neither a local folder nor in the Hugging Face cache; bakeoff never downloads "
-                "weights — download it first or give hf:/path/to/model"
-            ) from None
-    raise ExportError(
-        f"base model {ref} has no local weights to merge an adapter into; fine-tuned candidates need an "
-        "embedded: or hf: base model"
-    )
+    try:
+        return local_weights(ref, quiet=True)
+    except LocalWeightsError as exc:
+        raise ExportError(f"base model {exc}") from None
 
 
 # -- the steps -----------------------------------------------------------------------------------------------
