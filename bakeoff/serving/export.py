@@ -2,7 +2,7 @@
 
 Steps: find the candidate's LoRA adapter in the run (``<run>/training/<candidate>/adapter/``) and its base model
 (``manifest.json`` → ``candidates[name].model``, else the run's recipe); merge the adapter into the base
-(peft ``merge_and_unload``) and save the merged model with the adapter's tokenizer and chat template; convert it
+(:func:`bakeoff.training.merge.merge_lora`, the merge training uses) and save the merged model with the adapter's tokenizer and chat template; convert it
 to an F16 GGUF with llama.cpp's converter; quantize with llama.cpp if asked. Results are cached in
 ``<run>/exports/<candidate>/`` beside a JSON sidecar (inputs' hashes, sizes, timings), so registering after
 exporting reuses the file.
@@ -179,28 +179,6 @@ def base_model_path(ref: ModelRef) -> Path:
 
 
 # -- the steps -----------------------------------------------------------------------------------------------
-def merge_adapter(base: Path, adapter: Path, out: Path) -> dict[str, Any]:
-    """Merge a LoRA adapter into its base and save model + tokenizer (with chat template) to ``out``."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    model = AutoModelForCausalLM.from_pretrained(base, dtype="auto", low_cpu_mem_usage=True)
-    if model.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        model = model.float()
-    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-    tok_source = adapter if (adapter / "tokenizer_config.json").is_file() else base
-    tokenizer = AutoTokenizer.from_pretrained(tok_source)
-    out.mkdir(parents=True, exist_ok=True)
-    merged.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-    if merged.generation_config is not None:
-        merged.generation_config.save_pretrained(out)
-    return {"dtype": str(merged.dtype).removeprefix("torch."), "chat_template": bool(tokenizer.chat_template)}
-
-
 def convert_to_gguf(model_dir: Path, out_file: Path, *, name: str, log_file: Path) -> None:
     """Run llama.cpp's converter (vendored) on a transformers model folder, writing an F16 GGUF.
 
@@ -304,6 +282,8 @@ def export_gguf(
     Raises:
         ExportError: no adapter, no local base model, unsupported quantization, or a failed step.
     """
+    from bakeoff.training.merge import merge_lora
+
     quantize = check_quantization(quantize)
     run_dir = Path(run_dir)
     adapter = adapter_dir(run_dir, candidate)
@@ -329,7 +309,7 @@ def export_gguf(
             shutil.rmtree(merged, ignore_errors=True)
             say(f"merging adapter {adapter} into {base} …")
             t0 = time.perf_counter()
-            info = merge_adapter(base_model_path(base), adapter, merged)
+            info = merge_lora(base_model_path(base), adapter, merged, dtype="auto")  # the checkpoint's dtype
             steps["merge_s"] = round(time.perf_counter() - t0, 2)
             if not info["chat_template"]:
                 say(

@@ -293,33 +293,30 @@ def load_trained(trained: TrainedModel, *, name: str):
         return TransformersGenerator.from_path(trained.merged_dir, name=name)
     if trained.method == "full":
         return TransformersGenerator.from_path(trained.weights_dir, name=name)
-    from peft import PeftModel
     from transformers import AutoTokenizer
+
+    from bakeoff.training.merge import apply_adapter
 
     device = pick_device()
     tokenizer = AutoTokenizer.from_pretrained(trained.weights_dir)
     base = _load_base(trained.base_dir, trained.method, device, training=False)
     if device == "cpu":
         base = base.to("cpu")
-    model = PeftModel.from_pretrained(base, trained.weights_dir)
-    if trained.method != "qlora":
-        model = model.merge_and_unload()
+    model = apply_adapter(base, trained.weights_dir, merge=trained.method != "qlora")
     model.eval()
     return TransformersGenerator(model, tokenizer, name=name)
 
 
 def _merge(req: TrainRequest, method: str, adapter: Path, out: Path, console: Console) -> None:
     """Write the adapter merged into a full-precision base as an ordinary model folder."""
-    from peft import PeftModel
-
     from bakeoff.models.transformers_backend import pick_device
+    from bakeoff.training.merge import merge_lora
 
     with console.status(f"{req.candidate}: merging the adapter into the base weights…"):
-        base = _load_base(req.model_dir, "lora", pick_device(), training=False)
-        merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
-        with atomic_path(out) as tmp:
-            merged.save_pretrained(tmp, safe_serialization=True)
-            _load_tokenizer(adapter, None).save_pretrained(tmp)
+        try:
+            merge_lora(req.model_dir, adapter, out, device=pick_device())
+        except OSError as exc:
+            raise TrainingError(f"cannot load the base model from {req.model_dir}: {exc}") from None
     console.print(f"{req.candidate}: merged model written to {out}")
 
 
