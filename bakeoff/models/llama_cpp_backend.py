@@ -130,7 +130,7 @@ class LlamaCppGenerator:
         if not self.chat_template:
             lines = [f"{m['role'].capitalize()}: {m['content']}" for m in conversation]
             return "\n\n".join(lines) + "\n\nAssistant:"
-        from bakeoff.serving.chat_template import render_jinja
+        from bakeoff.serving.ollama_template import render_jinja
 
         text = render_jinja(
             self.chat_template, conversation, bos_token=self.bos_token, eos_token=self.eos_token

@@ -2,7 +2,7 @@
 
 1. **Export** the candidate to GGUF (merge → llama.cpp convert → llama.cpp quantize; reused when unchanged).
 2. **Template** — derive an explicit Go template and stop sequences from the GGUF's own chat template and prove
-   them equal by rendering (:mod:`bakeoff.serving.chat_template`); an unknown format fails here, before any upload.
+   them equal by rendering (:mod:`bakeoff.serving.ollama_template`); an unknown format fails here, before any upload.
 3. **Version** — ``GET /api/version``; older than 0.5.5 is refused with what that server cannot do.
 4. **Blob** — ``HEAD /api/blobs/sha256:…``; upload only when the server does not have it.
 5. **Create** — ``POST /api/create`` with ``files``, ``template`` and ``parameters.stop`` (never the server's
@@ -26,8 +26,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bakeoff.errors import BakeoffError
-from bakeoff.serving.chat_template import OllamaTemplate, TemplateError, derive_ollama_template
 from bakeoff.serving.ollama import OllamaError, OllamaModelMissing, OllamaServer, full_name
+from bakeoff.serving.ollama_template import OllamaTemplate, TemplateError, derive_ollama_template
 
 __all__ = [
     "OllamaRegistration",
