@@ -2,8 +2,9 @@
 
 Steps: find the candidate's LoRA adapter in the run (``<run>/training/<candidate>/adapter/``) and its base model
 (``manifest.json`` → ``candidates[name].model``, else the run's recipe); merge the adapter into the base
-(:func:`bakeoff.training.merge.merge_lora`, the merge training uses) and save the merged model with the adapter's tokenizer and chat template; convert it
-to an F16 GGUF with llama.cpp's converter; quantize with llama.cpp if asked. Results are cached in
+(:func:`bakeoff.training.merge.merge_lora`, the merge training uses) and save the merged model with the
+adapter's tokenizer and chat template; convert it to an F16 GGUF with llama.cpp's converter; quantize with
+llama.cpp if asked. Results are cached in
 ``<run>/exports/<candidate>/`` beside a JSON sidecar (inputs' hashes, sizes, timings), so registering after
 exporting reuses the file.
 
@@ -34,7 +35,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -282,55 +283,22 @@ def export_gguf(
     Raises:
         ExportError: no adapter, no local base model, unsupported quantization, or a failed step.
     """
-    from bakeoff.training.merge import merge_lora
-
     quantize = check_quantization(quantize)
     run_dir = Path(run_dir)
     adapter = adapter_dir(run_dir, candidate)
     base = base_model or candidate_base_model(run_dir, candidate)
     folder = run_dir / "exports" / candidate
     folder.mkdir(parents=True, exist_ok=True)
-    key = _inputs_key(adapter, base)
+    job = _Export(candidate, adapter, base, folder, _inputs_key(adapter, base), console)
     f16 = folder / f"{candidate}.f16.gguf"
     target = folder / f"{candidate}.{quantize}.gguf"
-
-    def say(msg: str) -> None:
-        if console is not None:
-            console.print(msg)
-
-    steps: dict[str, float] = {}
     started = time.perf_counter()
-    cached = _read_sidecar(target)
-    reused = not force and target.is_file() and cached is not None and cached.get("inputs") == key
+    reused = not force and job.fresh(target)
     if not reused:
-        f16_meta = _read_sidecar(f16)
-        if force or not (f16.is_file() and f16_meta is not None and f16_meta.get("inputs") == key):
-            merged = folder / ".merged"
-            shutil.rmtree(merged, ignore_errors=True)
-            say(f"merging adapter {adapter} into {base} …")
-            t0 = time.perf_counter()
-            info = merge_lora(base_model_path(base), adapter, merged, dtype="auto")  # the checkpoint's dtype
-            steps["merge_s"] = round(time.perf_counter() - t0, 2)
-            if not info["chat_template"]:
-                say(
-                    "[yellow]warning:[/] the tokenizer has no chat template; Ollama cannot be told how to format chats"
-                )
-            say("converting to GGUF (F16) with llama.cpp's converter …")
-            t0 = time.perf_counter()
-            try:
-                with atomic_path(f16) as tmp:
-                    convert_to_gguf(merged, tmp, name=candidate, log_file=folder / "convert.log")
-            finally:
-                shutil.rmtree(merged, ignore_errors=True)
-            steps["convert_s"] = round(time.perf_counter() - t0, 2)
-            _write_sidecar(f16, key, "f16", candidate, base, steps)
+        if force or not job.fresh(f16):
+            job.build_f16(f16)
         if quantize != "f16":
-            say(f"quantizing to {quantize} with llama.cpp …")
-            t0 = time.perf_counter()
-            with atomic_path(target) as tmp:
-                quantize_gguf(f16, tmp, quantize, log_file=folder / f"quantize-{quantize}.log")
-            steps["quantize_s"] = round(time.perf_counter() - t0, 2)
-            _write_sidecar(target, key, quantize, candidate, base, steps)
+            job.quantize(f16, target, quantize)
     meta = _read_sidecar(target) or {}
     result = ExportResult(
         path=target,
@@ -341,38 +309,94 @@ def export_gguf(
         sha256=meta.get("sha256") or file_sha256(target),
         seconds=0.0 if reused else round(time.perf_counter() - started, 2),
         reused=reused,
-        steps_s=meta.get("steps_s", steps),
+        steps_s=meta.get("steps_s", job.steps),
     )
     if out is not None:
-        dest = Path(out)
-        if dest.is_dir():
-            dest = dest / target.name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if dest.resolve() != target.resolve():
-            dest.unlink(missing_ok=True)
-            try:
-                os.link(target, dest)
-            except OSError:
-                shutil.copy2(target, dest)
-        result.path = dest
+        result.path = _place(target, Path(out))
     return result
 
 
-def _write_sidecar(
-    path: Path, key: dict[str, str], quantize: str, candidate: str, base: ModelRef, steps: dict
-) -> None:
+@dataclass
+class _Export:
+    """The steps of one export; each writes its file atomically beside a sidecar naming its inputs."""
 
-    write_json_atomic(
-        path.with_suffix(path.suffix + ".json"),
-        {
-            "file": path.name,
-            "candidate": candidate,
-            "base_model": str(base),
-            "quantize": quantize,
-            "size_bytes": path.stat().st_size,
-            "sha256": file_sha256(path),
-            "inputs": key,
-            "steps_s": dict(steps),
-            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        },
-    )
+    candidate: str
+    adapter: Path
+    base: ModelRef
+    folder: Path
+    key: dict[str, str]
+    console: Any = None
+    steps: dict[str, float] = field(default_factory=dict)
+
+    def say(self, msg: str) -> None:
+        if self.console is not None:
+            self.console.print(msg)
+
+    def fresh(self, path: Path) -> bool:
+        """Whether ``path`` exists and was made from these inputs."""
+        meta = _read_sidecar(path)
+        return path.is_file() and meta is not None and meta.get("inputs") == self.key
+
+    def build_f16(self, f16: Path) -> None:
+        """Merge the adapter into the base, convert the merged model to an F16 GGUF."""
+        from bakeoff.training.merge import merge_lora
+
+        merged = self.folder / ".merged"
+        shutil.rmtree(merged, ignore_errors=True)
+        self.say(f"merging adapter {self.adapter} into {self.base} …")
+        t0 = time.perf_counter()
+        info = merge_lora(
+            base_model_path(self.base), self.adapter, merged, dtype="auto"
+        )  # the checkpoint's dtype
+        self.steps["merge_s"] = round(time.perf_counter() - t0, 2)
+        if not info["chat_template"]:
+            self.say(
+                "[yellow]warning:[/] the tokenizer has no chat template; Ollama cannot be told how to format chats"
+            )
+        self.say("converting to GGUF (F16) with llama.cpp's converter …")
+        t0 = time.perf_counter()
+        try:
+            with atomic_path(f16) as tmp:
+                convert_to_gguf(merged, tmp, name=self.candidate, log_file=self.folder / "convert.log")
+        finally:
+            shutil.rmtree(merged, ignore_errors=True)
+        self.steps["convert_s"] = round(time.perf_counter() - t0, 2)
+        self.sidecar(f16, "f16")
+
+    def quantize(self, f16: Path, target: Path, quantize: str) -> None:
+        self.say(f"quantizing to {quantize} with llama.cpp …")
+        t0 = time.perf_counter()
+        with atomic_path(target) as tmp:
+            quantize_gguf(f16, tmp, quantize, log_file=self.folder / f"quantize-{quantize}.log")
+        self.steps["quantize_s"] = round(time.perf_counter() - t0, 2)
+        self.sidecar(target, quantize)
+
+    def sidecar(self, path: Path, quantize: str) -> None:
+        write_json_atomic(
+            path.with_suffix(path.suffix + ".json"),
+            {
+                "file": path.name,
+                "candidate": self.candidate,
+                "base_model": str(self.base),
+                "quantize": quantize,
+                "size_bytes": path.stat().st_size,
+                "sha256": file_sha256(path),
+                "inputs": self.key,
+                "steps_s": dict(self.steps),
+                "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+        )
+
+
+def _place(target: Path, dest: Path) -> Path:
+    """Hard-link (else copy) the export to ``dest`` (a file, or a folder to put it in); the path it is at."""
+    if dest.is_dir():
+        dest = dest / target.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.resolve() != target.resolve():
+        dest.unlink(missing_ok=True)
+        try:
+            os.link(target, dest)
+        except OSError:
+            shutil.copy2(target, dest)
+    return dest
