@@ -18,7 +18,7 @@ from pydantic import Field, ValidationInfo, model_validator
 from bakeoff.agents.base import Agent, AgentContext, AgentSettings, Registrable
 from bakeoff.agents.prompts import QA_SYSTEM
 from bakeoff.core import Answer, Message, Query
-from bakeoff.models.refs import EmbeddedRef, HFRef, ModelRef, parse_model_ref
+from bakeoff.models.refs import ModelRef, kind_of, parse_model_ref, scheme_forms
 from bakeoff.serving.settings import OllamaRegistration, OllamaRegistrationMixin
 from bakeoff.training.config import TrainSettings
 
@@ -48,11 +48,11 @@ class FineTunedSettings(AgentSettings, OllamaRegistrationMixin):
                 ref = parse_model_ref(raw) if isinstance(raw, str) else None
             except ValueError:
                 ref = None  # reported at base_model
-        if ref is not None and not isinstance(ref, EmbeddedRef | HFRef):
+        if ref is not None and not kind_of(ref).can("weights"):
             where = "model" if self.model is not None else "base_model"
             raise ValueError(
-                f"{where} {ref} cannot be fine-tuned here: training needs local weights (embedded:NAME or "
-                "hf:PATH_OR_ID); set `model:` on this candidate"
+                f"{where} {ref} cannot be fine-tuned here: training needs local weights "
+                f"({scheme_forms('weights')}); set `model:` on this candidate"
             )
         return self
 
@@ -64,28 +64,13 @@ def local_model_dir(ref: ModelRef) -> Path:
     Raises:
         TrainingError: the weights are not on this machine.
     """
+    from bakeoff.models.weights import LocalWeightsError, local_weights
     from bakeoff.training.quantization import TrainingError
 
-    if isinstance(ref, EmbeddedRef):
-        from bakeoff.models.embedded import ensure_imported
-
-        return ensure_imported(ref.name)
-    if isinstance(ref, HFRef):
-        path = Path(ref.path).expanduser()
-        if path.is_dir():
-            return path
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import LocalEntryNotFoundError
-
-        try:
-            return Path(snapshot_download(ref.path, local_files_only=True))
-        except (LocalEntryNotFoundError, ValueError, OSError) as exc:
-            raise TrainingError(
-                f"{ref}: no local weights ({type(exc).__name__}). Download them first (for example "
-                f"`hf download {ref.path}`) or give a folder (hf:/path/to/model); bakeoff never downloads "
-                "weights at run time."
-            ) from None
-    raise TrainingError(f"{ref} cannot be fine-tuned: training needs embedded: or hf: weights")
+    try:
+        return local_weights(ref)
+    except LocalWeightsError as exc:
+        raise TrainingError(str(exc)) from None
 
 
 class FineTunedAgent(Agent, Registrable):

@@ -168,7 +168,7 @@ def sync(folder: Path, store_dir: Path, embedder, recipe: str):
     """One ``index_corpus`` call with ``embedder`` in place of the recipe's model."""
     from unittest import mock
 
-    from bakeoff.models.refs import EmbeddedRef
+    from bakeoff.models.refs import DEFAULT_EMBEDDINGS
     from bakeoff.rag.chroma import ChromaSpec
     from bakeoff.rag.corpus import CorpusSpec
     from bakeoff.rag.indexing import index_corpus
@@ -179,7 +179,7 @@ def sync(folder: Path, store_dir: Path, embedder, recipe: str):
         return index_corpus(
             corpus=CorpusSpec(paths=[str(folder)]),
             base_dir=folder.parent,
-            embeddings=EmbeddedRef("all-minilm-l6-v2"),
+            embeddings=DEFAULT_EMBEDDINGS,
             recipe_name=recipe,
             chroma=spec,
         )
@@ -212,11 +212,11 @@ def run(scale: Scale = "full") -> Result:
     import tempfile
 
     from bakeoff.models.embeddings import load_embedder
-    from bakeoff.models.refs import EmbeddedRef
+    from bakeoff.models.refs import DEFAULT_EMBEDDINGS
 
     quiet_libraries()
     cfg = CONFIGS[scale]
-    real = load_embedder(EmbeddedRef("all-minilm-l6-v2"))
+    real = load_embedder(DEFAULT_EMBEDDINGS)
     qs = queries(cfg["queries"])
     default_batch = real.batch_size
     with tempfile.TemporaryDirectory(prefix="bakeoff-bench-retrieval-") as tmp:

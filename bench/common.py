@@ -22,9 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from bakeoff.models.refs import DEFAULT_MODEL
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
-EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
+EMBEDDED_MODEL = str(DEFAULT_MODEL)
 Scale = Literal["toy", "full"]
 SCALES: tuple[Scale, ...] = ("toy", "full")
 

@@ -26,10 +26,11 @@ def profile_training(threads: int) -> str:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from bakeoff.models.embedded import ensure_imported
+    from bakeoff.models.refs import DEFAULT_MODEL
     from bench.bench_training import SYSTEM
 
     torch.set_num_threads(threads)
-    path = ensure_imported("smollm2-135m-instruct", quiet=True)
+    path = ensure_imported(DEFAULT_MODEL.name, quiet=True)
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     model = get_peft_model(

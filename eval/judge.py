@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import threading
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,7 @@ from bakeoff.errors import BakeoffError
 from bakeoff.eval.metrics import MetricResult
 from bakeoff.eval.settings import JudgeSpec
 from bakeoff.io import write_text_atomic
-from bakeoff.models.local_server import LLAMA_CPP_SETTINGS
-from bakeoff.models.refs import EmbeddedRef, HFRef, OllamaRef, OpenAICompatibleRef
+from bakeoff.models.chat_endpoint import ChatEndpoint
 
 __all__ = ["Judge", "JudgeCache", "JudgeError", "classify_failure"]
 
@@ -108,8 +108,9 @@ class Judge:
     Args:
         spec: the recipe's ``judge:`` settings.
         cache_dir: where verdicts are cached (default ``BAKEOFF_HOME/judge-cache``).
-        backend: serve this :class:`~bakeoff.models.local_server.ChatBackend` instead of the model the spec
-            names (a custom local model).
+        backend: serve this :class:`~bakeoff.models.generators.Generator` instead of the model the spec
+            names (a custom local model; JSON-constrained when it offers
+            :class:`~bakeoff.models.generators.JSONReplies`).
         ollama_host: the recipe's Ollama server, for an ``ollama:`` judge (else ``OLLAMA_HOST``).
     """
 
@@ -134,44 +135,42 @@ class Judge:
         self._lock = threading.Lock()
 
     # -- endpoint --------------------------------------------------------------------------------------------
+    @cached_property
+    def endpoint(self) -> ChatEndpoint:
+        """How the judge model is reached: the model-reference table's ``judge`` job, or the given backend.
+
+        Raises:
+            JudgeError: the reference's kind cannot be a judge.
+        """
+        if self._backend is not None:
+            name = str(getattr(self._backend, "name", type(self._backend).__name__))
+            return ChatEndpoint(serve=lambda: self._backend, served_by=name)
+        from bakeoff.models.chat_endpoint import chat_endpoint
+        from bakeoff.models.generators import BackendError
+
+        try:
+            return chat_endpoint(self.spec.model, ollama_host=self.ollama_host)
+        except BackendError as exc:
+            raise JudgeError(str(exc)) from None
+
     def open(self) -> Judge:
         """Resolve (and for local models start) the endpoint; idempotent."""
         if self.base_url is not None:
             return self
         logging.getLogger("instructor").setLevel(logging.CRITICAL)  # failures are reported as data instead
         os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")  # ragas usage telemetry: never from bakeoff
-        ref = self.spec.model
-        if self._backend is not None or isinstance(ref, EmbeddedRef | HFRef):
+        endpoint = self.endpoint
+        if endpoint.serve is not None:
             from bakeoff.models.local_server import LocalOpenAIServer
 
-            backend = self._backend or self._local_backend(ref)
-            name = getattr(backend, "name", None) or str(ref)
-            self.server = LocalOpenAIServer(backend, model=str(name)).start()
+            model = endpoint.serve()
+            name = str(getattr(model, "name", None) or self.spec.model)
+            self.server = LocalOpenAIServer(model, model=name).start()
             self.served = {"server_requests": 0, "server_busy_s": 0.0, **self.served}
-            self.base_url, self.model_name = self.server.base_url, str(name)
-        elif isinstance(ref, OllamaRef):
-            from bakeoff.serving.ollama import resolve_host
-
-            self.base_url, self.model_name = f"{resolve_host(self.ollama_host)}/v1", ref.model
-        elif isinstance(ref, OpenAICompatibleRef):
-            self.base_url, self.model_name = ref.base_url, ref.model
+            self.base_url, self.model_name = self.server.base_url, name
         else:
-            raise JudgeError(f"{ref} cannot be a judge; use embedded:, hf:, ollama: or openai-compatible:")
+            self.base_url, self.model_name = endpoint.base_url, endpoint.model
         return self
-
-    @staticmethod
-    def _local_backend(ref: Any):
-        from bakeoff.models.local_server import GeneratorBackend, LlamaCppBackend
-        from bakeoff.models.registry import load_generator
-
-        if isinstance(ref, EmbeddedRef):
-            import importlib.util
-
-            if importlib.util.find_spec("llama_cpp") is not None:
-                from bakeoff.models.embedded import gguf_path
-
-                return LlamaCppBackend(gguf_path(ref.name))
-        return GeneratorBackend(load_generator(ref))
 
     def close(self) -> None:
         if self.server is not None:
@@ -191,15 +190,8 @@ class Judge:
         """What makes two judges give the same verdicts: the spec's settings plus, for a model bakeoff serves
         itself, which engine runs it (llama.cpp and transformers decode the same model differently)."""
         out = self.spec.identity()
-        if self._backend is not None:
-            out["served_by"] = str(getattr(self._backend, "name", type(self._backend).__name__))
-        elif isinstance(self.spec.model, EmbeddedRef):
-            import importlib.util
-
-            llama = importlib.util.find_spec("llama_cpp") is not None
-            out["served_by"] = f"llama.cpp/{LLAMA_CPP_SETTINGS}" if llama else "transformers"
-        elif isinstance(self.spec.model, HFRef):
-            out["served_by"] = "transformers"
+        if self.endpoint.served_by is not None:
+            out["served_by"] = self.endpoint.served_by
         return out
 
     @property

@@ -323,9 +323,9 @@ class SemanticSimilarity(Metric):
     needs = ("embeddings",)
 
     def __init__(self, embeddings: Any = None, ollama_host: str | None = None) -> None:
-        from bakeoff.models.refs import EmbeddedRef
+        from bakeoff.models.refs import DEFAULT_EMBEDDINGS
 
-        self.embeddings_ref = embeddings or EmbeddedRef("all-minilm-l6-v2")
+        self.embeddings_ref = embeddings or DEFAULT_EMBEDDINGS
         self.ollama_host = ollama_host
 
     @cached_property

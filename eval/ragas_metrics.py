@@ -113,9 +113,9 @@ class AnswerRelevancy(_Ragas):
 
     def __init__(self, judge: Any = None, embeddings: Any = None, ollama_host: str | None = None) -> None:
         super().__init__(judge)
-        from bakeoff.models.refs import EmbeddedRef
+        from bakeoff.models.refs import DEFAULT_EMBEDDINGS
 
-        self.embeddings_ref = embeddings or EmbeddedRef("all-minilm-l6-v2")
+        self.embeddings_ref = embeddings or DEFAULT_EMBEDDINGS
         self.ollama_host = ollama_host
 
     @property

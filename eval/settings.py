@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bakeoff.models.refs import ModelRefField
+from bakeoff.models.refs import DEFAULT_MODEL, ModelRefField
 
 __all__ = ["JudgeSpec", "RubricSpec", "StatisticsSpec"]
 
@@ -56,9 +56,9 @@ class JudgeSpec(BaseModel):
 
     model: ModelRefField = Field(
         ...,
-        description="The judge model: `embedded:smollm2-135m-instruct` (served on a private local "
+        description=f"The judge model: `{DEFAULT_MODEL}` (served on a private local "
         "OpenAI-compatible endpoint), `hf:/path`, `ollama:MODEL` or `openai-compatible:URL#MODEL`.",
-        json_schema_extra={"examples": ["ollama:llama3.1:8b", "embedded:smollm2-135m-instruct"]},
+        json_schema_extra={"examples": ["ollama:llama3.1:8b", str(DEFAULT_MODEL)]},
     )
     max_new_tokens: int = Field(
         256,
@@ -99,12 +99,10 @@ class JudgeSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check_model(self) -> JudgeSpec:
-        from bakeoff.models.refs import CandidateRef
+        from bakeoff.models.refs import kind_of, scheme_forms
 
-        if isinstance(self.model, CandidateRef):
-            raise ValueError(
-                f"the judge cannot be {self.model}: name a model (embedded:, hf:, ollama:, openai-compatible:)"
-            )
+        if not kind_of(self.model).can("judge"):
+            raise ValueError(f"the judge cannot be {self.model}: name a model ({scheme_forms('judge')})")
         return self
 
     def identity(self) -> dict[str, Any]:

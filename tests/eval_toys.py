@@ -1,4 +1,4 @@
-"""Toys for evaluation tests: a retrieval oracle agent, scripted judge backends, synthetic runs."""
+"""Toys for evaluation tests: a retrieval oracle agent, scripted judge models, synthetic runs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from bakeoff.agents import Agent, AgentSettings, Answer
-from bakeoff.models.local_server import Reply
+from bakeoff.core import Generation
 
 CONTRACT = Path(__file__).resolve().parent.parent / "data" / "contract-qa.jsonl"
 
@@ -74,35 +74,44 @@ def _instance(schema: dict[str, Any], defs: dict[str, Any]) -> Any:
 
 
 class AgreeableJudge:
-    """Replies with a valid instance of whatever JSON schema it is asked for; counts its calls."""
+    """A generator with the JSON capability: replies with a valid instance of whatever JSON schema it is asked
+    for (``{}`` when none); counts its calls."""
 
     name = "agreeable-judge"
 
     def __init__(self) -> None:
         self.calls = 0
 
-    def complete(self, messages, *, max_tokens, temperature, json_schema, json_mode) -> Reply:
+    def generate(self, conversations, settings, progress=None) -> list[Generation]:
+        self.calls += len(conversations)
+        return [Generation("{}", prompt_tokens=10, completion_tokens=10) for _ in conversations]
+
+    def generate_json(self, conversation, settings, schema) -> Generation:
         self.calls += 1
-        text = json.dumps(_instance(json_schema, json_schema.get("$defs", {}))) if json_schema else "{}"
-        return Reply(text=text, prompt_tokens=10, completion_tokens=10, finish_reason="stop")
+        text = json.dumps(_instance(schema, schema.get("$defs", {}))) if schema else "{}"
+        return Generation(text, prompt_tokens=10, completion_tokens=10)
+
+    def stream(self, conversation, settings):
+        yield "{}"
 
 
 class RamblingJudge:
-    """Never answers in JSON."""
+    """A generator that never answers in JSON (and has no JSON capability)."""
 
     name = "rambling-judge"
 
     def __init__(self) -> None:
         self.calls = 0
 
-    def complete(self, messages, *, max_tokens, temperature, json_schema, json_mode) -> Reply:
-        self.calls += 1
-        return Reply(
-            text="Well, it depends on many things.",
-            prompt_tokens=10,
-            completion_tokens=8,
-            finish_reason="stop",
-        )
+    def generate(self, conversations, settings, progress=None) -> list[Generation]:
+        self.calls += len(conversations)
+        return [
+            Generation("Well, it depends on many things.", prompt_tokens=10, completion_tokens=8)
+            for _ in conversations
+        ]
+
+    def stream(self, conversation, settings):
+        yield "Well, it depends on many things."
 
 
 def write_run(

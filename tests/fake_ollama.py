@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from bakeoff.serving.chat_template import GoTemplateError, parse_go, render_go
+from bakeoff.serving.go_template import GoTemplateError, parse_go, render_go
 
 _DIGEST = re.compile(r"^sha256[:-][0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*(:[A-Za-z0-9][A-Za-z0-9._\-]*)?$")

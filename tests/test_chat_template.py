@@ -14,12 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bakeoff.serving.chat_template import (
-    GoTemplateError,
+from bakeoff.serving.go_template import GoTemplateError, render_go
+from bakeoff.serving.ollama_template import (
     TemplateError,
     check_equivalence,
     derive_ollama_template,
-    render_go,
     render_jinja,
 )
 

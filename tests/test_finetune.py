@@ -202,7 +202,7 @@ def test_cpu_loss_equals_trls_loss():
     from bakeoff.agents.finetuned import local_model_dir
     from bakeoff.training.config import DataSettings
     from bakeoff.training.data import build_training_data
-    from bakeoff.training.trainer import _trainer_class
+    from bakeoff.training.sft import sft_trainer_class
 
     path = local_model_dir(EmbeddedRef("smollm2-135m-instruct"))
     data = build_training_data(DataSettings(kind="instruct", path=TRAIN, limit=12), system="s", seed=0)
@@ -215,7 +215,7 @@ def test_cpu_loss_equals_trls_loss():
         per_device_eval_batch_size=4,
         max_length=64,
     )
-    trainer = _trainer_class(SFTTrainer)(
+    trainer = sft_trainer_class(SFTTrainer)(
         model=AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32),
         args=args,
         train_dataset=Dataset.from_list(data.train),

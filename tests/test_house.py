@@ -18,11 +18,6 @@ PACKAGES = {"bakeoff": ROOT / "bakeoff", "bakeoff.agents": ROOT / "agents", "bak
             "bakeoff.ui": ROOT / "ui"}
 MAX_TOP_LEVEL = 10
 MAX_LINES = 500
-# Modules still waiting to be split by job (issue 13); each leaves this list in the commit that splits it
-# (strict: a module that shrinks below the limit while listed fails the test).
-NOT_YET_SPLIT = {
-    "bakeoff.training.trainer", "bakeoff.serving.chat_template",
-}
 
 
 def project_modules() -> dict[str, Path]:
@@ -157,11 +152,7 @@ def test_bakeoff_has_a_short_top_level():
     assert len(top) <= MAX_TOP_LEVEL, top
 
 
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason="not yet split")) if m in NOT_YET_SPLIT else m
-     for m in sorted(project_modules())],
-)
+@pytest.mark.parametrize("name", sorted(project_modules()))
 def test_modules_stay_readable(name):
     path = project_modules()[name]
     lines = sum(1 for _ in path.open(encoding="utf-8"))

@@ -530,7 +530,7 @@ def test_recipe_ollama_host_key(tmp_path, root):
 
 
 def test_unknown_chat_template_fails_before_contacting_the_server(tmp_path, root):
-    from bakeoff.serving.chat_template import TemplateError
+    from bakeoff.serving.ollama_template import TemplateError
 
     template = (
         root / "tests" / "fixtures" / "chat_templates" / "mistralai-Mistral-Nemo-Instruct-2407.jinja"

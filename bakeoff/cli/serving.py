@@ -101,9 +101,9 @@ def register_cmd(
     runs_dir: RunsDir = DEFAULT_RUNS,
 ) -> None:
     """Export a fine-tuned candidate to GGUF and register it in Ollama with an explicit template."""
-    from bakeoff.serving.chat_template import TemplateError
     from bakeoff.serving.export import ExportError, check_quantization
     from bakeoff.serving.ollama import OllamaError, resolve_host
+    from bakeoff.serving.ollama_template import TemplateError
     from bakeoff.serving.register import RegistrationError, register_run_candidate
 
     try:

@@ -129,95 +129,113 @@ def greedy_continuous(
     """
     import torch
 
-    device = model.device
-    stop_ids = set(stop_ids)
+    batch = _Batch(model, set(stop_ids), max_new_tokens, on_done)
     pending = deque(range(len(prompts)))
-    rows: list[int] = []  # prompt index of each active row
-    out: list[list[int]] = []  # tokens generated so far, per active row
-    n_prompt: list[int] = []
-    cache = layers = None
-    mask = last = None  # attention mask [rows, length]; last generated token per row (not yet fed)
     refill_at = max(1, batch_size // 4)
+    with torch.inference_mode():
+        while pending or batch.rows:
+            before_step()
+            free = batch_size - len(batch.rows)
+            if pending and (not batch.rows or free >= refill_at):
+                take = [pending.popleft() for _ in range(min(free, len(pending)))]
+                batch.admit(take, *_prefill(model, tokenizer, [prompts[i] for i in take], budget))
+            else:
+                batch.step()
 
-    def keep(selected: list[int]) -> None:
-        nonlocal mask, last, rows, out, n_prompt
-        index = torch.tensor(selected, dtype=torch.long, device=device)
-        for layer in layers:
-            layer.keys, layer.values = layer.keys[index], layer.values[index]
-        mask, last = mask[index], last[index]
-        rows = [rows[i] for i in selected]
-        out = [out[i] for i in selected]
-        n_prompt = [n_prompt[i] for i in selected]
-        # Columns that are padding in every remaining row are dropped: attention then reads less.
-        first = int(mask.any(dim=0).nonzero()[0]) if mask.numel() else 0
-        if first:
-            mask = mask[:, first:]
-            for layer in layers:
-                layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
 
-    def finish(done: list[int]) -> None:
+class _Batch:
+    """The rows being decoded: their key/value cache, attention mask, last token and tokens so far."""
+
+    def __init__(self, model, stop_ids: set[int], max_new_tokens: int, on_done: Callable[[Finished], None]):
+        self.model = model
+        self.stop_ids = stop_ids
+        self.max_new_tokens = max_new_tokens
+        self.on_done = on_done
+        self.rows: list[int] = []  # prompt index of each active row
+        self.out: list[list[int]] = []  # tokens generated so far, per active row
+        self.n_prompt: list[int] = []
+        self.cache = self.layers = None
+        self.mask = self.last = (
+            None  # attention mask [rows, length]; last generated token per row (not yet fed)
+        )
+
+    def admit(self, take: list[int], res, new_mask) -> None:
+        """Merge freshly prefilled prompts into the running cache (both left-padded to one length)."""
+        import torch
+
+        new_layers = _layers(res.past_key_values)
+        first_tokens = res.logits[:, -1].argmax(-1)
+        if not self.rows:  # the first prompts, or every earlier row has finished
+            self.cache, self.layers = res.past_key_values, new_layers
+            self.mask, self.last = new_mask, first_tokens
+        else:
+            old_w, new_w = self.mask.shape[1], new_mask.shape[1]
+            width = max(old_w, new_w)
+            for old, new in zip(self.layers, new_layers, strict=True):
+                old.keys = torch.cat(
+                    [_left_pad(old.keys, width - old_w, 2), _left_pad(new.keys, width - new_w, 2)]
+                )
+                old.values = torch.cat(
+                    [_left_pad(old.values, width - old_w, 2), _left_pad(new.values, width - new_w, 2)]
+                )
+            self.mask = torch.cat(
+                [_left_pad(self.mask, width - old_w, 1), _left_pad(new_mask, width - new_w, 1)]
+            )
+            self.last = torch.cat([self.last, first_tokens])
+        self.rows += take
+        firsts = first_tokens.tolist()
+        self.out += [[t] for t in firsts]
+        self.n_prompt += new_mask.sum(-1).tolist()
+        start = len(self.rows) - len(take)
+        self.finish(
+            [start + j for j, t in enumerate(firsts) if t in self.stop_ids or self.max_new_tokens <= 1]
+        )
+
+    def step(self) -> None:
+        """One decoding step for every active row."""
+        import torch
+
+        self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)
+        position = self.mask.sum(-1, keepdim=True) - 1
+        res = self.model(
+            input_ids=self.last[:, None],
+            attention_mask=self.mask,
+            position_ids=position,
+            past_key_values=self.cache,
+            use_cache=True,
+        )
+        self.last = res.logits[:, -1].argmax(-1)
+        done = []
+        for i, t in enumerate(self.last.tolist()):
+            self.out[i].append(t)
+            if t in self.stop_ids or len(self.out[i]) >= self.max_new_tokens:
+                done.append(i)
+        self.finish(done)
+
+    def finish(self, done: list[int]) -> None:
+        """Hand the finished rows to ``on_done`` and drop them from the batch."""
         for i in done:
-            tokens = out[i]
-            on_done(Finished(rows[i], tokens, n_prompt[i], bool(tokens) and tokens[-1] in stop_ids))
+            tokens = self.out[i]
+            self.on_done(
+                Finished(self.rows[i], tokens, self.n_prompt[i], bool(tokens) and tokens[-1] in self.stop_ids)
+            )
         if done:
             gone = set(done)
-            keep([i for i in range(len(rows)) if i not in gone])
+            self.keep([i for i in range(len(self.rows)) if i not in gone])
 
-    with torch.inference_mode():
-        while pending or rows:
-            before_step()
-            free = batch_size - len(rows)
-            if pending and (not rows or free >= refill_at):
-                take = [pending.popleft() for _ in range(min(free, len(pending)))]
-                res, new_mask = _prefill(model, tokenizer, [prompts[i] for i in take], budget)
-                new_layers = _layers(res.past_key_values)
-                first_tokens = res.logits[:, -1].argmax(-1)
-                if not rows:  # the first prompts, or every earlier row has finished
-                    cache, layers = res.past_key_values, new_layers
-                    mask, last = new_mask, first_tokens
-                else:
-                    width = max(mask.shape[1], new_mask.shape[1])
-                    for old, new in zip(layers, new_layers, strict=True):
-                        old.keys = torch.cat(
-                            [
-                                _left_pad(old.keys, width - mask.shape[1], 2),
-                                _left_pad(new.keys, width - new_mask.shape[1], 2),
-                            ]
-                        )
-                        old.values = torch.cat(
-                            [
-                                _left_pad(old.values, width - mask.shape[1], 2),
-                                _left_pad(new.values, width - new_mask.shape[1], 2),
-                            ]
-                        )
-                    mask = torch.cat(
-                        [
-                            _left_pad(mask, width - mask.shape[1], 1),
-                            _left_pad(new_mask, width - new_mask.shape[1], 1),
-                        ]
-                    )
-                    last = torch.cat([last, first_tokens])
-                rows += take
-                firsts = first_tokens.tolist()
-                out += [[t] for t in firsts]
-                n_prompt += new_mask.sum(-1).tolist()
-                start = len(rows) - len(take)
-                finish([start + j for j, t in enumerate(firsts) if t in stop_ids or max_new_tokens <= 1])
-                continue
-            # One decoding step for every active row.
-            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
-            position = mask.sum(-1, keepdim=True) - 1
-            res = model(
-                input_ids=last[:, None],
-                attention_mask=mask,
-                position_ids=position,
-                past_key_values=cache,
-                use_cache=True,
-            )
-            last = res.logits[:, -1].argmax(-1)
-            done = []
-            for i, t in enumerate(last.tolist()):
-                out[i].append(t)
-                if t in stop_ids or len(out[i]) >= max_new_tokens:
-                    done.append(i)
-            finish(done)
+    def keep(self, selected: list[int]) -> None:
+        import torch
+
+        index = torch.tensor(selected, dtype=torch.long, device=self.model.device)
+        for layer in self.layers:
+            layer.keys, layer.values = layer.keys[index], layer.values[index]
+        self.mask, self.last = self.mask[index], self.last[index]
+        self.rows = [self.rows[i] for i in selected]
+        self.out = [self.out[i] for i in selected]
+        self.n_prompt = [self.n_prompt[i] for i in selected]
+        # Columns that are padding in every remaining row are dropped: attention then reads less.
+        first = int(self.mask.any(dim=0).nonzero()[0]) if self.mask.numel() else 0
+        if first:
+            self.mask = self.mask[:, first:]
+            for layer in self.layers:
+                layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]

@@ -18,12 +18,19 @@ from bakeoff.models.refs import (
     HFRef,
     ModelRef,
     OllamaRef,
-    OpenAICompatibleRef,
+    kind_of,
+    scheme_forms,
 )
 
-__all__ = ["DEFAULT_EMBEDDINGS", "Embedder", "EmbeddingError", "embedded_embedding_path", "load_embedder"]
-
-DEFAULT_EMBEDDINGS = "embedded:all-minilm-l6-v2"
+__all__ = [
+    "Embedder",
+    "EmbeddingError",
+    "embedded_embedder",
+    "embedded_embedding_path",
+    "hf_embedder",
+    "load_embedder",
+    "ollama_embedder",
+]
 
 
 class EmbeddingError(BakeoffError):
@@ -141,21 +148,27 @@ def load_embedder(ref: ModelRef, ollama_host: str | None = None) -> Embedder:
     """The embedder a reference names (cached per process); ``ollama_host`` is the recipe's Ollama server.
 
     Raises:
-        EmbeddingError: unknown, missing or unreachable model.
+        EmbeddingError: unknown, missing or unreachable model, or a kind of reference that does not embed.
     """
-    if isinstance(ref, EmbeddedRef):
-        return SentenceTransformerEmbedder(embedded_embedding_path(ref.name), name=str(ref))
-    if isinstance(ref, HFRef):
-        path = Path(ref.path).expanduser()
-        if not path.is_dir():
-            raise EmbeddingError(
-                f"{ref}: give a local sentence-transformers folder; bakeoff never downloads weights"
-            )
-        return SentenceTransformerEmbedder(path, name=str(ref))
-    if isinstance(ref, OllamaRef):
-        return OllamaEmbedder(ref.model, host=ollama_host)
-    if isinstance(ref, OpenAICompatibleRef):
+    kind = kind_of(ref)
+    if not kind.can("embed"):
+        raise EmbeddingError(f"{ref} is not an embedding model; use {scheme_forms('embed')}")
+    return kind.job("embed")(ref, ollama_host=ollama_host)
+
+
+# -- the embed job of each kind (see bakeoff.models.refs.REF_KINDS) -------------------------------------------
+def embedded_embedder(ref: EmbeddedRef, *, ollama_host: str | None = None) -> Embedder:
+    return SentenceTransformerEmbedder(embedded_embedding_path(ref.name), name=str(ref))
+
+
+def hf_embedder(ref: HFRef, *, ollama_host: str | None = None) -> Embedder:
+    path = Path(ref.path).expanduser()
+    if not path.is_dir():
         raise EmbeddingError(
-            f"{ref}: OpenAI-compatible embeddings are not supported; use embedded:, hf: or ollama:"
+            f"{ref}: give a local sentence-transformers folder; bakeoff never downloads weights"
         )
-    raise EmbeddingError(f"{ref} is not an embedding model")
+    return SentenceTransformerEmbedder(path, name=str(ref))
+
+
+def ollama_embedder(ref: OllamaRef, *, ollama_host: str | None = None) -> Embedder:
+    return OllamaEmbedder(ref.model, host=ollama_host)

@@ -1,19 +1,21 @@
-"""What a model that replies offers: the :class:`Generator` protocol every backend implements, its error, and
-the in-order concurrent fan-out that remote backends share.
+"""What a model that replies offers: the :class:`Generator` protocol every backend implements, the optional
+:class:`JSONReplies` capability, their error, and the in-order concurrent fan-out that remote backends share.
 
 A backend turns chat conversations (``[{"role", "content"}]``) into :class:`~bakeoff.core.Generation` results,
 batched, and can stream one reply; :func:`bakeoff.models.registry.load_generator` builds one per reference.
+The same object answers candidates' questions and, served by :class:`~bakeoff.models.local_server.LocalOpenAIServer`,
+a judge's requests.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from bakeoff.core import Generation, GenerationSettings, Message
 from bakeoff.errors import BakeoffError
 
-__all__ = ["BackendError", "Generator", "generate_concurrently"]
+__all__ = ["BackendError", "Generator", "JSONReplies", "generate_concurrently"]
 
 
 class BackendError(BakeoffError):
@@ -57,4 +59,17 @@ class Generator(Protocol):
 
     def stream(self, conversation: list[Message], settings: GenerationSettings) -> Iterator[str]:
         """Yield the reply to one conversation piece by piece."""
+        ...
+
+
+@runtime_checkable
+class JSONReplies(Protocol):
+    """An optional capability of a :class:`Generator`: a reply constrained to JSON while it is decoded (a
+    grammar), so that even a small model returns parseable JSON. Generators without it are only *asked* for
+    JSON in the prompt."""
+
+    def generate_json(
+        self, conversation: list[Message], settings: GenerationSettings, schema: dict[str, Any] | None
+    ) -> Generation:
+        """Reply to one conversation with an instance of the JSON ``schema`` (any JSON object when None)."""
         ...

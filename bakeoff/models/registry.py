@@ -1,4 +1,5 @@
-"""Which code runs a model reference: the one place that maps a parsed reference to its backend.
+"""Which code runs a model reference: :func:`load_generator` looks the reference's kind up in
+:data:`bakeoff.models.refs.REF_KINDS`, whose ``generate`` job names one of the small builders below.
 
 Heavy libraries (torch, transformers, llama.cpp, ollama, openai) are imported only when a backend is built.
 """
@@ -7,16 +8,24 @@ from __future__ import annotations
 
 from bakeoff.models.generators import BackendError, Generator
 from bakeoff.models.refs import (
-    CandidateRef,
     EmbeddedGGUFRef,
     EmbeddedRef,
     HFRef,
     ModelRef,
     OllamaRef,
     OpenAICompatibleRef,
+    kind_of,
+    scheme_forms,
 )
 
-__all__ = ["load_generator"]
+__all__ = [
+    "embedded_generator",
+    "gguf_generator",
+    "hf_generator",
+    "load_generator",
+    "ollama_generator",
+    "openai_compatible_generator",
+]
 
 
 def load_generator(ref: ModelRef, *, ollama_host: str | None = None) -> Generator:
@@ -28,29 +37,43 @@ def load_generator(ref: ModelRef, *, ollama_host: str | None = None) -> Generato
             ``OLLAMA_HOST``, else ``http://127.0.0.1:11434``.
 
     Raises:
-        BackendError: the model cannot be found, imported or reached.
+        BackendError: the model cannot be found, imported or reached, or its kind does not generate.
     """
-    if isinstance(ref, EmbeddedRef):
-        from bakeoff.models.embedded import ensure_imported
-        from bakeoff.models.transformers_backend import TransformersGenerator
+    kind = kind_of(ref)
+    if not kind.can("generate"):
+        raise BackendError(
+            f"{ref} names {kind.what}, not a model to load; models are {scheme_forms('generate')}"
+        )
+    return kind.job("generate")(ref, ollama_host=ollama_host)
 
-        return TransformersGenerator.from_path(ensure_imported(ref.name), name=str(ref))
-    if isinstance(ref, HFRef):
-        from bakeoff.models.transformers_backend import TransformersGenerator
 
-        return TransformersGenerator.from_path(ref.path, name=str(ref))
-    if isinstance(ref, OpenAICompatibleRef):
-        from bakeoff.models.openai_compatible import OpenAICompatibleGenerator
+# -- the generate job of each kind (see REF_KINDS) ------------------------------------------------------------
+def embedded_generator(ref: EmbeddedRef, *, ollama_host: str | None = None) -> Generator:
+    from bakeoff.models.embedded import ensure_imported
+    from bakeoff.models.transformers_backend import TransformersGenerator
 
-        return OpenAICompatibleGenerator(ref.base_url, ref.model)
-    if isinstance(ref, OllamaRef):
-        from bakeoff.models.ollama_backend import OllamaGenerator
+    return TransformersGenerator.from_path(ensure_imported(ref.name), name=str(ref))
 
-        return OllamaGenerator(ref.model, host=ollama_host)
-    if isinstance(ref, EmbeddedGGUFRef):
-        from bakeoff.models.llama_cpp_backend import LlamaCppGenerator
 
-        return LlamaCppGenerator(ref.path, name=str(ref))
-    if isinstance(ref, CandidateRef):
-        raise BackendError(f"{ref} names a candidate; resolve it through the run context, not load_generator")
-    raise BackendError(f"no backend for model reference {ref}")
+def hf_generator(ref: HFRef, *, ollama_host: str | None = None) -> Generator:
+    from bakeoff.models.transformers_backend import TransformersGenerator
+
+    return TransformersGenerator.from_path(ref.path, name=str(ref))
+
+
+def openai_compatible_generator(ref: OpenAICompatibleRef, *, ollama_host: str | None = None) -> Generator:
+    from bakeoff.models.openai_compatible import OpenAICompatibleGenerator
+
+    return OpenAICompatibleGenerator(ref.base_url, ref.model)
+
+
+def ollama_generator(ref: OllamaRef, *, ollama_host: str | None = None) -> Generator:
+    from bakeoff.models.ollama_backend import OllamaGenerator
+
+    return OllamaGenerator(ref.model, host=ollama_host)
+
+
+def gguf_generator(ref: EmbeddedGGUFRef, *, ollama_host: str | None = None) -> Generator:
+    from bakeoff.models.llama_cpp_backend import LlamaCppGenerator
+
+    return LlamaCppGenerator(ref.path, name=str(ref))

@@ -112,6 +112,6 @@ def run_index(ctx: RunContext) -> VectorStore:
 
 
 def _default_embeddings() -> ModelRef:
-    from bakeoff.models.refs import EmbeddedRef
+    from bakeoff.models.refs import DEFAULT_EMBEDDINGS
 
-    return EmbeddedRef("all-minilm-l6-v2")
+    return DEFAULT_EMBEDDINGS

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bakeoff.models.refs import DEFAULT_MODEL
 from bakeoff.synth.jobs import check_jobs
 
 __all__ = ["cross_check"]
@@ -87,7 +88,7 @@ def _metric_problems(data: dict[str, Any], task: Any) -> list[Located]:
                 (
                     ("eval", "metrics", j),
                     f"metric {metric!r} is graded by an LLM judge: add `judge: MODEL` "
-                    "(e.g. judge: embedded:smollm2-135m-instruct, or ollama:llama3.1:8b)",
+                    f"(e.g. judge: {DEFAULT_MODEL}, or ollama:llama3.1:8b)",
                 )
             )
         elif (

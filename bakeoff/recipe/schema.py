@@ -25,7 +25,13 @@ from pydantic import (
 
 from bakeoff.agents.base import AgentSettings, available_agents, load_agent_class
 from bakeoff.eval.settings import JudgeSpec, StatisticsSpec
-from bakeoff.models.refs import EmbeddedRef, EmbeddingRefField, ModelRefField
+from bakeoff.models.refs import (
+    DEFAULT_EMBEDDINGS,
+    DEFAULT_MODEL,
+    EmbeddingRefField,
+    ModelRefField,
+    scheme_pattern,
+)
 from bakeoff.rag.chroma import ChromaSpec
 from bakeoff.rag.corpus import CorpusSpec
 from bakeoff.recipe.fields import RecipePath
@@ -42,7 +48,7 @@ __all__ = [
     "recipe_model",
 ]
 
-DEFAULT_BASE_MODEL = "embedded:smollm2-135m-instruct"
+DEFAULT_BASE_MODEL = str(DEFAULT_MODEL)
 
 
 def _known_metric(name: str) -> str:
@@ -96,7 +102,7 @@ def _judge_shorthand_schema(schema: dict[str, Any]) -> None:
         0,
         {
             "type": "string",
-            "pattern": r"^(embedded|hf|ollama|openai-compatible):.+",
+            "pattern": scheme_pattern("judge"),
             "description": "a judge model",
         },
     )
@@ -115,7 +121,7 @@ class RecipeBase(BaseModel):
     )
     description: str = Field("", description="What this recipe compares, in a sentence or two.")
     base_model: ModelRefField = Field(
-        EmbeddedRef("smollm2-135m-instruct"),
+        DEFAULT_MODEL,
         description="Default model for every candidate: `embedded:NAME`, `hf:PATH_OR_ID`, `ollama:MODEL`, "
         "`openai-compatible:URL#MODEL`.",
         json_schema_extra={"default": DEFAULT_BASE_MODEL},
@@ -144,10 +150,10 @@ class RecipeBase(BaseModel):
         "`http://gpu-box:11434`; default: the OLLAMA_HOST environment variable, else http://127.0.0.1:11434.",
     )
     embeddings: EmbeddingRefField = Field(
-        EmbeddedRef("all-minilm-l6-v2"),
-        description="Embedding model for retrieval and semantic similarity: `embedded:all-minilm-l6-v2` "
+        DEFAULT_EMBEDDINGS,
+        description=f"Embedding model for retrieval and semantic similarity: `{DEFAULT_EMBEDDINGS}` "
         "(default, offline), `ollama:MODEL` or `hf:/path/to/sentence-transformers-model`.",
-        json_schema_extra={"default": "embedded:all-minilm-l6-v2"},
+        json_schema_extra={"default": str(DEFAULT_EMBEDDINGS)},
     )
     judge: JudgeSpec | None = Field(
         None,

@@ -2,8 +2,9 @@
 
 Steps: find the candidate's LoRA adapter in the run (``<run>/training/<candidate>/adapter/``) and its base model
 (``manifest.json`` → ``candidates[name].model``, else the run's recipe); merge the adapter into the base
-(peft ``merge_and_unload``) and save the merged model with the adapter's tokenizer and chat template; convert it
-to an F16 GGUF with llama.cpp's converter; quantize with llama.cpp if asked. Results are cached in
+(:func:`bakeoff.training.merge.merge_lora`, the merge training uses) and save the merged model with the
+adapter's tokenizer and chat template; convert it to an F16 GGUF with llama.cpp's converter; quantize with
+llama.cpp if asked. Results are cached in
 ``<run>/exports/<candidate>/`` beside a JSON sidecar (inputs' hashes, sizes, timings), so registering after
 exporting reuses the file.
 
@@ -34,13 +35,13 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from bakeoff.errors import BakeoffError
 from bakeoff.io import atomic_path, write_json_atomic
-from bakeoff.models.refs import EmbeddedRef, HFRef, ModelRef, parse_model_ref
+from bakeoff.models.refs import DEFAULT_MODEL, HFRef, ModelRef, parse_model_ref
 
 __all__ = [
     "CONVERTER",
@@ -155,7 +156,7 @@ def candidate_base_model(run_dir: Path, candidate: str) -> ModelRef:
         for cand in data.get("candidates") or []:
             if isinstance(cand, dict) and cand.get("name") == candidate:
                 ref = cand.get("base_model") or cand.get("model") or data.get("base_model")
-                return parse_model_ref(ref or "embedded:smollm2-135m-instruct")
+                return parse_model_ref(ref) if ref else DEFAULT_MODEL
     with contextlib.suppress(OSError, ValueError):
         cfg = json.loads((adapter_dir(run_dir, candidate) / "adapter_config.json").read_text())
         base = cfg.get("base_model_name_or_path")
@@ -170,52 +171,15 @@ def base_model_path(ref: ModelRef) -> Path:
     Raises:
         ExportError: the base model is not a local transformers model (e.g. ``ollama:``).
     """
-    if isinstance(ref, EmbeddedRef):
-        from bakeoff.models.embedded import ensure_imported
+    from bakeoff.models.weights import LocalWeightsError, local_weights
 
-        return ensure_imported(ref.name, quiet=True)
-    if isinstance(ref, HFRef):
-        path = Path(ref.path).expanduser()
-        if path.is_dir():
-            return path
-        try:
-            from huggingface_hub import snapshot_download
-
-            return Path(snapshot_download(ref.path, local_files_only=True))
-        except Exception:  # noqa: BLE001 - any hub error means "not in the local cache"
-            raise ExportError(
-                f"base model {ref} is neither a local folder nor in the Hugging Face cache; bakeoff never downloads "
-                "weights — download it first or give hf:/path/to/model"
-            ) from None
-    raise ExportError(
-        f"base model {ref} has no local weights to merge an adapter into; fine-tuned candidates need an "
-        "embedded: or hf: base model"
-    )
+    try:
+        return local_weights(ref, quiet=True)
+    except LocalWeightsError as exc:
+        raise ExportError(f"base model {exc}") from None
 
 
 # -- the steps -----------------------------------------------------------------------------------------------
-def merge_adapter(base: Path, adapter: Path, out: Path) -> dict[str, Any]:
-    """Merge a LoRA adapter into its base and save model + tokenizer (with chat template) to ``out``."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    model = AutoModelForCausalLM.from_pretrained(base, dtype="auto", low_cpu_mem_usage=True)
-    if model.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        model = model.float()
-    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-    tok_source = adapter if (adapter / "tokenizer_config.json").is_file() else base
-    tokenizer = AutoTokenizer.from_pretrained(tok_source)
-    out.mkdir(parents=True, exist_ok=True)
-    merged.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-    if merged.generation_config is not None:
-        merged.generation_config.save_pretrained(out)
-    return {"dtype": str(merged.dtype).removeprefix("torch."), "chat_template": bool(tokenizer.chat_template)}
-
-
 def convert_to_gguf(model_dir: Path, out_file: Path, *, name: str, log_file: Path) -> None:
     """Run llama.cpp's converter (vendored) on a transformers model folder, writing an F16 GGUF.
 
@@ -325,47 +289,16 @@ def export_gguf(
     base = base_model or candidate_base_model(run_dir, candidate)
     folder = run_dir / "exports" / candidate
     folder.mkdir(parents=True, exist_ok=True)
-    key = _inputs_key(adapter, base)
+    job = _Export(candidate, adapter, base, folder, _inputs_key(adapter, base), console)
     f16 = folder / f"{candidate}.f16.gguf"
     target = folder / f"{candidate}.{quantize}.gguf"
-
-    def say(msg: str) -> None:
-        if console is not None:
-            console.print(msg)
-
-    steps: dict[str, float] = {}
     started = time.perf_counter()
-    cached = _read_sidecar(target)
-    reused = not force and target.is_file() and cached is not None and cached.get("inputs") == key
+    reused = not force and job.fresh(target)
     if not reused:
-        f16_meta = _read_sidecar(f16)
-        if force or not (f16.is_file() and f16_meta is not None and f16_meta.get("inputs") == key):
-            merged = folder / ".merged"
-            shutil.rmtree(merged, ignore_errors=True)
-            say(f"merging adapter {adapter} into {base} …")
-            t0 = time.perf_counter()
-            info = merge_adapter(base_model_path(base), adapter, merged)
-            steps["merge_s"] = round(time.perf_counter() - t0, 2)
-            if not info["chat_template"]:
-                say(
-                    "[yellow]warning:[/] the tokenizer has no chat template; Ollama cannot be told how to format chats"
-                )
-            say("converting to GGUF (F16) with llama.cpp's converter …")
-            t0 = time.perf_counter()
-            try:
-                with atomic_path(f16) as tmp:
-                    convert_to_gguf(merged, tmp, name=candidate, log_file=folder / "convert.log")
-            finally:
-                shutil.rmtree(merged, ignore_errors=True)
-            steps["convert_s"] = round(time.perf_counter() - t0, 2)
-            _write_sidecar(f16, key, "f16", candidate, base, steps)
+        if force or not job.fresh(f16):
+            job.build_f16(f16)
         if quantize != "f16":
-            say(f"quantizing to {quantize} with llama.cpp …")
-            t0 = time.perf_counter()
-            with atomic_path(target) as tmp:
-                quantize_gguf(f16, tmp, quantize, log_file=folder / f"quantize-{quantize}.log")
-            steps["quantize_s"] = round(time.perf_counter() - t0, 2)
-            _write_sidecar(target, key, quantize, candidate, base, steps)
+            job.quantize(f16, target, quantize)
     meta = _read_sidecar(target) or {}
     result = ExportResult(
         path=target,
@@ -376,38 +309,94 @@ def export_gguf(
         sha256=meta.get("sha256") or file_sha256(target),
         seconds=0.0 if reused else round(time.perf_counter() - started, 2),
         reused=reused,
-        steps_s=meta.get("steps_s", steps),
+        steps_s=meta.get("steps_s", job.steps),
     )
     if out is not None:
-        dest = Path(out)
-        if dest.is_dir():
-            dest = dest / target.name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if dest.resolve() != target.resolve():
-            dest.unlink(missing_ok=True)
-            try:
-                os.link(target, dest)
-            except OSError:
-                shutil.copy2(target, dest)
-        result.path = dest
+        result.path = _place(target, Path(out))
     return result
 
 
-def _write_sidecar(
-    path: Path, key: dict[str, str], quantize: str, candidate: str, base: ModelRef, steps: dict
-) -> None:
+@dataclass
+class _Export:
+    """The steps of one export; each writes its file atomically beside a sidecar naming its inputs."""
 
-    write_json_atomic(
-        path.with_suffix(path.suffix + ".json"),
-        {
-            "file": path.name,
-            "candidate": candidate,
-            "base_model": str(base),
-            "quantize": quantize,
-            "size_bytes": path.stat().st_size,
-            "sha256": file_sha256(path),
-            "inputs": key,
-            "steps_s": dict(steps),
-            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        },
-    )
+    candidate: str
+    adapter: Path
+    base: ModelRef
+    folder: Path
+    key: dict[str, str]
+    console: Any = None
+    steps: dict[str, float] = field(default_factory=dict)
+
+    def say(self, msg: str) -> None:
+        if self.console is not None:
+            self.console.print(msg)
+
+    def fresh(self, path: Path) -> bool:
+        """Whether ``path`` exists and was made from these inputs."""
+        meta = _read_sidecar(path)
+        return path.is_file() and meta is not None and meta.get("inputs") == self.key
+
+    def build_f16(self, f16: Path) -> None:
+        """Merge the adapter into the base, convert the merged model to an F16 GGUF."""
+        from bakeoff.training.merge import merge_lora
+
+        merged = self.folder / ".merged"
+        shutil.rmtree(merged, ignore_errors=True)
+        self.say(f"merging adapter {self.adapter} into {self.base} …")
+        t0 = time.perf_counter()
+        info = merge_lora(
+            base_model_path(self.base), self.adapter, merged, dtype="auto"
+        )  # the checkpoint's dtype
+        self.steps["merge_s"] = round(time.perf_counter() - t0, 2)
+        if not info["chat_template"]:
+            self.say(
+                "[yellow]warning:[/] the tokenizer has no chat template; Ollama cannot be told how to format chats"
+            )
+        self.say("converting to GGUF (F16) with llama.cpp's converter …")
+        t0 = time.perf_counter()
+        try:
+            with atomic_path(f16) as tmp:
+                convert_to_gguf(merged, tmp, name=self.candidate, log_file=self.folder / "convert.log")
+        finally:
+            shutil.rmtree(merged, ignore_errors=True)
+        self.steps["convert_s"] = round(time.perf_counter() - t0, 2)
+        self.sidecar(f16, "f16")
+
+    def quantize(self, f16: Path, target: Path, quantize: str) -> None:
+        self.say(f"quantizing to {quantize} with llama.cpp …")
+        t0 = time.perf_counter()
+        with atomic_path(target) as tmp:
+            quantize_gguf(f16, tmp, quantize, log_file=self.folder / f"quantize-{quantize}.log")
+        self.steps["quantize_s"] = round(time.perf_counter() - t0, 2)
+        self.sidecar(target, quantize)
+
+    def sidecar(self, path: Path, quantize: str) -> None:
+        write_json_atomic(
+            path.with_suffix(path.suffix + ".json"),
+            {
+                "file": path.name,
+                "candidate": self.candidate,
+                "base_model": str(self.base),
+                "quantize": quantize,
+                "size_bytes": path.stat().st_size,
+                "sha256": file_sha256(path),
+                "inputs": self.key,
+                "steps_s": dict(self.steps),
+                "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+        )
+
+
+def _place(target: Path, dest: Path) -> Path:
+    """Hard-link (else copy) the export to ``dest`` (a file, or a folder to put it in); the path it is at."""
+    if dest.is_dir():
+        dest = dest / target.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.resolve() != target.resolve():
+        dest.unlink(missing_ok=True)
+        try:
+            os.link(target, dest)
+        except OSError:
+            shutil.copy2(target, dest)
+    return dest

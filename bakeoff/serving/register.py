@@ -2,7 +2,7 @@
 
 1. **Export** the candidate to GGUF (merge → llama.cpp convert → llama.cpp quantize; reused when unchanged).
 2. **Template** — derive an explicit Go template and stop sequences from the GGUF's own chat template and prove
-   them equal by rendering (:mod:`bakeoff.serving.chat_template`); an unknown format fails here, before any upload.
+   them equal by rendering (:mod:`bakeoff.serving.ollama_template`); an unknown format fails here, before any upload.
 3. **Version** — ``GET /api/version``; older than 0.5.5 is refused with what that server cannot do.
 4. **Blob** — ``HEAD /api/blobs/sha256:…``; upload only when the server does not have it.
 5. **Create** — ``POST /api/create`` with ``files``, ``template`` and ``parameters.stop`` (never the server's
@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bakeoff.errors import BakeoffError
-from bakeoff.serving.chat_template import OllamaTemplate, TemplateError, derive_ollama_template
 from bakeoff.serving.ollama import OllamaError, OllamaModelMissing, OllamaServer, full_name
+from bakeoff.serving.ollama_template import OllamaTemplate, TemplateError, derive_ollama_template
 
 if TYPE_CHECKING:
     from bakeoff.agents.base import Agent
@@ -155,68 +155,20 @@ def register_gguf(
             f"Ollama at {server.host} already has a model {plan.name!r}; choose another --name, or pass --replace "
             "(recipe: `replace: true`) to overwrite it"
         )
-
-    uploaded = False
-    if server.has_blob(plan.digest):
-        _say(console, f"blob {plan.digest[:19]}… already on the server; not uploading")
-    else:
-        _say(console, f"uploading {plan.gguf.name} ({plan.size_bytes / 2**20:.0f} MiB) …")
-        server.push_blob(plan.gguf, plan.digest)
-        uploaded = True
-
+    uploaded = _upload(plan, server, console)
     statuses: list[str] = []
-    created = False
     try:
-        try:
-            server.create(
-                plan.name,
-                files=plan.request["files"],
-                template=plan.request["template"],
-                parameters=plan.request["parameters"],
-                on_status=statuses.append,
-            )
-        finally:
-            # Ollama writes the manifest last: before "writing manifest" nothing was created (and a model being
-            # replaced is still intact); after it, the model exists even if an error line followed.
-            created = "writing manifest" in statuses or "success" in statuses
-        shown = server.show(plan.name)
-        if (shown.template or "") != plan.template.template:
-            raise RegistrationError(
-                f"Ollama at {server.host} stored a different template for {plan.name!r} than the one sent "
-                f"(it starts {str(shown.template or '')[:60]!r}); the model would format chats wrongly"
-            )
-        params = shown.parameters or ""
-        missing = [s for s in plan.template.stop if json.dumps(s) not in params and s not in params]
-        if missing:
-            raise RegistrationError(
-                f"Ollama at {server.host} did not keep the stop parameters {missing} for {plan.name!r}"
-            )
-        reply = server.chat(
-            plan.name, SMOKE_MESSAGES, options={"num_predict": 32, "temperature": 0, "seed": 0}
+        server.create(
+            plan.name,
+            files=plan.request["files"],
+            template=plan.request["template"],
+            parameters=plan.request["parameters"],
+            on_status=statuses.append,
         )
-        text = (reply.message.content or "").strip()
-        markers = [m for m in plan.template.stop if m and m in text]
-        if not text or markers:
-            what = "an empty reply" if not text else f"a reply containing turn markers {markers}"
-            raise RegistrationError(
-                f"the smoke-test chat with {plan.name!r} on {server.host} gave {what} ({text[:80]!r}); the "
-                "template or stop parameters do not fit the model"
-            )
+        _verify(plan, server)
+        text = _smoke_test(plan, server)
     except (OllamaError, RegistrationError) as exc:
-        cleaned = (
-            f"; no model {plan.name!r} was created" if not existed else f"; {plan.name!r} was left as it was"
-        )
-        if created:
-            try:
-                server.delete(plan.name)
-                cleaned = f"; the model {plan.name!r} was deleted again, so nothing half-registered is left"
-            except OllamaModelMissing:
-                cleaned = f"; no model {plan.name!r} was left on the server"
-            except OllamaError as del_exc:
-                cleaned = f"; deleting the broken model failed too ({del_exc}) — remove it with `ollama rm {plan.name}`"
-            if existed:
-                cleaned += " (the model it replaced is gone as well)"
-        raise RegistrationError(f"{exc}{cleaned}") from None
+        raise RegistrationError(f"{exc}{_clean_up(plan, server, statuses, existed)}") from None
     _say(
         console, f"[green]✓[/] registered {full_name(plan.name)} on {server.host}; smoke reply: {text[:80]!r}"
     )
@@ -232,6 +184,69 @@ def register_gguf(
         seconds=round(time.perf_counter() - started, 2),
         statuses=statuses,
     )
+
+
+def _upload(plan: RegistrationPlan, server: OllamaServer, console: Any) -> bool:
+    """Push the GGUF blob unless the server has it; whether it was uploaded."""
+    if server.has_blob(plan.digest):
+        _say(console, f"blob {plan.digest[:19]}… already on the server; not uploading")
+        return False
+    _say(console, f"uploading {plan.gguf.name} ({plan.size_bytes / 2**20:.0f} MiB) …")
+    server.push_blob(plan.gguf, plan.digest)
+    return True
+
+
+def _verify(plan: RegistrationPlan, server: OllamaServer) -> None:
+    """The server must have kept the template and the stop parameters that were sent."""
+    shown = server.show(plan.name)
+    if (shown.template or "") != plan.template.template:
+        raise RegistrationError(
+            f"Ollama at {server.host} stored a different template for {plan.name!r} than the one sent "
+            f"(it starts {str(shown.template or '')[:60]!r}); the model would format chats wrongly"
+        )
+    params = shown.parameters or ""
+    missing = [s for s in plan.template.stop if json.dumps(s) not in params and s not in params]
+    if missing:
+        raise RegistrationError(
+            f"Ollama at {server.host} did not keep the stop parameters {missing} for {plan.name!r}"
+        )
+
+
+def _smoke_test(plan: RegistrationPlan, server: OllamaServer) -> str:
+    """One greedy chat turn must answer, without turn markers; the reply."""
+    reply = server.chat(plan.name, SMOKE_MESSAGES, options={"num_predict": 32, "temperature": 0, "seed": 0})
+    text = (reply.message.content or "").strip()
+    markers = [m for m in plan.template.stop if m and m in text]
+    if not text or markers:
+        what = "an empty reply" if not text else f"a reply containing turn markers {markers}"
+        raise RegistrationError(
+            f"the smoke-test chat with {plan.name!r} on {server.host} gave {what} ({text[:80]!r}); the "
+            "template or stop parameters do not fit the model"
+        )
+    return text
+
+
+def _clean_up(plan: RegistrationPlan, server: OllamaServer, statuses: list[str], existed: bool) -> str:
+    """Delete a model that was created but failed; what was done, as the end of the error message."""
+    # Ollama writes the manifest last: before "writing manifest" nothing was created (and a model being
+    # replaced is still intact); after it, the model exists even if an error line followed.
+    created = "writing manifest" in statuses or "success" in statuses
+    if not created:
+        return (
+            f"; no model {plan.name!r} was created" if not existed else f"; {plan.name!r} was left as it was"
+        )
+    try:
+        server.delete(plan.name)
+        cleaned = f"; the model {plan.name!r} was deleted again, so nothing half-registered is left"
+    except OllamaModelMissing:
+        cleaned = f"; no model {plan.name!r} was left on the server"
+    except OllamaError as del_exc:
+        cleaned = (
+            f"; deleting the broken model failed too ({del_exc}) — remove it with `ollama rm {plan.name}`"
+        )
+    if existed:
+        cleaned += " (the model it replaced is gone as well)"
+    return cleaned
 
 
 def register_run_candidate(
