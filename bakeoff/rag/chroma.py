@@ -94,13 +94,19 @@ def connect(spec: ChromaSpec | None, recipe_name: str) -> tuple[Any, str, Path]:
         return client, where, lock
     folder = Path(spec.path) if spec.path else locks / recipe_name
     folder.mkdir(parents=True, exist_ok=True)
+    lock = folder.with_name(folder.name + ".lock")
     try:
-        client = chromadb.PersistentClient(path=str(folder), settings=settings)
+        # Opening a folder writes to its SQLite file (migrations, tenant rows): while another process is adding
+        # chunks that write would meet "database is locked", so the open takes its turn like any other write.
+        with write_lock(lock):
+            client = chromadb.PersistentClient(path=str(folder), settings=settings)
+    except VectorStoreError:
+        raise
     except Exception as exc:
         raise VectorStoreError(
             f"cannot open the Chroma folder {folder}: {type(exc).__name__}: {exc}"
         ) from None
-    return client, f"embedded Chroma at {folder}", folder.with_name(folder.name + ".lock")
+    return client, f"embedded Chroma at {folder}", lock
 
 
 @contextlib.contextmanager
