@@ -26,8 +26,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
 
-from bakeoff.models.generators import BackendError
-
 __all__ = [
     "LLAMA_CPP_SETTINGS",
     "ChatBackend",
@@ -71,12 +69,9 @@ class LlamaCppBackend:
         # 2 busy cores: prompt evaluation 2.3x and decoding 5x faster with passive waiting). Read once, when
         # llama.cpp's OpenMP runtime loads, so it must be set before the import.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        try:
-            from llama_cpp import LlamaRAMCache
+        from bakeoff.models.llama_cpp_backend import import_llama_cpp, load_llama
 
-            from bakeoff.models.llama_cpp_backend import load_llama
-        except ImportError:
-            raise BackendError("llama-cpp-python is not installed: pip install llama-cpp-python") from None
+        LlamaRAMCache = import_llama_cpp("the embedded judge's llama.cpp server").LlamaRAMCache
         threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         self.llm = load_llama(gguf, n_ctx=n_ctx, n_batch=256, n_threads=threads, seed=seed, verbose=False)
         # Judge prompts share long prefixes (instructions, examples, the JSON schema); the RAM cache keeps the
