@@ -45,6 +45,7 @@ LLAMA_WHEELS     := $(WHEELHOUSE)/llama-cpp-python-$(LLAMA_VERSION)-$(LLAMA_BUIL
 
 $(VENV)/.installed: $(DEMO_LOCK) pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP_EXACT) $$(grep -E '^(pip|setuptools|wheel)==' $(LOCK))  # the installer first, then the rest with it
 	$(PIP_EXACT) -r $(DEMO_LOCK)
 	$(PIP_EXACT) -e .
 	touch $@
