@@ -26,7 +26,9 @@ help:
 # needs it. tests/test_lock.py checks that the environment is the lock.
 LOCK       := requirements/lock.txt
 DEMO_LOCK  := requirements/demo.txt
-PIP_EXACT  := $(PIP) install -q --no-deps
+# -qq: errors only. An exact install has nothing to warn about but this machine's pip.conf indexes that lack a
+# package and setuptools' notes on package-data folders (the editable build), a screen of "WARNING" lines.
+PIP_EXACT  := $(PIP) install -qq --no-deps
 
 # llama.cpp, built once per flag set into a wheel cache of its own (pip's wheel cache is keyed by the sdist alone,
 # so it would hand back a build made with other flags, e.g. a native one). Portable x86-64-v3 CPU flags (AVX2,

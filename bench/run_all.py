@@ -37,6 +37,7 @@ BENCHMARKS = [
 RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "benchmarks.md"
 ANALYSIS = ROOT / "bench" / "ANALYSIS.md"
+INSTALL = ROOT / "bench" / "INSTALL.md"  # measured by hand: a cold install cannot run inside `make bench`
 
 
 def run_one(module: str, toy: bool, out: Path) -> dict[str, Any]:
@@ -199,6 +200,8 @@ def render(run: dict[str, Any]) -> str:
             "",
             *[f"- {note}" for note in c.get("notes", [])],
         ]
+    if INSTALL.is_file():
+        lines += ["", INSTALL.read_text(encoding="utf-8").strip()]
     lines += ["", "## Raw numbers", ""]
     for r in run["results"]:
         lines.append(f"### {r['benchmark']}")

@@ -168,3 +168,30 @@ def test_a_library_that_does_not_load_says_to_rebuild(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", broken)
     with pytest.raises(BackendError, match=r"^x needs llama.cpp, whose library does not load here \(Failed to load"):
         import_llama_cpp("x")
+
+
+def _make_dry_run(target: str, tmp_path: Path) -> str:
+    """What `make TARGET` would run from scratch (-B: as if nothing were installed), with its own wheel cache."""
+    import subprocess
+
+    out = subprocess.run(
+        ["make", "-n", "-B", "-C", str(ROOT), target, f"WHEELHOUSE={tmp_path}/wheels"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    return out.stdout
+
+
+def test_make_demo_installs_the_demo_lock_and_compiles_nothing(tmp_path):
+    steps = _make_dry_run("demo", tmp_path)
+    assert "--no-deps -r requirements/demo.txt" in steps and "bakeoff run recipes/quickstart.yaml" in steps
+    assert "pip wheel" not in steps and "llama-cpp-python==" not in steps
+
+
+def test_make_test_builds_the_portable_lean_llama_cpp_and_installs_the_whole_lock(tmp_path):
+    steps = _make_dry_run("test", tmp_path)
+    build = next(line for line in steps.splitlines() if "pip wheel" in line)
+    for flag in ("-DGGML_NATIVE=OFF", "-DGGML_AVX2=ON", "-DLLAVA_BUILD=OFF", "llama-cpp-lean.cmake"):
+        assert flag in build
+    assert "AVX512=ON" not in build and "AMX" not in build and "--no-cache-dir" in build
+    assert f"{tmp_path}/wheels/llama-cpp-python-{LOCKED['llama-cpp-python']}-" in steps
+    assert steps.index("pip wheel") < steps.index("--no-deps -r requirements/lock.txt") < steps.index("python -m pytest")
