@@ -23,7 +23,7 @@ help:
 # Installs come from the lock (requirements/, written by `make lock`): `pip install --no-deps -r` installs
 # exactly the tested versions, torch==2.13.0 (the local CPU build: any other torch pulls gigabytes of CUDA wheels)
 # among them. demo.txt leaves out llama.cpp (llama-cpp-python, a compile): `make llama` builds it, `make test`
-# needs it. tests/test_lock.py checks that the environment is the lock.
+# needs it. tests/test_install.py checks that the environment is the lock.
 LOCK       := requirements/lock.txt
 DEMO_LOCK  := requirements/demo.txt
 # -qq: errors only. An exact install has nothing to warn about but this machine's pip.conf indexes that lack a
@@ -40,9 +40,9 @@ LLAMA_VERSION    := $(shell sed -n 's/^llama-cpp-python==//p' $(LOCK))
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_BMI2=ON -DLLAVA_BUILD=OFF -DCMAKE_PROJECT_llama.cpp_INCLUDE=$(CURDIR)/requirements/llama-cpp-lean.cmake
 WHEELHOUSE       ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/bakeoff/wheels
-# The cache key: version, flags (without this checkout's path) and the hook file's text.
+# The cache key: version, flags (without this checkout's path) and the hook file's code (not its comments).
 LLAMA_BUILD_ID   := $(shell { echo '$(LLAMA_VERSION) $(subst $(CURDIR),,$(LLAMA_CMAKE_ARGS))'; \
-	cat requirements/llama-cpp-lean.cmake; } | sha256sum | cut -c1-12)
+	grep -v '^\#' requirements/llama-cpp-lean.cmake; } | sha256sum | cut -c1-12)
 LLAMA_WHEELS     := $(WHEELHOUSE)/llama-cpp-python-$(LLAMA_VERSION)-$(LLAMA_BUILD_ID)
 
 $(VENV)/.installed: $(DEMO_LOCK) pyproject.toml

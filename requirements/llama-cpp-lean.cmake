@@ -5,5 +5,5 @@
 # and libggml*: llama.cpp's "common" library (argument parsing, chat-format parsers, a Jinja engine, an HTTP
 # client) is about half of the compile and ships unused. A normal variable in llama.cpp's directory scope hides
 # that cache entry (policy CMP0077, in force there), so neither common nor cpp-httplib (used only by common) is
-# configured. tests/test_lock.py checks that the built package has no libllama-common.
+# configured. tests/test_install.py checks that the built package has no libllama-common.
 set(LLAMA_BUILD_COMMON OFF)

