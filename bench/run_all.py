@@ -37,6 +37,7 @@ BENCHMARKS = [
 RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "benchmarks.md"
 ANALYSIS = ROOT / "bench" / "ANALYSIS.md"
+INSTALL = ROOT / "bench" / "INSTALL.md"  # measured by hand: a cold install cannot run inside `make bench`
 
 
 def run_one(module: str, toy: bool, out: Path) -> dict[str, Any]:
@@ -134,7 +135,7 @@ def _value(m: dict[str, Any]) -> str:
 
 def render(run: dict[str, Any]) -> str:
     """The Markdown document for one full run."""
-    lines = _header(run) + _results_table(run) + _cold_demo() + _raw_numbers(run)
+    lines = _header(run) + _results_table(run) + _cold_demo() + _install() + _raw_numbers(run)
     if ANALYSIS.is_file():
         lines += [ANALYSIS.read_text(encoding="utf-8").strip(), ""]
     return "\n".join(lines)
@@ -219,6 +220,11 @@ def _cold_demo() -> list[str]:
         "",
         *[f"- {note}" for note in c.get("notes", [])],
     ]
+
+
+def _install() -> list[str]:
+    """The install measurements, kept by hand in ``bench/INSTALL.md``."""
+    return ["", INSTALL.read_text(encoding="utf-8").strip()] if INSTALL.is_file() else []
 
 
 def _raw_numbers(run: dict[str, Any]) -> list[str]:

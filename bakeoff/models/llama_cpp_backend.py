@@ -26,11 +26,13 @@ from bakeoff.core import Generation, GenerationSettings, Message
 from bakeoff.models.generators import BackendError
 
 __all__ = [
+    "LLAMA_CPP_PYTHON",
     "LLAMA_CPP_SETTINGS",
     "REPEAT_PENALTY",
     "LlamaCppChat",
     "LlamaCppGenerator",
     "cpu_has_amx",
+    "import_llama_cpp",
     "load_llama",
 ]
 
@@ -40,6 +42,29 @@ REPEAT_PENALTY = 1.1
 LLAMA_CPP_SETTINGS = f"repeat_penalty={REPEAT_PENALTY}"  # part of judge-cache keys: change it, re-judge
 
 _LOAD_LOCK = threading.Lock()
+LLAMA_CPP_PYTHON = "0.3.36"  # the release requirements/lock.txt pins (the vendored converter's too)
+
+
+def import_llama_cpp(what: str, error: type[Exception] = BackendError):
+    """The ``llama_cpp`` module, or ``error`` with a one-line message naming the command that installs it.
+
+    llama.cpp is optional at run time: ``make demo`` runs without it and ``make llama`` builds it.
+
+    Raises:
+        BackendError (or ``error``): llama-cpp-python is not installed, or its library does not load here.
+    """
+    try:
+        import llama_cpp
+    except ModuleNotFoundError as exc:
+        if exc.name != "llama_cpp":
+            raise
+        raise error(
+            f"{what} needs llama.cpp, which is not installed: run `make llama` in the bakeoff checkout "
+            f"(or `pip install llama-cpp-python=={LLAMA_CPP_PYTHON}`)"
+        ) from None
+    except (ImportError, OSError, RuntimeError) as exc:  # RuntimeError: llama_cpp's library did not load
+        raise error(f"{what} needs llama.cpp, whose library does not load here ({exc}): `make llama` rebuilds it") from None
+    return llama_cpp
 
 
 def cpu_has_amx() -> bool:
@@ -61,9 +86,9 @@ def load_llama(path: str | Path, **kwargs: Any):
     flag, so its default model parameters are wrapped for the duration of the constructor (under a lock).
 
     Raises:
-        ImportError: llama-cpp-python is not installed.
+        BackendError: llama-cpp-python is not installed.
     """
-    import llama_cpp
+    llama_cpp = import_llama_cpp("a GGUF model in llama.cpp")
     import llama_cpp.llama as llama_module
 
     if not cpu_has_amx() or os.environ.get("BAKEOFF_LLAMA_EXTRA_BUFTS") == "1":
@@ -93,12 +118,7 @@ class LlamaCppGenerator:
                 f"GGUF file not found: {path}; export one with `bakeoff export RUN CANDIDATE --format gguf` "
                 "or give the path of an existing .gguf file"
             )
-        try:
-            import llama_cpp
-        except ImportError:
-            raise BackendError(
-                "embedded-gguf: models need llama-cpp-python: pip install llama-cpp-python"
-            ) from None
+        llama_cpp = import_llama_cpp("an embedded-gguf: model")
         try:
             # Threads: llama-cpp-python's default (half the CPUs). All CPUs is slower as soon as anything else
             # runs: llama.cpp's threads spin-wait for each other (measured here: 1 thread ~10-20 tokens/s,
@@ -238,10 +258,7 @@ class LlamaCppChat:
         # 2 busy cores: prompt evaluation 2.3x and decoding 5x faster with passive waiting). Read once, when
         # llama.cpp's OpenMP runtime loads, so it must be set before the import.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        try:
-            from llama_cpp import LlamaRAMCache
-        except ImportError:
-            raise BackendError("llama-cpp-python is not installed: pip install llama-cpp-python") from None
+        LlamaRAMCache = import_llama_cpp("the embedded judge's llama.cpp server").LlamaRAMCache
         threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         self.llm = load_llama(gguf, n_ctx=n_ctx, n_batch=256, n_threads=threads, seed=seed, verbose=False)
         # Judge prompts share long prefixes (instructions, examples, the JSON schema); the RAM cache keeps the

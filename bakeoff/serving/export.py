@@ -212,12 +212,14 @@ def quantize_gguf(src: Path, dst: Path, quantize: str, *, log_file: Path | None 
     """Quantize an F16/F32 GGUF with llama.cpp (``llama_model_quantize``).
 
     Raises:
-        ExportError: unsupported quantization, or llama.cpp reported a failure.
+        ExportError: unsupported quantization, llama.cpp not installed, or llama.cpp reported a failure.
     """
     quantize = check_quantization(quantize)
     import ctypes
 
-    import llama_cpp
+    from bakeoff.models.llama_cpp_backend import import_llama_cpp
+
+    llama_cpp = import_llama_cpp(f"quantizing a GGUF ({quantize})", ExportError)
     from llama_cpp import _logger
 
     params = llama_cpp.llama_model_quantize_default_params()
