@@ -144,11 +144,11 @@ def test_the_embedded_judge_server_without_llama_cpp_names_make_llama(without_ll
 
     from bakeoff.models.embedded import gguf_path
     from bakeoff.models.generators import BackendError
-    from bakeoff.models.local_server import LlamaCppBackend
+    from bakeoff.models.llama_cpp_backend import LlamaCppChat
 
     monkeypatch.setenv("OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))  # the server sets it
     with pytest.raises(BackendError, match="^the embedded judge's llama.cpp server " + INSTALL_HINT.replace("(", r"\(")):
-        LlamaCppBackend(gguf_path("smollm2-135m-instruct"))
+        LlamaCppChat(gguf_path("smollm2-135m-instruct"))
 
 
 def test_a_library_that_does_not_load_says_to_rebuild(monkeypatch):
