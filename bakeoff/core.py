@@ -7,6 +7,7 @@ store and the console can all depend on it without depending on each other.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -81,6 +82,23 @@ class Generation:
     truncated: bool = False  # stopped by max_new_tokens, not by end of turn
     prompt_truncated: bool = False  # the prompt was cut (from the left) to fit the context window
     error: str | None = None
+
+    @classmethod
+    def from_chat_completion(cls, reply: Mapping[str, Any], latency_s: float) -> Generation:
+        """The first choice of an OpenAI chat-completion reply (a dict, as llama.cpp and HTTP servers return it).
+
+        Raises:
+            KeyError, IndexError, TypeError: the reply is not shaped like a chat completion.
+        """
+        choice = reply["choices"][0]
+        usage = reply.get("usage") or {}
+        return cls(
+            choice["message"]["content"] or "",
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            latency_s=latency_s,
+            truncated=choice.get("finish_reason") == "length",
+        )
 
 
 @dataclass

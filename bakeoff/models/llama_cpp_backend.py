@@ -291,15 +291,7 @@ class LlamaCppChat:
                 out = self.llm.create_chat_completion(messages=conversation, **kwargs)
         except (RuntimeError, ValueError) as exc:
             return Generation("", error=f"{type(exc).__name__}: {exc}", latency_s=time.perf_counter() - t0)
-        choice = out["choices"][0]
-        usage = out.get("usage") or {}
-        return Generation(
-            choice["message"]["content"] or "",
-            prompt_tokens=int(usage.get("prompt_tokens", 0)),
-            completion_tokens=int(usage.get("completion_tokens", 0)),
-            latency_s=time.perf_counter() - t0,
-            truncated=choice.get("finish_reason") == "length",
-        )
+        return Generation.from_chat_completion(out, time.perf_counter() - t0)
 
     def generate(
         self,

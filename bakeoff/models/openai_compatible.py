@@ -70,16 +70,7 @@ class OpenAICompatibleGenerator:
                 "", error=f"{self.base_url} answered HTTP {resp.status_code}: {resp.text[:300]}"
             )
         try:
-            data = resp.json()
-            choice = data["choices"][0]
-            usage = data.get("usage") or {}
-            return Generation(
-                choice["message"]["content"] or "",
-                prompt_tokens=int(usage.get("prompt_tokens", 0)),
-                completion_tokens=int(usage.get("completion_tokens", 0)),
-                latency_s=time.perf_counter() - t0,
-                truncated=choice.get("finish_reason") == "length",
-            )
+            return Generation.from_chat_completion(resp.json(), time.perf_counter() - t0)
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             return Generation("", error=f"unexpected reply from {self.base_url}: {exc}")
 
