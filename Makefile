@@ -29,6 +29,16 @@ DEMO_LOCK  := requirements/demo.txt
 # -qq: errors only. An exact install has nothing to warn about but this machine's pip.conf indexes that lack a
 # package and setuptools' notes on package-data folders (the editable build), a screen of "WARNING" lines.
 PIP_EXACT  := $(PIP) install -qq --no-deps
+# A flaky network (a CI log: "Download failed after 6 attempts ... 48.5 MB/92.9 MB" for the 93 MB embedded model)
+# should cost a retry, not the run: pip resumes a cut download up to PIP_RESUME_RETRIES times, retries a failed
+# connection PIP_RETRIES times, and PIP_TRY runs the whole install up to 3 times (what is already installed is
+# skipped on the next try). pip reads these from the environment; an older pip ignores the options it lacks.
+export PIP_RETRIES ?= 10
+export PIP_RESUME_RETRIES ?= 20
+export PIP_TIMEOUT ?= 60
+PIP_TRY_PAUSE ?= 15
+PIP_TRY    = for try in 1 2 3; do $(1) && break; [ $$try = 3 ] && exit 1; \
+	echo "pip failed (try $$try of 3); again in $(PIP_TRY_PAUSE) s"; sleep $(PIP_TRY_PAUSE); done
 
 # llama.cpp, built once per flag set into a wheel cache of its own (pip's wheel cache is keyed by the sdist alone,
 # so it would hand back a build made with other flags, e.g. a native one). Portable x86-64-v3 CPU flags (AVX2,
@@ -47,8 +57,8 @@ LLAMA_WHEELS     := $(WHEELHOUSE)/llama-cpp-python-$(LLAMA_VERSION)-$(LLAMA_BUIL
 
 $(VENV)/.installed: $(DEMO_LOCK) pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP_EXACT) $$(grep -E '^(pip|setuptools|wheel)==' $(LOCK))  # the installer first, then the rest with it
-	$(PIP_EXACT) -r $(DEMO_LOCK)
+	$(call PIP_TRY,$(PIP_EXACT) $$(grep -E '^(pip|setuptools|wheel)==' $(LOCK)))  # the installer first, then the rest
+	$(call PIP_TRY,$(PIP_EXACT) -r $(DEMO_LOCK))
 	$(PIP_EXACT) -e .
 	touch $@
 
@@ -68,7 +78,7 @@ $(VENV)/.installed-llama: $(VENV)/.installed $(LOCK) | $(LLAMA_WHEELS)
 
 # Everything `make test` needs, and nothing else: packages the lock does not name are removed.
 $(VENV)/.installed-dev: $(VENV)/.installed-llama $(LOCK)
-	$(PIP_EXACT) -r $(LOCK)
+	$(call PIP_TRY,$(PIP_EXACT) -r $(LOCK))
 	$(PY) requirements/lock.py --strays | xargs -r $(PIP) uninstall -q -y
 	touch $@
 

@@ -195,3 +195,38 @@ def test_make_test_builds_the_portable_lean_llama_cpp_and_installs_the_whole_loc
     assert "AVX512=ON" not in build and "AMX" not in build and "--no-cache-dir" in build
     assert f"{tmp_path}/wheels/llama-cpp-python-{LOCKED['llama-cpp-python']}-" in steps
     assert steps.index("pip wheel") < steps.index("--no-deps -r requirements/lock.txt") < steps.index("python -m pytest")
+
+
+
+def _flaky_pip(tmp_path: Path, failures: int) -> Path:
+    """A stand-in for pip that fails its first FAILURES calls (a cut download) and logs each call with the
+    resume setting it was given."""
+    pip = tmp_path / "pip"
+    pip.write_text(
+        "#!/bin/sh\n"
+        f'echo "resume=$PIP_RESUME_RETRIES retries=$PIP_RETRIES $*" >> {tmp_path}/calls\n'
+        f'[ "$(wc -l < {tmp_path}/calls)" -gt {failures} ] || {{ echo "error: incomplete-download" >&2; exit 1; }}\n'
+    )
+    pip.chmod(0o755)
+    return pip
+
+
+@pytest.mark.parametrize(("failures", "rc"), [(2, 0), (3, 2)])
+def test_a_failed_download_is_tried_again_up_to_three_times(tmp_path, failures, rc):
+    """The install step of `make demo`, run by make with pip replaced: a cut download costs a retry, three fail."""
+    import subprocess
+
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    pip = _flaky_pip(tmp_path, failures)
+    done = subprocess.run(
+        ["make", "-B", "-C", str(ROOT), f"{venv}/.installed", f"VENV={venv}", "PYTHON=true", f"PIP={pip}",
+         "PIP_TRY_PAUSE=0"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == rc, done.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert len(calls) == (5 if rc == 0 else 3)  # three tries of the installer, then the lock and the project
+    assert all(call.startswith("resume=20 retries=10 install") for call in calls)
+    assert "pip failed (try 2 of 3)" in done.stdout
+    assert (venv / ".installed").exists() == (rc == 0)
