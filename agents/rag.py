@@ -14,6 +14,7 @@ the labels, which the runner reads from the reply.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
@@ -77,9 +78,19 @@ class RagSettings(AgentSettings):
         return self
 
 
+# ``<passage``, ``</PASSAGE``, ``< / Passage`` ...: any spelling a model might read as a delimiter
+_DELIMITER = re.compile(r"<(\s*/?\s*passage)", re.IGNORECASE)
+
+
 def _quote(text: str) -> str:
     # A passage must not be able to close its own block or open a new one and pose as the prompt.
-    return text.replace("<passage", "‹passage").replace("</passage", "‹/passage")
+    return _DELIMITER.sub(r"‹\1", text)
+
+
+def _attribute(text: str) -> str:
+    # A source file name goes inside ``source="..."``: a quote or a bracket in it must not end the attribute
+    # (``x" n="2``) or the tag.
+    return _quote(text).replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def format_passages(contexts: Sequence[dict[str, Any]]) -> str:
@@ -92,7 +103,7 @@ def format_passages(contexts: Sequence[dict[str, Any]]) -> str:
         if ctx.get("page") is not None:
             where += f", page {ctx['page']}"
         blocks.append(
-            f'<passage n="{i}" source="{_quote(where)}">\n{_quote(ctx["text"].strip())}\n</passage>'
+            f'<passage n="{i}" source="{_attribute(where)}">\n{_quote(ctx["text"].strip())}\n</passage>'
         )
     return "\n".join(blocks)
 
