@@ -277,6 +277,11 @@ def load_agent_class(kind: str) -> type[Agent]:
     """
     if ":" in kind:
         module_name, _, class_name = kind.partition(":")
+        parts = module_name.split(".")
+        if not all(p.isidentifier() for p in parts) or not class_name.isidentifier():
+            raise AgentError(
+                f"agent {kind!r} is not 'package.module:Class' (an absolute module path and a class name)"
+            )
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:

@@ -10,7 +10,11 @@ from typing import Any
 from bakeoff.core import Question
 from bakeoff.errors import BakeoffError
 
-__all__ = ["DataError", "iter_records", "load_questions", "read_records"]
+__all__ = ["MAX_QUESTION_CHARS", "DataError", "iter_records", "load_questions", "read_records"]
+
+MAX_QUESTION_CHARS = 20_000
+"""A question longer than this is cut to it (and reported): several times any supported model's context, and
+a 5 MB question would otherwise stall its whole batch in tokenization for minutes."""
 
 _QUESTION_KEYS = ("question", "text", "input", "instruction")
 _REFERENCE_KEYS = ("reference", "answer", "label", "output")
@@ -28,8 +32,10 @@ def iter_records(path: Path) -> Iterator[dict[str, Any]]:
     Raises:
         DataError: unreadable file, a line that is not a JSON object.
     """
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a JSONL file")
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is read, not rejected
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
     with handle:
@@ -41,6 +47,8 @@ def iter_records(path: Path) -> Iterator[dict[str, Any]]:
                     row = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise DataError(f"{path}:{lineno}: not valid JSON: {exc.msg}") from None
+                except RecursionError:
+                    raise DataError(f"{path}:{lineno}: JSON nested too deeply to read") from None
                 if not isinstance(row, dict):
                     raise DataError(f"{path}:{lineno}: each line must be a JSON object")
                 row["__line__"] = lineno
@@ -66,13 +74,19 @@ def _pick(row: dict[str, Any], keys: tuple[str, ...]) -> Any:
 
 
 def load_questions(
-    path: Path, *, task: str, labels: list[str] | None = None, limit: int | None = None
+    path: Path,
+    *,
+    task: str,
+    labels: list[str] | None = None,
+    limit: int | None = None,
+    notes: list[str] | None = None,
 ) -> list[Question]:
     """Load an evaluation set.
 
     Each line has an ``id`` (optional: the line number is used), a question (``question``, ``text`` or
     ``input``) and a reference (``reference``, ``answer``, ``label`` or ``output``); ``passage`` and
-    ``source`` are kept for retrieval metrics.
+    ``source`` are kept for retrieval metrics. A question over :data:`MAX_QUESTION_CHARS` is cut to it, and
+    ``notes`` (when given) gets one line per cut question.
 
     Raises:
         DataError: malformed lines, duplicate ids, labels outside the label set, an empty file.
@@ -94,6 +108,13 @@ def load_questions(
             if row.get(key) is not None and not isinstance(row[key], str):
                 raise DataError(f"{where}: '{key}' must be text, got {type(row[key]).__name__}")
         reference = str(reference)
+        if len(text) > MAX_QUESTION_CHARS:
+            if notes is not None:
+                notes.append(
+                    f"{where}: question {qid!r} is {len(text):,} characters; cut to the first "
+                    f"{MAX_QUESTION_CHARS:,}"
+                )
+            text = text[:MAX_QUESTION_CHARS]
         if task == "classification" and labels and reference not in labels:
             raise DataError(f"{where}: label {reference!r} is not one of {labels}")
         questions.append(

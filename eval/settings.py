@@ -137,4 +137,4 @@ class StatisticsSpec(BaseModel):
         lt=0.5,
         description="A difference is marked significant when its Holm-corrected p < alpha.",
     )
-    seed: int = Field(0, description="Seed of every resampling, so a re-score gives identical numbers.")
+    seed: int = Field(0, ge=0, description="Seed of every resampling, so a re-score gives identical numbers.")

@@ -128,7 +128,6 @@ def test_token_chunks_fit_the_embedding_tokenizer():
 
 
 def test_corpus_paths_may_not_escape_the_project(tmp_path, monkeypatch):
-    from bakeoff.recipe.fields import OutsideRootError
     from bakeoff.recipe.load import RecipeError, load_recipe
 
     monkeypatch.delenv("BAKEOFF_ALLOW_OUTSIDE")
@@ -146,5 +145,10 @@ def test_corpus_paths_may_not_escape_the_project(tmp_path, monkeypatch):
     )
     with pytest.raises(RecipeError, match=r"r.yaml:4:\d+: corpus.paths: .*outside the project root"):
         load_recipe(recipe)
-    with pytest.raises(OutsideRootError, match="outside the project root"):
-        find_files(CorpusSpec(paths=["docs"]), project)
+    # a link inside the corpus to a file outside the project is skipped, named by the link (issue 17)
+    (project / "docs" / "kept.md").write_text("public fact")
+    assert find_files(CorpusSpec(paths=["docs"]), project) == [(project / "docs" / "kept.md").resolve()]
+    corpus = load_corpus(CorpusSpec(paths=["docs"]), project)
+    assert corpus.files == ["docs/kept.md"]
+    assert [(s.source, "outside the project" in s.reason) for s in corpus.skipped] == [("docs/leak.md", True)]
+    assert all("secret" not in c.text for c in corpus.chunks)

@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from bakeoff.recipe.fields import check_inside, project_root
+from bakeoff.recipe.fields import OutsideRootError, check_inside, project_root
 
 __all__ = [
     "Chunk",
@@ -31,6 +31,7 @@ __all__ = [
     "SUPPORTED_SUFFIXES",
     "Skipped",
     "chunk_documents",
+    "find_corpus_files",
     "find_files",
     "iter_corpus",
     "load_corpus",
@@ -158,8 +159,17 @@ class Corpus:
 
 
 def find_files(spec: CorpusSpec, base_dir: Path) -> list[Path]:
-    """The files a corpus spec names, sorted, without duplicates or excluded files."""
+    """The files a corpus spec names, sorted, without duplicates or excluded files (a link that leads outside
+    the project is left out: :func:`find_corpus_files` says which)."""
+    return find_corpus_files(spec, base_dir)[0]
+
+
+def find_corpus_files(spec: CorpusSpec, base_dir: Path) -> tuple[list[Path], list[Skipped]]:
+    """The files a corpus spec names (sorted, without duplicates or excluded files) and the symlinks left out
+    because they lead outside the project, each named by the link, not its target."""
     found: dict[Path, None] = {}
+    outside: dict[str, Skipped] = {}
+    root = project_root(base_dir)
     for pattern in spec.paths:
         full = Path(pattern).expanduser()
         full = full if full.is_absolute() else base_dir / full
@@ -169,13 +179,19 @@ def find_files(spec: CorpusSpec, base_dir: Path) -> list[Path]:
             candidates = [Path(p) for p in sorted(glob.glob(str(full), recursive=True))]
         for path in candidates:
             if path.is_file():
-                # a symlink inside the corpus must not lead outside the project
-                found[check_inside(path.resolve(), project_root(base_dir))] = None
+                # a symlink inside the corpus must not lead outside the project: skipped, the rest is read
+                try:
+                    found[check_inside(path.resolve(), root)] = None
+                except OutsideRootError:
+                    source = _relative(path, base_dir)
+                    outside[source] = Skipped(
+                        source, "a link to a file outside the project (not read; --allow-outside reads it)"
+                    )
     excluded = set()
     for pattern in spec.exclude:
         full = pattern if Path(pattern).is_absolute() else str(base_dir / pattern)
         excluded |= {Path(p).resolve() for p in glob.glob(full, recursive=True)}
-    return [p for p in found if p not in excluded]
+    return [p for p in found if p not in excluded], list(outside.values())
 
 
 def _relative(path: Path, base_dir: Path) -> str:
@@ -259,13 +275,10 @@ def load_document(path: Path, source: str) -> list[Document]:
             for i, p in enumerate(pages)
         ]
     elif suffix == ".docx":
-        from langchain_community.document_loaders import Docx2txtLoader
+        from bakeoff.rag.zipped import read_docx_text
 
-        try:
-            loaded = Docx2txtLoader(str(path)).load()
-        except Exception as exc:  # zipfile / xml errors for corrupt files
-            raise ValueError(f"unreadable DOCX ({type(exc).__name__}: {exc})") from None
-        docs = [Document(source, d.page_content) for d in loaded]
+        # bounded: a few hundred KB of .docx cannot expand into gigabytes (TooLargeError: "too large: ...")
+        docs = [Document(source, read_docx_text(path))]
     docs = [d for d in docs if d.text.strip()]
     if not docs:
         raise ValueError("no text found")
@@ -340,7 +353,9 @@ def iter_corpus(
         tokenizer: a Hugging Face tokenizer, needed for ``chunk.unit: tokens``.
         progress: called as ``progress(done, total)`` after each file.
     """
-    files = find_files(spec, base_dir)
+    files, outside = find_corpus_files(spec, base_dir)
+    for item in outside:
+        yield CorpusFile(item.source, skipped=item.reason)
     splitter = _splitter(spec.chunk, tokenizer)
     for i, path in enumerate(files, 1):
         source = _relative(path, base_dir)

@@ -69,6 +69,8 @@ def resolve_path(value: Path, info: ValidationInfo) -> Path:
 
 def must_exist(value: Path, info: ValidationInfo) -> Path:
     if (info.context or {}).get("check_files", True) and not value.is_file():
+        if value.is_dir():
+            raise ValueError(f"{value} is a folder; name a file inside it")
         raise ValueError(f"file not found: {value}")
     return value
 

@@ -88,6 +88,7 @@ class EvalSpec(BaseModel):
     )
     fail_below: float = Field(
         0.5,
+        allow_inf_nan=False,
         description="Error analysis: an answer whose headline value is below this failed (questions every "
         "candidate fails are listed).",
     )

@@ -120,7 +120,9 @@ def run_recipe(
     console = console or Console()
     answering, needed = select_candidates(recipe, only)
     synthesized, synth_s = _synthesize(recipe, console)
-    questions = _load_eval_questions(recipe)
+    questions, question_notes = _load_eval_questions(recipe)
+    for note in question_notes:
+        console.print(f"[yellow]warning:[/] {note}", soft_wrap=True, markup=True)
     writer, done = _open_run(recipe, recipe_text, runs_dir, resume, questions, answering, console)
     if synthesized:
         writer.manifest["timings_s"]["synthesize"] = synth_s
@@ -137,7 +139,7 @@ def run_recipe(
         answers = _answer([agents[c.name] for c in answering], questions, ctx, writer, done)
         scores = _score(recipe, questions, answers, [agents[c.name] for c in answering], writer, console)
         writer.write_scores(scores)
-        writer.manifest["notes"] = ctx.notes
+        writer.manifest["notes"] = question_notes + ctx.notes
         writer.finish("complete")
     except KeyboardInterrupt:
         writer.finish("failed", "interrupted by the user (Ctrl-C)")
@@ -173,18 +175,22 @@ def _synthesize(recipe: Recipe, console: Console) -> tuple[list[Any], float]:
     return synthesized, round(time.perf_counter() - started, 3)
 
 
-def _load_eval_questions(recipe: Recipe) -> list[Question]:
+def _load_eval_questions(recipe: Recipe) -> tuple[list[Question], list[str]]:
+    """The evaluation questions, and a note for each one cut to its maximum length."""
     from bakeoff.questions import DataError
     from bakeoff.synth.jobs import SynthError
     from bakeoff.synth.outputs import resolve_data_path
 
+    notes: list[str] = []
     try:
-        return load_questions(
+        questions = load_questions(
             resolve_data_path(recipe, recipe.eval.questions),
             task=recipe.task,
             labels=recipe.labels,
             limit=recipe.eval.limit,
+            notes=notes,
         )
+        return questions, notes
     except (DataError, SynthError) as exc:
         raise RunError(str(exc)) from None
 
