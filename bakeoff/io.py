@@ -5,12 +5,18 @@ cache, registrations, saved recipes). Whole files are written to a temporary nam
 renamed over it, so a reader sees the old file or the new one; JSONL rows are appended in one write, flushed
 and fsynced, so a crash loses at most a partial last line, which :func:`cut_torn_tail` removes before the next
 append and :func:`read_jsonl` never returns. Leaf module: imports nothing from bakeoff.
+
+Because every file goes through here, so does the one secret-redaction pass (:func:`redact`): whatever a
+server replied (an error body that echoes the ``Authorization`` header, a judge's complaint) is written with
+the values of secret-named environment variables (``*_API_KEY``, ``*_TOKEN``, ``*_SECRET``, ``*_PASSWORD``)
+and bearer tokens replaced by ``[redacted]``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 from collections.abc import Iterable, Iterator
@@ -24,9 +30,39 @@ __all__ = [
     "cut_torn_tail",
     "dumps_jsonl",
     "read_jsonl",
+    "redact",
     "write_json_atomic",
     "write_text_atomic",
 ]
+
+
+REDACTED = "[redacted]"
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$", re.IGNORECASE)
+# a credential after Bearer/Basic (with a digit: "bearer instruments" in a finance corpus is prose), and
+# whatever follows an Authorization header name
+_AUTH = re.compile(r"\b(Bearer|Basic)(\s+)(?=[A-Za-z0-9._~+/=:-]*\d)[A-Za-z0-9._~+/=:-]{8,}", re.IGNORECASE)
+_HEADER = re.compile(
+    r"""(\bauthorization["']?\s*[:=]\s*["']?)(?>(?:(Bearer|Basic)\s+)?)(?!\[redacted\])[^\s"',}\]]+""",
+    re.IGNORECASE,
+)
+_MIN_SECRET = 8  # shorter values ("1", "true") are settings, not secrets
+
+
+def _environment_secrets() -> list[str]:
+    values = {v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= _MIN_SECRET}
+    # as they appear in text and inside JSON strings (escaped), longest first
+    spelled = values | {json.dumps(v, ensure_ascii=False)[1:-1] for v in values}
+    return sorted(spelled, key=len, reverse=True)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with secrets replaced by ``[redacted]``: ``secrets``, the values of secret-named environment
+    variables (``OPENAI_API_KEY``, ``HF_TOKEN``, ...) and ``Bearer``/``Basic`` credentials."""
+    for value in [*sorted((s for s in secrets if s), key=len, reverse=True), *_environment_secrets()]:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    text = _AUTH.sub(rf"\1\2{REDACTED}", text)
+    return _HEADER.sub(lambda m: f"{m[1]}{m[2] + ' ' if m[2] else ''}{REDACTED}", text)
 
 
 @contextmanager
@@ -56,9 +92,10 @@ def _remove(path: Path) -> None:
 
 
 def write_text_atomic(path: Path, text: str, *, fsync: bool = True) -> None:
-    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
+    """Write ``text`` (secrets redacted: :func:`redact`) to ``path`` through a temporary file and an atomic
+    rename."""
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
-        fh.write(text)
+        fh.write(redact(text))
         if fsync:
             fh.flush()
             os.fsync(fh.fileno())
@@ -71,8 +108,8 @@ def write_json_atomic(path: Path, data: Any, *, indent: int | None = 2) -> None:
 
 
 def dumps_jsonl(rows: Iterable[dict[str, Any]]) -> str:
-    """Rows as JSONL text, one object per line."""
-    return "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
+    """Rows as JSONL text, one object per line (secrets redacted: :func:`redact`)."""
+    return redact("".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
 
 
 def append_jsonl(target: Path | Any, rows: Iterable[dict[str, Any]], *, fsync: bool = True) -> None:

@@ -216,6 +216,8 @@ class Judge:
         import httpx
         import openai
 
+        from bakeoff.models.openai_compatible import api_key_for
+
         self.open()
 
         async def count(_request) -> None:
@@ -225,7 +227,7 @@ class Judge:
         http = httpx.AsyncClient(timeout=self.spec.timeout_s, event_hooks={"request": [count]})
         return openai.AsyncOpenAI(
             base_url=self.base_url,
-            api_key=os.environ.get("OPENAI_API_KEY") or "bakeoff",
+            api_key=api_key_for(self.base_url, getattr(self.spec.model, "key_env", None)),
             max_retries=0,
             timeout=self.spec.timeout_s,
             http_client=http,

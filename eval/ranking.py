@@ -74,6 +74,7 @@ def bradley_terry(
     seed: int = 0,
     ridge: float = 0.01,
     confidence: float = 0.95,
+    exclude: Iterable[str] = (),
 ) -> dict[str, dict[str, float]]:
     """Bradley–Terry scores with bootstrap intervals, on the Elo scale.
 
@@ -83,6 +84,8 @@ def bradley_terry(
         seed: seed of the bootstrap (the same seed gives the same intervals).
         ridge: L2 penalty on the log-strengths (> 0); keeps a candidate that never lost (or never won) finite.
         confidence: coverage of the percentile interval.
+        exclude: candidates never ranked (failed ones: every answer an error); their comparisons are
+            dropped before the fit, so they neither appear nor move the others.
 
     Returns:
         candidate -> ``{"elo", "ci_low", "ci_high", "n"}``; ``n`` is how many comparisons it took part in.
@@ -97,7 +100,8 @@ def bradley_terry(
         raise ValueError(
             f"ridge must be > 0 (it pins down the scale's origin and keeps scores finite), not {ridge}"
         )
-    items = _check(comparisons)
+    left_out = set(exclude)
+    items = [c for c in _check(comparisons) if c[0] not in left_out and c[1] not in left_out]
     if not items:
         return {}
     names = sorted({x for a, b, _ in items for x in (a, b)})

@@ -306,6 +306,8 @@ def _score_candidate(
     if settings.task == "classification":
         summary.classification = _classification(rows, references, settings.labels)
     _add_cost(summary, rows)
+    if rows and summary.errors == len(rows):  # nothing came back: a failed candidate, not a score of 0
+        summary.failed = str(rows[0]["error"])
     scores.candidates[candidate] = summary
     scores.per_answer[candidate] = per_answer
     return {s.question_id: s for s in samples}

@@ -47,8 +47,9 @@ def comparison_rows(scores: ScoresLike) -> list[dict[str, Any]]:
     rows = []
     for name, cand in scores.candidates.items():
         row: dict[str, Any] = {"candidate": name}
-        for metric in scores.metrics:
-            row[metric] = scores.entry(name, metric).mean
+        for metric in scores.metrics:  # a failed candidate has no result, not a score of 0
+            row[metric] = None if cand.failed is not None else scores.entry(name, metric).mean
+        row["failed"] = cand.failed is not None
         row["errors"] = cand.errors
         row["latency_p50_s"] = cand.latency_s.p50
         row["completion_tokens"] = cand.tokens.completion
@@ -73,6 +74,9 @@ def comparison_table(scores: ScoresLike, title: str | None = None):
         cells = [f"[underline]{metric}[/]" if metric == scores.headline else metric]
         for row in rows:
             entry = scores.entry(row["candidate"], metric)
+            if row["failed"]:
+                cells.append("[bold red]failed[/]")
+                continue
             extra = f" [dim]{interval(entry.ci)}[/]" if entry.ci else ""
             if entry.missing:
                 extra += f" [yellow]({entry.missing} missing)[/]"
@@ -88,6 +92,10 @@ def comparison_table(scores: ScoresLike, title: str | None = None):
     table.add_row("p50 s/answer", *[number(r["latency_p50_s"], 2) for r in rows])
     table.add_row("tokens out", *[str(r["completion_tokens"] or 0) for r in rows])
     parts = [f"{scores.n_questions} questions" if scores.n_questions else "", "★ best mean per metric"]
+    if any(r["failed"] for r in rows):
+        parts.append("failed = every answer was an error")
+    if scores.dropped_lines:
+        parts.append(f"{scores.dropped_lines} unreadable answer line(s) dropped")
     if scores.confidence:
         parts.append(f"\\[lo, hi] {scores.confidence:.0%} bootstrap interval")
     if scores.headline:

@@ -47,7 +47,13 @@ def test_api_key_never_written(tmp_path, bakeoff_cmd):
             "eval: {questions: qa.jsonl}\ncandidates:\n  - {name: remote, agent: fewshot}\n"
         )
         home = tmp_path / "home"
-        env = {**os.environ, "OPENAI_API_KEY": SECRET, "BAKEOFF_HOME": str(home)}
+        # the key goes to the server OPENAI_BASE_URL names (and only there: tests/test_hostile_servers.py)
+        env = {
+            **os.environ,
+            "OPENAI_API_KEY": SECRET,
+            "OPENAI_BASE_URL": server.url,
+            "BAKEOFF_HOME": str(home),
+        }
         proc = subprocess.run(
             [*bakeoff_cmd, "run", str(recipe), "--runs-dir", str(tmp_path / "runs")],
             capture_output=True,

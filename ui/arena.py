@@ -101,16 +101,22 @@ def comparisons(votes: Iterable[dict[str, Any]]) -> list[tuple[str, str, float]]
 
 
 def leaderboard(
-    votes: list[dict[str, Any]], *, candidates: Iterable[str] = (), n_boot: int = 1000, seed: int = 0
+    votes: list[dict[str, Any]],
+    *,
+    candidates: Iterable[str] = (),
+    failed: Iterable[str] = (),
+    n_boot: int = 1000,
+    seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Ranked rows: rank, candidate, elo, ci_low, ci_high, votes, wins, losses, ties, both_bad.
 
-    Candidates named in ``candidates`` that have no votes yet are listed last without a score.
+    Candidates named in ``candidates`` that have no votes yet are listed last without a score, and so are
+    ``failed`` ones (every answer an error: never ranked, whatever the votes).
     """
     from bakeoff.eval.ranking import bradley_terry, win_counts
 
     comps = comparisons(votes)
-    scores = bradley_terry(comps, n_boot=n_boot, seed=seed)
+    scores = bradley_terry(comps, n_boot=n_boot, seed=seed, exclude=failed)
     counts = win_counts(comps)
     both_bad: dict[str, int] = {}
     for v in votes:

@@ -43,7 +43,8 @@ def _parse_time(value: str | None) -> datetime | None:
 
 
 def headline(scores: Scores | Mapping[str, Any] | None) -> tuple[str, str, float] | None:
-    """``(metric, best candidate, its mean)`` for the run's headline metric, or None without scores."""
+    """``(metric, best candidate, its mean)`` for the run's headline metric, or None without scores (or when
+    every candidate failed)."""
     if not scores:
         return None
     scores = Scores.of(scores)
@@ -53,8 +54,8 @@ def headline(scores: Scores | Mapping[str, Any] | None) -> tuple[str, str, float
     if chosen is None:
         return None
     best: tuple[str, float] | None = None
-    for name in scores.candidates:
-        value = finite(scores.entry(name, chosen).mean)
+    for name, mean in scores.means(chosen).items():  # a failed candidate (every answer an error) has none
+        value = finite(mean)
         if value is not None and (best is None or value > best[1]):
             best = (name, value)
     return (chosen, best[0], best[1]) if best else None

@@ -83,6 +83,14 @@ def run(
     info = read_run(path)
     print_scores(console, info.scores_document, title=f"{info.recipe} · {info.run_id}")
     console.print(f"run written to {path}  (bakeoff show {info.run_id})", soft_wrap=True)
+    from bakeoff.eval.failures import failure_sentences
+
+    failures = failure_sentences(info.scores_document)
+    for sentence in failures:
+        err.print(f"error: {sentence}", style="red", soft_wrap=True, markup=False)
+    if failures:
+        err.print(f"run {info.run_id} is {info.status}; `bakeoff run --resume {info.run_id}` asks again")
+        raise typer.Exit(1)
 
 
 def _report_failed_run(exc: Exception, runs_dir: Path, recipe_name: str) -> None:
@@ -122,6 +130,7 @@ def runs(
     table.add_column("candidates")
     colors = {
         "complete": "green",
+        "partial": "yellow",
         "failed": "red",
         "running": "yellow",
         "interrupted": "red",

@@ -16,7 +16,33 @@ from collections.abc import Callable, Iterator, Sequence
 from bakeoff.core import Generation, GenerationSettings, Message
 from bakeoff.models.generators import BackendError, generate_concurrently
 
-__all__ = ["OpenAICompatibleGenerator", "ollama_host"]
+__all__ = ["OpenAICompatibleGenerator", "api_key_for", "ollama_host"]
+
+_PLACEHOLDER_KEY = "bakeoff"  # servers that ignore keys still want an Authorization header
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.hostname or ''}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+
+def api_key_for(base_url: str, key_env: str | None = None) -> str:
+    """The API key to send to ``base_url``: a key from the environment goes only to the server it is for.
+
+    ``key_env`` (``openai-compatible:URL#MODEL?key=ENV_NAME`` in a recipe) names the variable for this server.
+    Without it, ``OPENAI_API_KEY`` is sent only to the host (and port) of ``OPENAI_BASE_URL`` (default
+    ``https://api.openai.com/v1``), so a recipe that names another host never receives it; every other server
+    gets a placeholder.
+    """
+    if key_env:
+        return os.environ.get(key_env) or _PLACEHOLDER_KEY
+    key = os.environ.get("OPENAI_API_KEY")
+    configured = os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+    if key and _host(base_url) == _host(configured):
+        return key
+    return _PLACEHOLDER_KEY
 
 
 def ollama_host() -> str:
@@ -30,19 +56,31 @@ class OpenAICompatibleGenerator:
     """Chat completions against ``{base_url}/chat/completions``."""
 
     def __init__(
-        self, base_url: str, model: str, *, api_key: str | None = None, timeout_s: float = 300.0
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        key_env: str | None = None,
+        timeout_s: float = 300.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.name = f"{self.base_url}#{model}"
-        # The key is read from the environment and never written anywhere.
-        self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or "bakeoff"
+        # The key is read from the environment, sent only to its own server and never written anywhere.
+        self._api_key = api_key or api_key_for(self.base_url, key_env)
         self.timeout_s = timeout_s
 
     def _client(self):
         import httpx
 
         return httpx.Client(timeout=self.timeout_s, headers={"Authorization": f"Bearer {self._api_key}"})
+
+    def _http_error(self, resp) -> str:
+        # A server may echo the request (its Authorization header) in its error body: the key never leaves.
+        from bakeoff.io import redact
+
+        return f"{self.base_url} answered HTTP {resp.status_code}: {redact(resp.text, [self._api_key])[:300]}"
 
     def _body(self, conversation: list[Message], settings: GenerationSettings, stream: bool) -> dict:
         return {
@@ -66,9 +104,7 @@ class OpenAICompatibleGenerator:
         except httpx.HTTPError as exc:
             return Generation("", error=f"cannot reach {self.base_url}: {exc}")
         if resp.status_code >= 400:
-            return Generation(
-                "", error=f"{self.base_url} answered HTTP {resp.status_code}: {resp.text[:300]}"
-            )
+            return Generation("", error=self._http_error(resp))
         try:
             return Generation.from_chat_completion(resp.json(), time.perf_counter() - t0)
         except (ValueError, KeyError, IndexError, TypeError) as exc:
@@ -97,7 +133,7 @@ class OpenAICompatibleGenerator:
             ):
                 if resp.status_code >= 400:
                     resp.read()
-                    raise BackendError(f"{self.base_url} answered HTTP {resp.status_code}: {resp.text[:300]}")
+                    raise BackendError(self._http_error(resp))
                 for line in resp.iter_lines():
                     if not line.startswith("data:"):
                         continue

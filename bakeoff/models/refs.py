@@ -23,6 +23,7 @@ The default models are :data:`DEFAULT_MODEL` and :data:`DEFAULT_EMBEDDINGS`.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,19 +168,32 @@ class OllamaRef(ModelRef):
 
 @dataclass(frozen=True)
 class OpenAICompatibleRef(ModelRef):
+    """``openai-compatible:URL#MODEL``, optionally ``...#MODEL?key=ENV_NAME``: the environment variable whose
+    value is sent to this server as its API key (the recipe names the variable, never the key). Without
+    ``?key=``, ``OPENAI_API_KEY`` goes only to the host of ``OPENAI_BASE_URL`` (default api.openai.com); see
+    :func:`bakeoff.models.openai_compatible.api_key_for`."""
+
     base_url: str
     model: str
+    key_env: str | None = None
     scheme: ClassVar[str] = "openai-compatible"
 
     def __str__(self) -> str:
-        return f"openai-compatible:{self.base_url}#{self.model}"
+        key = f"?key={self.key_env}" if self.key_env else ""
+        return f"openai-compatible:{self.base_url}#{self.model}{key}"
 
     @classmethod
     def parse(cls, target: str, value: str, *, embedding: bool) -> OpenAICompatibleRef:
         base_url, hash_, model = target.rpartition("#")
+        model, query, key = model.partition("?key=")
         if not hash_ or not base_url.startswith(("http://", "https://")) or not model:
             raise ValueError(f"write openai-compatible:http(s)://HOST/v1#MODEL, got {value!r}")
-        return cls(base_url.rstrip("/"), model)
+        if query and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise ValueError(
+                f"?key= names the environment variable holding this server's API key (e.g. "
+                f"?key=VLLM_API_KEY), got {key!r} in {value!r}"
+            )
+        return cls(base_url.rstrip("/"), model, key or None)
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ def hf_generator(ref: HFRef, *, ollama_host: str | None = None) -> Generator:
 def openai_compatible_generator(ref: OpenAICompatibleRef, *, ollama_host: str | None = None) -> Generator:
     from bakeoff.models.openai_compatible import OpenAICompatibleGenerator
 
-    return OpenAICompatibleGenerator(ref.base_url, ref.model)
+    return OpenAICompatibleGenerator(ref.base_url, ref.model, key_env=ref.key_env)
 
 
 def ollama_generator(ref: OllamaRef, *, ollama_host: str | None = None) -> Generator:

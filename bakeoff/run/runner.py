@@ -140,7 +140,7 @@ def run_recipe(
         scores = _score(recipe, questions, answers, [agents[c.name] for c in answering], writer, console)
         writer.write_scores(scores)
         writer.manifest["notes"] = question_notes + ctx.notes
-        writer.finish("complete")
+        _finish(writer, scores)
     except KeyboardInterrupt:
         writer.finish("failed", "interrupted by the user (Ctrl-C)")
         raise
@@ -148,6 +148,15 @@ def run_recipe(
         writer.finish("failed", f"{type(exc).__name__}: {exc}")
         raise
     return writer.path
+
+
+def _finish(writer: RunWriter, scores: Scores) -> None:
+    """Close the run: ``complete``, or ``partial``/``failed`` when candidates failed (every answer an error)."""
+    from bakeoff.eval.failures import failure_sentences, run_status
+
+    for name, error in scores.failed_candidates().items():
+        writer.manifest["candidates"].setdefault(name, {})["failed"] = error
+    writer.finish(run_status(scores), "; ".join(failure_sentences(scores)) or None)
 
 
 @contextmanager

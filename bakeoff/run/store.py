@@ -42,7 +42,7 @@ __all__ = [
     "read_run",
 ]
 
-STATUSES = ("running", "complete", "failed", "interrupted")
+STATUSES = ("running", "complete", "partial", "failed", "interrupted")
 _VERSIONED = (
     "bakeoff",
     "torch",
@@ -169,9 +169,10 @@ class RunWriter:
         Scores.of(scores).write(self.path / "scores.json")
 
     def finish(self, status: str, error: str | None = None) -> None:
-        """Close the run with ``complete`` or ``failed``; the manifest is written last."""
-        if status not in ("complete", "failed"):
-            raise ValueError(f"a run finishes complete or failed, not {status!r}")
+        """Close the run with ``complete``, ``partial`` (every file written, some candidates failed: see
+        :mod:`bakeoff.eval.failures`) or ``failed``; the manifest is written last."""
+        if status not in ("complete", "partial", "failed"):
+            raise ValueError(f"a run finishes complete, partial or failed, not {status!r}")
         self._answers.close()
         self.manifest["status"] = status
         self.manifest["ended_at"] = _now()

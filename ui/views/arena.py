@@ -17,8 +17,8 @@ VOTE_LABELS = {"a": "A is better", "b": "B is better", "tie": "Tie", "both_bad":
 
 
 @st.cache_data(show_spinner=False, max_entries=50)
-def _leaderboard(path: str, stamp: tuple, candidates: tuple[str, ...]):
-    return leaderboard(read_votes(Path(path)), candidates=candidates, n_boot=1000, seed=0)
+def _leaderboard(path: str, stamp: tuple, candidates: tuple[str, ...], failed: tuple[str, ...] = ()):
+    return leaderboard(read_votes(Path(path)), candidates=candidates, failed=failed, n_boot=1000, seed=0)
 
 
 st.title("Arena")
@@ -96,7 +96,8 @@ if last and last[0] == key:
 st.subheader("Leaderboard")
 votes_path = Path(run.path) / VOTES_FILE
 stamp = (votes_path.stat().st_mtime_ns, votes_path.stat().st_size) if votes_path.exists() else None
-rows = _leaderboard(str(run.path), stamp, tuple(run.candidates))
+failed = tuple(run.scores_document.failed_candidates()) if run.scores_document else ()
+rows = _leaderboard(str(run.path), stamp, tuple(run.candidates), failed)
 n_votes = sum(1 for _ in read_votes(run.path)) if stamp else 0
 if not any(r["votes"] for r in rows):
     st.info("No votes yet. Each vote moves the leaderboard; a few dozen give stable intervals.")

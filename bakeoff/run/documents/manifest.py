@@ -25,6 +25,8 @@ class CandidateFacts(Document):
     errors: int = 0
     truncated_answers: int = 0
     truncated_prompts: int = 0
+    failed: str | None = None
+    """The first error, when every answer of the candidate is one (see :mod:`bakeoff.eval.failures`)."""
 
 
 class Manifest(RunDocument):
@@ -37,8 +39,8 @@ class Manifest(RunDocument):
     recipe: str | None = None
     """The recipe's name (the run folder's parent)."""
     status: str = "unreadable"
-    """``running``, ``complete``, ``failed`` (on disk); :func:`~bakeoff.run.store.read_run` reads a running
-    run whose process is gone as ``interrupted``."""
+    """``running``, ``complete``, ``partial`` (some candidates failed), ``failed`` (on disk);
+    :func:`~bakeoff.run.store.read_run` reads a running run whose process is gone as ``interrupted``."""
     started_at: str | None = None
     """ISO 8601, UTC."""
     ended_at: str | None = None

@@ -140,6 +140,9 @@ class CandidateScores(Document):
     """Answers cut at ``max_new_tokens``."""
     prompt_truncated: int = 0
     """Answers whose prompt was cut to fit the context window."""
+    failed: str | None = None
+    """Set when every answer of the candidate is an error: the first error (a failed candidate, not a
+    result: its means are never compared, marked best or ranked; ``None`` when any answer came back)."""
 
 
 # --- scores.json: across candidates ------------------------------------------------------------------------
@@ -337,6 +340,8 @@ class Scores(RunDocument):
     judge: JudgeAccounting | None = None
     statistics: Statistics | None = None
     error_analysis: ErrorAnalysis | None = None
+    dropped_lines: int = 0
+    """Unreadable lines of ``answers.jsonl`` left out by ``bakeoff score --skip-bad-lines``."""
 
     # -- queries the readers share --------------------------------------------------------------------------
     def entry(self, candidate: str, metric: str | None) -> MetricSummary:
@@ -345,10 +350,17 @@ class Scores(RunDocument):
         found = cand.metrics.get(metric) if cand is not None and metric is not None else None
         return found if found is not None else MetricSummary()
 
+    def failed_candidates(self) -> dict[str, str]:
+        """Candidate -> the first error, for each candidate whose every answer is an error."""
+        return {name: c.failed for name, c in self.candidates.items() if c.failed is not None}
+
     def means(self, metric: str | None) -> dict[str, float]:
-        """Candidate -> mean of ``metric``, for the candidates that have one (in document order)."""
+        """Candidate -> mean of ``metric``, for the candidates that have one (in document order); a failed
+        candidate has none."""
         out = {}
-        for name in self.candidates:
+        for name, cand in self.candidates.items():
+            if cand.failed is not None:
+                continue
             mean = self.entry(name, metric).mean
             if mean is not None:
                 out[name] = mean
