@@ -55,13 +55,13 @@ class RunProgress:
 
     @property
     def fraction(self) -> float:
-        if self.stage == "complete":
+        if self.stage in ("complete", "partial"):
             return 1.0
         return min(self.answered / self.total, 1.0) if self.total else 0.0
 
     @property
     def finished(self) -> bool:
-        return self.stage in ("complete", "failed")
+        return self.stage in ("complete", "partial", "failed")
 
 
 def run_command(recipe_path: Path, runs_dir: Path, only: Iterable[str] = ()) -> list[str]:
@@ -183,7 +183,7 @@ def follow(launch: Launch) -> RunProgress:
         progress.answered = _count_lines(run_path / "answers.jsonl")
         progress.total = (manifest.n_questions or 0) * len(manifest.answering)
         timings = manifest.timings_s
-        if manifest.status in ("complete", "failed"):
+        if manifest.status in ("complete", "partial", "failed"):
             progress.stage = manifest.status
             progress.error = manifest.error
         elif "answer" in timings:
@@ -192,7 +192,7 @@ def follow(launch: Launch) -> RunProgress:
             progress.stage = "answering"
         else:
             progress.stage = "preparing"
-    if returncode is not None and progress.stage not in ("complete", "failed"):
+    if returncode is not None and progress.stage not in ("complete", "partial", "failed"):
         progress.stage = "failed"
         progress.error = progress.error or f"bakeoff run exited with code {returncode}; see its output"
     return progress

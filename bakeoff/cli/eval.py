@@ -37,17 +37,21 @@ def _run_recipe(info, recipe_path: Path | None):
         raise typer.Exit(2) from None
 
 
-def rescore_run(run_dir: Path, recipe: Any, *, judge: Any = None) -> Scores:
+def rescore_run(run_dir: Path, recipe: Any, *, judge: Any = None, skip_bad_lines: bool = False) -> Scores:
     """Score a run's answers again with ``recipe``'s evaluation settings and rewrite its scores.json.
 
     Questions are rebuilt from answers.jsonl (id, question, reference), so the evaluation file need not still
     exist. ``judge`` may be a ready :class:`~bakeoff.eval.judge.Judge` (default: built from ``recipe.judge``).
+
+    Raises:
+        RunStoreError: a torn or malformed answers.jsonl line (file:line), unless ``skip_bad_lines``, which
+            scores the readable rows and records how many were dropped (``dropped_lines``).
     """
     from bakeoff.core import Question
     from bakeoff.eval.scoring import ScoringSettings, score_answers
-    from bakeoff.run.store import read_answers
+    from bakeoff.run.store import read_answers_checked
 
-    rows = read_answers(run_dir)
+    rows, dropped = read_answers_checked(run_dir, skip_bad_lines=skip_bad_lines)
     answers: dict[str, list[dict[str, Any]]] = {}
     questions: dict[str, Question] = {}
     for row in rows:
@@ -60,7 +64,10 @@ def rescore_run(run_dir: Path, recipe: Any, *, judge: Any = None) -> Scores:
                 reference=str(row.get("reference", "")),
             ),
         )
-    scores = score_answers(list(questions.values()), answers, ScoringSettings.from_recipe(recipe, judge=judge))
+    scores = score_answers(
+        list(questions.values()), answers, ScoringSettings.from_recipe(recipe, judge=judge)
+    )
+    scores.dropped_lines = dropped
     scores.write(Path(run_dir) / "scores.json")
     return scores
 
@@ -75,23 +82,42 @@ def score(
         ),
     ] = None,
     runs_dir: RunsDir = DEFAULT_RUNS,
+    skip_bad_lines: Annotated[
+        bool,
+        typer.Option(
+            "--skip-bad-lines",
+            help="Score the readable rows of a torn or corrupt answers.jsonl (the table says how many were "
+            "dropped) instead of stopping at the first bad line.",
+        ),
+    ] = False,
 ) -> None:
     """Re-score a finished run's answers (new metrics, a judge, other statistics) without re-answering.
 
     Judge verdicts come from the judge cache when the inputs and judge are unchanged.
     """
     info = find_run_or_exit(runs_dir, run_ref)
-    if info.status != "complete":
+    if info.status not in ("complete", "partial"):
         err.print(
-            f"error: run {info.run_id} is {info.status}; only complete runs can be re-scored", style="red"
+            f"error: run {info.run_id} is {info.status}; only complete (or partial) runs can be re-scored",
+            style="red",
         )
         raise typer.Exit(1)
     r = _run_recipe(info, recipe)
     from bakeoff.eval.table import print_scores
+    from bakeoff.run.store import RunStoreError
 
-    with console.status("scoring …"):
-        scores = rescore_run(info.path, r)
+    try:
+        with console.status("scoring …"):
+            scores = rescore_run(info.path, r, skip_bad_lines=skip_bad_lines)
+    except RunStoreError as exc:
+        err.print(f"error: {exc}", style="red", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     print_scores(console, scores)
+    if scores.dropped_lines:
+        err.print(
+            f"warning: {scores.dropped_lines} unreadable line(s) of answers.jsonl were left out",
+            style="yellow",
+        )
     console.print(f"scores written to {info.path / 'scores.json'}")
 
 
@@ -118,6 +144,4 @@ def report(
     except ValueError as exc:
         err.print(f"error: {exc}", style="red")
         raise typer.Exit(1) from None
-    console.print(
-        f"report written to {files[0]}" + (f" (+{len(files) - 1} PNG)" if len(files) > 1 else "")
-    )
+    console.print(f"report written to {files[0]}" + (f" (+{len(files) - 1} PNG)" if len(files) > 1 else ""))

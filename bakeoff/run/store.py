@@ -39,6 +39,7 @@ __all__ = [
     "find_run",
     "list_runs",
     "read_answers",
+    "read_answers_checked",
     "read_run",
 ]
 
@@ -343,3 +344,47 @@ def read_answers(path: Path) -> list[dict[str, Any]]:
         rows.pop(key, None)
         rows[key] = row
     return list(rows.values())
+
+
+def read_answers_checked(path: Path, *, skip_bad_lines: bool = False) -> tuple[list[dict[str, Any]], int]:
+    """The answer rows of a finished run, every line checked (for ``bakeoff score``), and how many were dropped.
+
+    A line that is torn (no newline at the end of the file), not JSON, or not an answer row (an object with
+    ``candidate`` and ``question_id``) stops with its location, unless ``skip_bad_lines``: then it is left out
+    and counted. As in :func:`read_answers`, the last row for each (candidate, question) wins.
+
+    Raises:
+        RunStoreError: ``answers.jsonl:LINE: why`` (without ``skip_bad_lines``), or no answers at all.
+    """
+    file = Path(path) / "answers.jsonl"
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    dropped = 0
+    try:
+        lines = file.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+    except OSError as exc:
+        raise RunStoreError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        problem = None
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            row, problem = None, "not a JSON object"
+        if not line.endswith("\n"):
+            problem = "torn last line (the run was cut while writing it)"
+        elif problem is None and not (isinstance(row, dict) and "candidate" in row and "question_id" in row):
+            problem = "not an answer row (needs 'candidate' and 'question_id')"
+        if problem is not None:
+            if not skip_bad_lines:
+                raise RunStoreError(
+                    f"{file}:{lineno}: {problem}; `bakeoff score --skip-bad-lines` scores the readable rows"
+                )
+            dropped += 1
+            continue
+        key = (str(row["candidate"]), str(row["question_id"]))
+        rows.pop(key, None)
+        rows[key] = row
+    if not rows:
+        raise RunStoreError(f"{file}: no readable answers")
+    return list(rows.values()), dropped

@@ -242,8 +242,11 @@ def _show_progress() -> None:
     if progress.total:
         label += f" · {progress.answered}/{progress.total} answers"
     st.progress(progress.fraction, text=label)
-    if progress.stage == "complete":
-        st.success(f"Run complete: `{progress.run_path}`. It is listed on the Runs page.")
+    if progress.stage in ("complete", "partial"):
+        if progress.stage == "partial":
+            st.warning(progress.error or "some candidates failed: every one of their answers is an error")
+        else:
+            st.success(f"Run complete: `{progress.run_path}`. It is listed on the Runs page.")
         if st.button("Open in Compare", key="recipe_open_compare"):
             common.open_page("compare", common.load_run(progress.run_path))
     elif progress.stage == "failed":
