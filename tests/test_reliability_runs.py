@@ -207,20 +207,45 @@ def test_kill_during_training_then_resume_equals_an_uninterrupted_run(concurrent
     assert _means(run_dir) == _means(reference)
 
 
+# `bakeoff index`, paused for good right after its first Chroma write: the kill lands between two writes by
+# construction, whatever the machine's speed (the write itself is the product's, unchanged).
+_PAUSE_AFTER_FIRST_WRITE = """
+import sys, time
+from bakeoff.rag import sync
+
+_embed = sync._Mirror._embed
+
+def _embed_then_pause(self, chunks):
+    _embed(self, chunks)
+    print("WRITTEN", self.report.added, flush=True)
+    time.sleep(3600)
+
+sync._Mirror._embed = _embed_then_pause
+sys.argv = ["bakeoff", *sys.argv[1:]]
+from bakeoff.cli.app import main
+main()
+"""
+
+
 @pytest.mark.slow
-def test_kill_during_indexing_then_index_again_keeps_the_finished_chunks(tmp_path, bakeoff_cmd):
+def test_kill_during_indexing_then_index_again_keeps_the_finished_chunks(tmp_path):
     """kill -9 while the corpus is being embedded: the chunks stored before the kill are kept, the rest are
     added by the next `bakeoff index` (or `bakeoff run --resume`, which syncs the same way), none twice."""
     import sqlite3
+    import sys
+
+    from bakeoff.rag.corpus import ChunkSpec
+    from bakeoff.rag.sync import EMBED_BATCH
 
     recipe = tmp_path / "index.yaml"
     recipe.write_text(
         f"name: index-kill\neval: {{questions: {ROOT}/data/contract-qa.jsonl}}\n"
-        f"corpus: {{paths: [{ROOT}/data/contract], chunk: {{size: 512, overlap: 64}}}}\n"
+        f"corpus: {{paths: [{ROOT}/data/contract], chunk: {{size: 80, overlap: 8}}}}\n"
         "candidates: [{name: rag, agent: rag}]\n"
     )
-    expected = {c.id for c in load_corpus(CorpusSpec(paths=[f"{ROOT}/data/contract"]), tmp_path).chunks}
-    assert len(expected) > 64  # more than one batch of EMBED_BATCH chunks
+    spec = CorpusSpec(paths=[f"{ROOT}/data/contract"], chunk=ChunkSpec(size=80, overlap=8))
+    expected = {c.id for c in load_corpus(spec, tmp_path).chunks}
+    assert len(expected) > 2 * EMBED_BATCH  # several write batches: the first is not the last
     home = tmp_path / "home"
     db = home / "chroma" / "index-kill" / "chroma.sqlite3"
 
@@ -232,25 +257,30 @@ def test_kill_during_indexing_then_index_again_keeps_the_finished_chunks(tmp_pat
             return 0
 
     proc = subprocess.Popen(
-        [*bakeoff_cmd, "index", str(recipe)],
-        stdout=subprocess.DEVNULL,
+        [sys.executable, "-c", _PAUSE_AFTER_FIRST_WRITE, "index", str(recipe)],
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        text=True,
         env=_env(home),
     )
     try:
-        deadline = time.time() + 600
-        while stored() == 0 and time.time() < deadline and proc.poll() is None:
-            time.sleep(0.05)
+        line = proc.stdout.readline()  # blocks until the first batch is written (or the process ends)
+        assert line.split() == ["WRITTEN", str(EMBED_BATCH)], line
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
+        proc.stdout.close()
     kept = stored()
-    assert 0 < kept < len(expected), kept
+    assert kept == EMBED_BATCH, kept
 
     again = subprocess.run(
-        [*bakeoff_cmd, "index", str(recipe)], capture_output=True, text=True, env=_env(home), timeout=600
+        [sys.executable, "-m", "bakeoff", "index", str(recipe)],
+        capture_output=True,
+        text=True,
+        env=_env(home),
+        timeout=600,
     )
     assert again.returncode == 0, again.stderr[-3000:]
     counts = re.search(r"added (\d+), removed (\d+), unchanged (\d+)", again.stdout)
