@@ -100,3 +100,23 @@ def test_broken_docx_files_are_one_reason(tmp_path, data, reason):
             zf.writestr("word/document.xml", data)
     with pytest.raises(ValueError, match=reason):
         load_document(path, "b.docx")
+
+
+def test_damaged_archives_found_by_the_fuzzer_are_one_reason(tmp_path):
+    # tests/test_fuzz_inputs.py found these: a corrupt deflate stream (zlib.error) and a bogus header offset
+    # (OSError while seeking) escaped as exceptions other than ValueError
+    good = tmp_path / "good.docx"
+    _docx(good, "<w:p><w:r><w:t>" + "renewal " * 50 + "</w:t></w:r></w:p>")
+    data = bytearray(good.read_bytes())
+    start = data.index(b"word/document.xml") + len("word/document.xml")
+    data[start + 10 : start + 14] = b"\x00\xff\x00\xff"  # inside the compressed body
+    bad = tmp_path / "bad.docx"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="unreadable DOCX|malformed XML"):
+        load_document(bad, "bad.docx")
+    data = bytearray(good.read_bytes())
+    central = data.index(b"PK\x01\x02")
+    data[central + 42 : central + 46] = (2**31 - 1).to_bytes(4, "little")  # local header offset far past the end
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="unreadable DOCX"):
+        load_document(bad, "bad.docx")

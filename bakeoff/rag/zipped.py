@@ -10,7 +10,9 @@ foot- and endnotes); images and other members are never decompressed.
 from __future__ import annotations
 
 import re
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 from xml.etree.ElementTree import ParseError, XMLPullParser
 
@@ -86,7 +88,18 @@ def read_docx_text(path: Path, *, limit: int = MAX_MEMBER_BYTES) -> str:
             if "word/document.xml" not in parts:
                 raise ValueError("unreadable DOCX (no word/document.xml)")
             return "".join(_member_text(zf, zf.getinfo(name), limit) for name in parts).strip()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
+    # a damaged archive fails in many ways (found by tests/test_fuzz_inputs.py: zlib.error on a corrupt
+    # deflate stream, OSError seeking to a bogus header offset); encrypted members raise RuntimeError
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        NotImplementedError,
+        EOFError,
+        zlib.error,
+        OSError,
+        RuntimeError,
+        struct.error,
+    ) as exc:
         raise ValueError(f"unreadable DOCX ({type(exc).__name__}: {exc})") from None
     except ParseError as exc:
         raise ValueError(f"unreadable DOCX (malformed XML: {exc})") from None
