@@ -12,8 +12,9 @@ metric; per candidate under ``metrics.<m>.judge``), pairwise judge verdicts (``j
 Every metric is looked up in the registry (:mod:`bakeoff.eval`) and called the same way,
 :meth:`~bakeoff.eval.metrics.Metric.score_samples` on the candidate's :class:`~bakeoff.eval.metrics.Sample`
 batch (corpus-level ones: ``score_corpus``). Candidates that retrieve (``retrieval_k``) also get the
-``automatic`` metrics — ``hit_rate@k`` and ``mrr``, their answers' ``contexts`` against the questions'
-``passage``/``source``, no LLM needed — when some question has a passage or source. These names are added to
+``automatic`` metrics (:mod:`bakeoff.eval.retrieval`, no LLM needed) — ``hit_rate@k`` and ``mrr``, their
+answers' ``contexts`` against the questions' ``passage``/``source``, when some question has a passage or
+source, and ``answer_in_context@k`` (a short reference inside the contexts) for QA. These names are added to
 ``metrics`` (other candidates show no value) and listed in ``retrieval_metrics``; they are descriptive and get
 no intervals or paired tests.
 
@@ -125,7 +126,8 @@ def score_answers(
         answers: candidate name -> answer rows (as in ``answers.jsonl``).
         settings: what to score with.
         retrieval_k: candidate name -> chunks it retrieves, for the candidates that retrieve; they get
-            ``hit_rate@k`` and ``mrr`` when some question has a ``passage`` or ``source``.
+            ``answer_in_context@k`` (QA), and ``hit_rate@k`` and ``mrr`` when some question has a
+            ``passage`` or ``source``.
         progress: called with the number of answers scored so far for one candidate.
 
     Returns:
@@ -154,8 +156,8 @@ def score_answers(
         for candidate, rows in rows_by_candidate.items():
             samples[candidate] = _score_candidate(scores, candidate, rows, by_id, metrics, settings, tally)
             k = (retrieval_k or {}).get(candidate)
-            if k and retrieves:
-                _add_retrieval(scores, candidate, k, samples[candidate])
+            if k:
+                _add_retrieval(scores, candidate, k, samples[candidate], passages=retrieves)
             if progress:
                 progress(len(rows))
         pairwise = _pairwise(metrics, samples, tally)
@@ -336,11 +338,17 @@ def _metric_entry(
     return summary, results
 
 
-def _add_retrieval(scores: Scores, candidate: str, k: int, samples: dict[str, Sample]) -> None:
-    """The automatic metrics (hit_rate@k, mrr) of one retrieving candidate's answers (a failed answer
-    retrieved nothing); their names join ``metrics`` and ``retrieval_metrics``."""
+def _add_retrieval(
+    scores: Scores, candidate: str, k: int, samples: dict[str, Sample], *, passages: bool
+) -> None:
+    """The automatic metrics of one retrieving candidate's answers (a failed answer retrieved nothing):
+    hit_rate@k and mrr when some question has a passage or source (``passages``), answer_in_context@k for
+    QA; their names join ``metrics`` and ``retrieval_metrics``."""
     per_answer = scores.per_answer[candidate]
     for name in automatic_metrics():
+        cls = metric_class(name)
+        if ("reference_passage" in cls.needs and not passages) or cls.task not in (None, scores.task):
+            continue
         metric = get_metric(name, k=k)
         entry, _ = _metric_entry(metric, list(samples.values()), per_answer)
         scores.candidates[candidate].metrics[metric.name] = entry
