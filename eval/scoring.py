@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 from bakeoff.core import Question
 from bakeoff.errors import BakeoffError
 from bakeoff.eval import (
-    DEFAULT_HEADLINE,
     DEFAULT_METRICS,
     MetricError,
     automatic_metrics,
@@ -76,7 +75,8 @@ class ScoringSettings:
         task: ``qa`` or ``classification``.
         labels: the label set (classification).
         metrics: metric names; ``None``: the task's defaults.
-        headline: the metric error analysis and reports lead with (default: per task).
+        headline: the metric error analysis and reports lead with (default: chosen from the task and the
+            references, :mod:`bakeoff.eval.headline`).
         embeddings: the embedding model reference (``semantic_similarity``, ``answer_relevancy``).
         ollama_host: the Ollama server for ``ollama:`` embeddings and judges (else ``OLLAMA_HOST``).
         judge: a :class:`~bakeoff.eval.settings.JudgeSpec`, or a ready :class:`~bakeoff.eval.judge.Judge`
@@ -137,13 +137,14 @@ def score_answers(
         ValueError: a judged metric without a judge, or a headline that is not among the metrics.
         MetricError: a metric that cannot be found or loaded, or a plugin metric that fails while scoring.
     """
-    names, headline = _metric_names(settings)
+    names, headline, headline_reason = _metric_names(settings, questions)
     by_id = {q.id: q for q in questions}
     rows_by_candidate = {c: [r for r in rows if r["question_id"] in by_id] for c, rows in answers.items()}
     scores = Scores(
         task=settings.task,
         metrics=names,
         headline=headline,
+        headline_reason=headline_reason,
         n_questions=len(questions),
         candidates={},
         per_answer={},
@@ -178,18 +179,20 @@ def score_answers(
 # -- metric lookup ------------------------------------------------------------------------------------------
 
 
-def _metric_names(settings: ScoringSettings) -> tuple[list[str], str]:
-    """The metrics to score (default: per task) and the headline (default: the first listed metric with
-    per-answer values — macro-F1 has none — else the task's default headline)."""
+def _metric_names(settings: ScoringSettings, questions: Sequence[Question]) -> tuple[list[str], str, str]:
+    """The metrics to score (default: per task), the headline and why it leads (see
+    :mod:`bakeoff.eval.headline`)."""
+    from bakeoff.eval.headline import choose_headline
+
     names = list(settings.metrics or DEFAULT_METRICS[settings.task])
-    headline = settings.headline
-    if headline is None:
-        listed = [n for n in names if not metric_class(n).corpus_level] if settings.metrics else []
-        default = DEFAULT_HEADLINE[settings.task]
-        headline = listed[0] if listed else default if default in names else names[0]
-    if headline not in names:
-        raise ValueError(f"headline metric {headline!r} is not among the metrics {names}")
-    return names, headline
+    headline, why = choose_headline(
+        settings.task,
+        names,
+        listed=bool(settings.metrics),
+        references=[q.reference for q in questions],
+        headline=settings.headline,
+    )
+    return names, headline, why
 
 
 def _open_judge(names: Sequence[str], settings: ScoringSettings) -> Any:
