@@ -168,6 +168,8 @@ def judge_table(scores: ScoresLike):
         f"{judge.seconds} s. asked: verdicts needed; unparsed: missing, never counted as 0; "
         "errors: judge unreachable"
     )
+    if judge.caution:
+        table.caption += f"\n[yellow]caution: {judge.caution}[/]"
     return table
 
 

@@ -225,6 +225,8 @@ class JudgeAccounting(Document):
     seconds: Number = 0.0
     """Wall time spent in judged scoring."""
     metrics: dict[str, JudgeTotals] = Field(default_factory=dict)
+    caution: str | None = None
+    """What the reader should know about this judge's verdicts (the embedded 135M judge is a weak grader)."""
 
 
 class PairSummary(Document):
