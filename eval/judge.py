@@ -29,7 +29,14 @@ from bakeoff.eval.settings import JudgeSpec
 from bakeoff.io import write_text_atomic
 from bakeoff.models.chat_endpoint import ChatEndpoint
 
-__all__ = ["Judge", "JudgeCache", "JudgeError", "classify_failure"]
+__all__ = ["WEAK_JUDGE", "Judge", "JudgeCache", "JudgeError", "classify_failure"]
+
+# Said in every run an embedded judge grades (scores.json `judge.caution`, under the judge table).
+WEAK_JUDGE = (
+    "the embedded judge is a 135M model and a weak grader: its verdicts show the judge machinery at work, "
+    "not which candidate is better; for a decision set judge.model to a strong model (ollama:..., "
+    "openai-compatible:...)"
+)
 
 
 class JudgeError(BakeoffError):
@@ -208,6 +215,8 @@ class Judge:
             out["server_busy_s"] = round(self.served["server_busy_s"] + (live.busy_s if live else 0.0), 2)
         elif self.base_url:
             out["endpoint"] = self.base_url
+        if str(self.spec.model).startswith("embedded:"):
+            out["caution"] = WEAK_JUDGE
         return out
 
     # -- clients ---------------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ __all__ = [
     "Sample",
     "SemanticSimilarity",
     "TokenF1",
+    "TokenRecall",
     "normalize_answer",
 ]
 
@@ -290,6 +291,29 @@ class TokenF1(Metric):
             return MetricResult(0.0)
         precision, recall = common / len(pred), common / len(gold)
         return MetricResult(2 * precision * recall / (precision + recall))
+
+
+class TokenRecall(Metric):
+    """The share of the reference's tokens found in the answer (SQuAD-normalised, counted with
+    multiplicity): 1.0 when every reference word is there, however long the answer around it.
+
+    For short references ("France", "William the Conqueror") against full-sentence answers, where ROUGE-L
+    and token F1 punish the correct sentence for its length. It does not punish padding or wrong extra
+    words either: read it with a precision-style metric beside it.
+    """
+
+    name = "token_recall"
+    task = "qa"
+    default = True
+    description = "share of the reference's tokens in the answer (SQuAD-normalised)"
+
+    def score(self, *, response: str, reference: str) -> MetricResult:
+        self._check(response, reference)
+        gold = normalize_answer(reference).split()
+        if not gold:
+            return MetricResult(None, "empty reference")
+        common = sum((Counter(normalize_answer(response).split()) & Counter(gold)).values())
+        return MetricResult(common / len(gold))
 
 
 class ContainsReference(Metric):

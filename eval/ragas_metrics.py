@@ -46,7 +46,9 @@ class _Ragas(JudgedMetric):
             import ragas  # noqa: F401
         except ImportError:
             raise ImportError("RAGAS metrics need ragas: pip install 'ragas==0.4.3'") from None
-        self._metric = self.build(self.judge.ragas_llm(client))
+        from bakeoff.eval.ragas_replies import strict_replies
+
+        self._metric = self.build(strict_replies(self.judge.ragas_llm(client)))
 
     async def judge_one(self, client: Any, inputs: dict[str, Any]) -> MetricResult:
         out = await self._metric.ascore(**inputs)
@@ -59,6 +61,7 @@ class Faithfulness(_Ragas):
     name = "faithfulness"
     needs = ("judge", "contexts")
     ragas_class = "Faithfulness"
+    version = "2"  # replies must hold at least one statement (bakeoff.eval.ragas_replies)
     description = "RAGAS: share of answer statements supported by the retrieved contexts (judge)"
     nan_reason = "the judge extracted no statements from the answer (ragas returned NaN)"
 
@@ -167,5 +170,6 @@ class ContextRecall(_ContextsVsReference):
 
     name = "context_recall"
     ragas_class = "ContextRecall"
+    version = "2"  # replies must classify at least one statement (bakeoff.eval.ragas_replies)
     description = "RAGAS: share of reference claims found in the retrieved contexts (judge)"
     nan_reason = "the judge classified no reference statements (ragas returned NaN)"

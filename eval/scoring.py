@@ -12,8 +12,9 @@ metric; per candidate under ``metrics.<m>.judge``), pairwise judge verdicts (``j
 Every metric is looked up in the registry (:mod:`bakeoff.eval`) and called the same way,
 :meth:`~bakeoff.eval.metrics.Metric.score_samples` on the candidate's :class:`~bakeoff.eval.metrics.Sample`
 batch (corpus-level ones: ``score_corpus``). Candidates that retrieve (``retrieval_k``) also get the
-``automatic`` metrics — ``hit_rate@k`` and ``mrr``, their answers' ``contexts`` against the questions'
-``passage``/``source``, no LLM needed — when some question has a passage or source. These names are added to
+``automatic`` metrics (:mod:`bakeoff.eval.retrieval`, no LLM needed) — ``hit_rate@k`` and ``mrr``, their
+answers' ``contexts`` against the questions' ``passage``/``source``, when some question has a passage or
+source, and ``answer_in_context@k`` (a short reference inside the contexts) for QA. These names are added to
 ``metrics`` (other candidates show no value) and listed in ``retrieval_metrics``; they are descriptive and get
 no intervals or paired tests.
 
@@ -33,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 from bakeoff.core import Question
 from bakeoff.errors import BakeoffError
 from bakeoff.eval import (
-    DEFAULT_HEADLINE,
     DEFAULT_METRICS,
     MetricError,
     automatic_metrics,
@@ -75,7 +75,8 @@ class ScoringSettings:
         task: ``qa`` or ``classification``.
         labels: the label set (classification).
         metrics: metric names; ``None``: the task's defaults.
-        headline: the metric error analysis and reports lead with (default: per task).
+        headline: the metric error analysis and reports lead with (default: chosen from the task and the
+            references, :mod:`bakeoff.eval.headline`).
         embeddings: the embedding model reference (``semantic_similarity``, ``answer_relevancy``).
         ollama_host: the Ollama server for ``ollama:`` embeddings and judges (else ``OLLAMA_HOST``).
         judge: a :class:`~bakeoff.eval.settings.JudgeSpec`, or a ready :class:`~bakeoff.eval.judge.Judge`
@@ -125,7 +126,8 @@ def score_answers(
         answers: candidate name -> answer rows (as in ``answers.jsonl``).
         settings: what to score with.
         retrieval_k: candidate name -> chunks it retrieves, for the candidates that retrieve; they get
-            ``hit_rate@k`` and ``mrr`` when some question has a ``passage`` or ``source``.
+            ``answer_in_context@k`` (QA), and ``hit_rate@k`` and ``mrr`` when some question has a
+            ``passage`` or ``source``.
         progress: called with the number of answers scored so far for one candidate.
 
     Returns:
@@ -135,13 +137,14 @@ def score_answers(
         ValueError: a judged metric without a judge, or a headline that is not among the metrics.
         MetricError: a metric that cannot be found or loaded, or a plugin metric that fails while scoring.
     """
-    names, headline = _metric_names(settings)
+    names, headline, headline_reason = _metric_names(settings, questions)
     by_id = {q.id: q for q in questions}
     rows_by_candidate = {c: [r for r in rows if r["question_id"] in by_id] for c, rows in answers.items()}
     scores = Scores(
         task=settings.task,
         metrics=names,
         headline=headline,
+        headline_reason=headline_reason,
         n_questions=len(questions),
         candidates={},
         per_answer={},
@@ -154,8 +157,8 @@ def score_answers(
         for candidate, rows in rows_by_candidate.items():
             samples[candidate] = _score_candidate(scores, candidate, rows, by_id, metrics, settings, tally)
             k = (retrieval_k or {}).get(candidate)
-            if k and retrieves:
-                _add_retrieval(scores, candidate, k, samples[candidate])
+            if k:
+                _add_retrieval(scores, candidate, k, samples[candidate], passages=retrieves)
             if progress:
                 progress(len(rows))
         pairwise = _pairwise(metrics, samples, tally)
@@ -176,18 +179,20 @@ def score_answers(
 # -- metric lookup ------------------------------------------------------------------------------------------
 
 
-def _metric_names(settings: ScoringSettings) -> tuple[list[str], str]:
-    """The metrics to score (default: per task) and the headline (default: the first listed metric with
-    per-answer values — macro-F1 has none — else the task's default headline)."""
+def _metric_names(settings: ScoringSettings, questions: Sequence[Question]) -> tuple[list[str], str, str]:
+    """The metrics to score (default: per task), the headline and why it leads (see
+    :mod:`bakeoff.eval.headline`)."""
+    from bakeoff.eval.headline import choose_headline
+
     names = list(settings.metrics or DEFAULT_METRICS[settings.task])
-    headline = settings.headline
-    if headline is None:
-        listed = [n for n in names if not metric_class(n).corpus_level] if settings.metrics else []
-        default = DEFAULT_HEADLINE[settings.task]
-        headline = listed[0] if listed else default if default in names else names[0]
-    if headline not in names:
-        raise ValueError(f"headline metric {headline!r} is not among the metrics {names}")
-    return names, headline
+    headline, why = choose_headline(
+        settings.task,
+        names,
+        listed=bool(settings.metrics),
+        references=[q.reference for q in questions],
+        headline=settings.headline,
+    )
+    return names, headline, why
 
 
 def _open_judge(names: Sequence[str], settings: ScoringSettings) -> Any:
@@ -338,11 +343,17 @@ def _metric_entry(
     return summary, results
 
 
-def _add_retrieval(scores: Scores, candidate: str, k: int, samples: dict[str, Sample]) -> None:
-    """The automatic metrics (hit_rate@k, mrr) of one retrieving candidate's answers (a failed answer
-    retrieved nothing); their names join ``metrics`` and ``retrieval_metrics``."""
+def _add_retrieval(
+    scores: Scores, candidate: str, k: int, samples: dict[str, Sample], *, passages: bool
+) -> None:
+    """The automatic metrics of one retrieving candidate's answers (a failed answer retrieved nothing):
+    hit_rate@k and mrr when some question has a passage or source (``passages``), answer_in_context@k for
+    QA; their names join ``metrics`` and ``retrieval_metrics``."""
     per_answer = scores.per_answer[candidate]
     for name in automatic_metrics():
+        cls = metric_class(name)
+        if ("reference_passage" in cls.needs and not passages) or cls.task not in (None, scores.task):
+            continue
         metric = get_metric(name, k=k)
         entry, _ = _metric_entry(metric, list(samples.values()), per_answer)
         scores.candidates[candidate].metrics[metric.name] = entry

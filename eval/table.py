@@ -176,6 +176,8 @@ def judge_table(scores: ScoresLike):
         f"{judge.seconds} s. asked: verdicts needed; unparsed: missing, never counted as 0; "
         "errors: judge unreachable"
     )
+    if judge.caution:
+        table.caption += f"\n[yellow]caution: {judge.caution}[/]"
     return table
 
 
@@ -253,6 +255,8 @@ def print_scores(
 ) -> None:
     """Everything ``bakeoff show`` (and the end of ``bakeoff run``) prints about scores."""
     scores = Scores.of(scores)
+    if scores.headline and scores.headline_reason:
+        console.print(f"headline: [bold]{scores.headline}[/] — {scores.headline_reason}", highlight=False)
     console.print(comparison_table(scores, title=title))
     pairs = pairwise_table(scores, metric)
     if pairs is not None:

@@ -109,7 +109,7 @@ def test_builtin_metrics_are_well_declared_and_the_lists_are_derived():
     assert registry.DEFAULT_METRICS["qa"] == [n for n, c in builtins.items() if c.default and c.task == "qa"]
     judged = {"faithfulness", "answer_relevancy", "context_precision", "context_recall", "judge_rubric"}
     assert judged == {n for n, c in builtins.items() if "judge" in c.needs} == registry.JUDGE_METRICS
-    assert registry.automatic_metrics() == ["hit_rate@k", "mrr"]
+    assert registry.automatic_metrics() == ["hit_rate@k", "mrr", "answer_in_context@k"]
     assert "mrr" not in metric_names() and "judge_rubric" in metric_names()
     assert get_metric("hit_rate@k", k=3).name == "hit_rate@3"
     with pytest.raises(MetricError, match="unknown metric 'blue'; available: bleu, rouge1"):

@@ -14,7 +14,7 @@ def test_identical_texts_score_one(name):
 
 
 @pytest.mark.parametrize(
-    "name", ["bleu", "rouge1", "rouge2", "rougeL", "exact_match", "token_f1", "contains"]
+    "name", ["bleu", "rouge1", "rouge2", "rougeL", "exact_match", "token_f1", "token_recall", "contains"]
 )
 def test_disjoint_texts_score_zero(name):
     assert get_metric(name).score(
@@ -51,6 +51,22 @@ def test_known_values():
     expected = BLEU(effective_order=True).sentence_score(hyp, [ref]).score / 100
     assert get_metric("bleu").score(response=hyp, reference=ref).value == pytest.approx(expected)
     assert 0 < expected < 1
+
+
+def test_token_recall_credits_a_correct_sentence_for_a_short_reference():
+    recall, rouge = get_metric("token_recall"), get_metric("rougeL")
+    sentence = "The duke in the battle of Hastings was William the Conqueror."
+    assert recall.score(response=sentence, reference="William the Conqueror").value == 1.0
+    assert rouge.score(response=sentence, reference="William the Conqueror").value < 0.5  # the 0.43
+    # SQuAD normalisation: case, punctuation and articles do not matter
+    assert recall.score(response="in FRANCE.", reference="France").value == 1.0
+    # the share of reference tokens, counted with multiplicity; a wordy answer gets recall >= token F1
+    pair = {"response": "It was William of Normandy, the duke", "reference": "William the Conqueror of Normandy"}
+    assert recall.score(**pair).value == pytest.approx(3 / 4)
+    assert recall.score(**pair).value >= get_metric("token_f1").score(**pair).value
+    assert recall.score(response="1066 1066", reference="1066 1066 1067").value == pytest.approx(2 / 3)
+    empty = recall.score(response="anything", reference="the")
+    assert empty.value is None and "empty reference" in empty.reason
 
 
 def test_metrics_reject_non_strings():

@@ -77,14 +77,17 @@ class EvalSpec(BaseModel):
     metrics: list[Annotated[str, AfterValidator(_known_metric)]] | None = Field(
         None,
         description="Metrics to compute; default depends on the task (QA: bleu, rouge1, rouge2, rougeL, chrf, "
-        "exact_match, token_f1, contains, semantic_similarity; classification: accuracy, macro_f1 with per-label "
+        "exact_match, token_f1, token_recall, contains, semantic_similarity; classification: accuracy, macro_f1 with per-label "
         "P/R/F1). RAGAS metrics and judge_rubric need `judge:`. `bakeoff metrics` lists all.",
     )
     limit: int | None = Field(None, ge=1, description="Use only the first N questions (quick iterations).")
     headline: Annotated[str, AfterValidator(_known_metric)] | None = Field(
         None,
         description="The metric that decides: paired comparisons in `bakeoff show`, error analysis and reports "
-        "lead with it. Default: the first of `metrics` if given, else rougeL (QA) or accuracy (classification).",
+        "lead with it. Default: the first of `metrics` if given; else, for QA, token_recall when the references "
+        "are short (median at most 5 SQuAD-normalised tokens) and rougeL when they are longer; accuracy for "
+        "classification. The run records the choice and why "
+        "(`scores.json` `headline_reason`, first line of `bakeoff show`).",
     )
     fail_below: float = Field(
         0.5,

@@ -3,7 +3,7 @@ report and the console read (its query methods replace digging in raw dicts).
 
 Layout (every part documented where it is declared)::
 
-    task, metrics, headline, n_questions
+    task, metrics, headline, headline_reason, n_questions
     candidates.<c>                  CandidateScores: metrics.<m> (MetricSummary), errors, n, classification,
                                     latency_s, tokens, truncated, prompt_truncated
     per_answer.<c>.<question>.<m>   value or null
@@ -228,6 +228,8 @@ class JudgeAccounting(Document):
     seconds: Number = 0.0
     """Wall time spent in judged scoring."""
     metrics: dict[str, JudgeTotals] = Field(default_factory=dict)
+    caution: str | None = None
+    """What the reader should know about this judge's verdicts (the embedded 135M judge is a weak grader)."""
 
 
 class PairSummary(Document):
@@ -329,6 +331,8 @@ class Scores(RunDocument):
     """Metric names in recipe order, then the retrieval metrics."""
     headline: str | None = None
     """The metric the verdict, error analysis and reports lead with."""
+    headline_reason: str | None = None
+    """Why it leads: ``set by eval.headline``, or what the references made scoring choose."""
     n_questions: int | None = None
     candidates: dict[str, CandidateScores] = Field(default_factory=dict)
     per_answer: dict[str, dict[str, dict[str, Number | None]]] = Field(default_factory=dict)
