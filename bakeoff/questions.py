@@ -14,6 +14,7 @@ __all__ = ["DataError", "iter_records", "load_questions", "read_records"]
 
 _QUESTION_KEYS = ("question", "text", "input", "instruction")
 _REFERENCE_KEYS = ("reference", "answer", "label", "output")
+_KNOWN_KEYS = {"id", "passage", "source", *_QUESTION_KEYS, *_REFERENCE_KEYS}
 
 
 class DataError(BakeoffError):
@@ -72,7 +73,8 @@ def load_questions(
 
     Each line has an ``id`` (optional: the line number is used), a question (``question``, ``text`` or
     ``input``) and a reference (``reference``, ``answer``, ``label`` or ``output``); ``passage`` and
-    ``source`` are kept for retrieval metrics.
+    ``source`` are kept for retrieval metrics, and every other string field (e.g. ``type``) in
+    :attr:`~bakeoff.core.Question.fields`, for slicing scores.
 
     Raises:
         DataError: malformed lines, duplicate ids, labels outside the label set, an empty file.
@@ -103,6 +105,11 @@ def load_questions(
                 reference=reference,
                 passage=row.get("passage"),
                 source=row.get("source"),
+                fields={
+                    k: v
+                    for k, v in row.items()
+                    if isinstance(v, str) and k not in _KNOWN_KEYS and not k.startswith("__")
+                },
             )
         )
         if limit and len(questions) >= limit:

@@ -241,9 +241,11 @@ def print_scores(
     *,
     metric: str | None = None,
     errors: bool = False,
+    by_source: bool = False,
     title: str | None = None,
 ) -> None:
-    """Everything ``bakeoff show`` (and the end of ``bakeoff run``) prints about scores."""
+    """Everything ``bakeoff show`` (and the end of ``bakeoff run``) prints about scores (``errors``: also why
+    answers failed and the error analysis; ``by_source``: also the headline per document and question field)."""
     scores = Scores.of(scores)
     console.print(comparison_table(scores, title=title))
     pairs = pairwise_table(scores, metric)
@@ -254,6 +256,19 @@ def print_scores(
     judge = judge_table(scores)
     if judge is not None:
         console.print(judge)
-    if errors:
-        for table in error_tables(scores):
+    from bakeoff.eval.retention import retention_table
+
+    retention = retention_table(scores)
+    if retention is not None:
+        console.print(retention)
+    if by_source:
+        from bakeoff.eval.by_source import by_source_tables
+
+        for table in by_source_tables(scores) or ["no per-document scores in this run (no question has a source)"]:
             console.print(table)
+    if errors:
+        from bakeoff.eval.causes import cause_table
+
+        for table in [cause_table(scores), *error_tables(scores)]:
+            if table is not None:
+                console.print(table)
