@@ -83,10 +83,14 @@ def failure_causes(
     if metric is None:
         return None
     up = getattr(metric_class(metric), "higher_is_better", True)
-    out = FailureCauses(metric=metric, fail_below=fail_below)
+    counts: dict[str, dict[str, int]] = {}
+    failed: dict[str, int] = {}
+    answered: dict[str, int] = {}
+    retrieves: dict[str, bool] = {}
+    per_answer: dict[str, dict[str, str]] = {}
     for cand, rows in rows_by_candidate.items():
         hit_name = _hit_metric(scores, cand)
-        retrieves = cand in retrieving or hit_name is not None or any(r.get("contexts") for r in rows)
+        retrieves[cand] = cand in retrieving or hit_name is not None or any(r.get("contexts") for r in rows)
         per_q = scores.per_answer.get(cand, {})
         causes: dict[str, str] = {}
         for row in rows:
@@ -95,14 +99,19 @@ def failure_causes(
             if value is not None and (value >= fail_below if up else value <= fail_below):
                 continue
             hit = per_q.get(qid, {}).get(hit_name) if hit_name else None
-            causes[qid] = cause_of(row, retrieves=retrieves, hit=hit)
-        counts = {c: n for c in CAUSES if (n := sum(1 for v in causes.values() if v == c))}
-        out.counts[cand] = counts
-        out.failed[cand] = len(causes)
-        out.answered[cand] = len(rows)
-        out.retrieves[cand] = retrieves
-        out.per_answer[cand] = causes
-    return out
+            causes[qid] = cause_of(row, retrieves=retrieves[cand], hit=hit)
+        counts[cand] = {c: n for c in CAUSES if (n := sum(1 for v in causes.values() if v == c))}
+        failed[cand], answered[cand], per_answer[cand] = len(causes), len(rows), causes
+    # built whole, then set: a document writes only the fields it was given (mutated defaults are unset)
+    return FailureCauses(
+        metric=metric,
+        fail_below=fail_below,
+        counts=counts,
+        failed=failed,
+        answered=answered,
+        retrieves=retrieves,
+        per_answer=per_answer,
+    )
 
 
 def cause_table(scores: Scores | Mapping[str, Any]):

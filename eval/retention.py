@@ -104,9 +104,15 @@ def score_retention(
         higher_is_better=up,
         alpha=spec.alpha,
     )
-    for cand in scored.candidates:
-        entry = scored.entry(cand, metric)
-        out.candidates[cand] = SliceCell(mean=entry.mean, n=entry.n, ci=entry.ci)
+    # assigned whole: a document writes only the fields it was given (a mutated default stays unset)
+    out.candidates = {
+        cand: SliceCell(
+            mean=scored.entry(cand, metric).mean,
+            n=scored.entry(cand, metric).n,
+            ci=scored.entry(cand, metric).ci,
+        )
+        for cand in scored.candidates
+    }
     if out.base is None:
         return out
     losses = []

@@ -1,0 +1,304 @@
+"""Per-document scores (slices), failure causes and retention: scores.json sections, `bakeoff show --by-source`
+and `--errors`, the retention sentences, and old scores.json documents still loading."""
+
+import json
+import subprocess
+
+import pytest
+from eval_toys import write_run
+
+from bakeoff.core import Question
+from bakeoff.eval.causes import cause_of
+from bakeoff.eval.retention import base_candidate, retention_sentences, score_retention
+from bakeoff.eval.scoring import ScoringSettings, score_answers
+from bakeoff.questions import load_questions
+from bakeoff.recipe.load import RecipeError, load_recipe
+from bakeoff.run.documents.scores import Scores
+
+# Two documents; `half` knows only the first one's facts, `all` knows both.
+TWO_DOCS = [
+    Question(
+        id=f"{doc}{i}",
+        question=f"What does clause {i} of {doc} say?",
+        reference=f"{doc} clause {i} sets fee {i * 7} euro",
+        source=f"{doc}.md",
+        fields={"type": "lookup" if i % 2 else "multi-step"},
+    )
+    for doc in ("msa", "annex")
+    for i in range(6)
+]
+
+
+def _rows(questions, answer_for, **extra):
+    return [
+        {
+            "question_id": q.id,
+            "question": q.question,
+            "reference": q.reference,
+            "answer": answer_for(q),
+            "latency_s": 0.1,
+            **extra,
+        }
+        for q in questions
+    ]
+
+
+@pytest.fixture(scope="module")
+def two_docs():
+    answers = {
+        "half": _rows(TWO_DOCS, lambda q: q.reference if q.source == "msa.md" else "I do not know"),
+        "all": _rows(TWO_DOCS, lambda q: q.reference),
+    }
+    settings = ScoringSettings(task="qa", metrics=["token_f1"], slice_by=("type",))
+    return answers, score_answers(TWO_DOCS, answers, settings)
+
+
+def test_slices_split_the_headline_per_document_and_field(two_docs):
+    _, scores = two_docs
+    by_doc = scores.slices.table("source")
+    assert list(by_doc) == ["annex.md", "msa.md"]
+    assert by_doc["msa.md"]["half"].mean == pytest.approx(1.0) and by_doc["msa.md"]["half"].n == 6
+    assert by_doc["annex.md"]["half"].mean < 0.2
+    assert by_doc["annex.md"]["all"].mean == pytest.approx(1.0)
+    assert scores.slices.questions["source"] == {"annex.md": 6, "msa.md": 6}
+    # half of each type comes from each document: the type split shows no gap for `half`
+    by_type = scores.slices.table("type")
+    assert set(by_type) == {"lookup", "multi-step"}
+    assert by_type["lookup"]["half"].mean == pytest.approx(by_type["multi-step"]["half"].mean, abs=0.05)
+    assert scores.slices.metric == "token_f1"
+
+
+def test_show_by_source_prints_the_split(two_docs, tmp_path, bakeoff_cmd):
+    answers, scores = two_docs
+    run = write_run(tmp_path, scores.to_dict(), answers)
+    proc = subprocess.run(
+        [*bakeoff_cmd, "show", str(run), "--by-source"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "token_f1 by document" in out and "token_f1 by type" in out
+    lines = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") >= 4}
+    msa = [c.strip() for c in lines["msa.md"].split("│")[2:5]]
+    annex = [c.strip() for c in lines["annex.md"].split("│")[2:5]]
+    assert msa == ["6", "1.000", "1.000"]
+    assert annex[0] == "6" and float(annex[1]) < 0.2 and annex[2] == "1.000"
+    # without the flag the table is not printed
+    plain = subprocess.run(
+        [*bakeoff_cmd, "show", str(run)], capture_output=True, text=True, timeout=120, env={"COLUMNS": "160"}
+    )
+    assert "by document" not in plain.stdout
+
+
+def test_passage_only_questions_take_the_document_of_the_retrieved_chunk():
+    passage = "The Platform Fee is 4,200 euro per month."
+    q = Question(id="p1", question="What is the fee?", reference="4,200 euro", passage=passage)
+    other = Question(id="p2", question="Who signs?", reference="the CEO")
+    rows = {
+        "rag": [
+            {
+                "question_id": "p1",
+                "answer": "4,200 euro",
+                "contexts": [
+                    {"text": "Unrelated text about holidays.", "source": "annex-a.md"},
+                    {"text": f"3.1 {passage} It is due monthly.", "source": "annex-b.md"},
+                ],
+            },
+            {"question_id": "p2", "answer": "the CEO", "contexts": [{"text": "nothing", "source": "msa.md"}]},
+        ]
+    }
+    scores = score_answers([q, other], rows, ScoringSettings(metrics=["token_f1"]), retrieval_k={"rag": 2})
+    assert scores.slices.questions["source"] == {"annex-b.md": 1, "(unknown)": 1}
+
+
+def test_load_questions_keeps_extra_string_fields(tmp_path):
+    path = tmp_path / "q.jsonl"
+    path.write_text(
+        json.dumps(
+            {"id": "a", "question": "Q?", "reference": "R", "type": "lookup", "hops": 2, "source": "d.md"}
+        )
+        + "\n"
+    )
+    [q] = load_questions(path, task="qa")
+    assert q.fields == {"type": "lookup"} and q.source == "d.md"
+
+
+# -- failure causes -----------------------------------------------------------------------------------------
+
+PASSAGE_1 = "The Initial Term is 36 months from the Effective Date."
+PASSAGE_2 = "Either party may terminate for convenience with 90 days notice."
+CAUSE_QS = [
+    Question(id="miss", question="How long is the Initial Term?", reference="36 months", passage=PASSAGE_1),
+    Question(id="ignored", question="What notice ends it?", reference="90 days notice", passage=PASSAGE_2),
+    Question(
+        id="right", question="How long is the Initial Term again?", reference="36 months", passage=PASSAGE_1
+    ),
+    Question(id="cut", question="What notice, once more?", reference="90 days notice", passage=PASSAGE_2),
+]
+
+
+def test_failure_causes_label_a_planted_retrieval_miss_and_an_ignored_context():
+    unrelated = {"text": "Service credits are 5% of the monthly fee.", "source": "annex-a.md"}
+    holding_1 = {"text": f"2.1 {PASSAGE_1} It renews yearly.", "source": "msa.md"}
+    holding_2 = {"text": f"14.2 {PASSAGE_2}", "source": "msa.md"}
+    rag = [
+        {"question_id": "miss", "answer": "twelve weeks", "contexts": [unrelated]},  # passage not retrieved
+        {"question_id": "ignored", "answer": "the weather is fine", "contexts": [holding_2, unrelated]},
+        {"question_id": "right", "answer": "36 months", "contexts": [holding_1]},
+        {"question_id": "cut", "answer": "Either", "contexts": [holding_2], "truncated": True},
+    ]
+    closed = [
+        {"question_id": "miss", "answer": "a year"},
+        {"question_id": "ignored", "answer": "", "error": "RuntimeError: backend gone"},
+        {"question_id": "right", "answer": "36 months"},
+        {"question_id": "cut", "answer": "no idea"},
+    ]
+    scores = score_answers(
+        CAUSE_QS,
+        {"rag": rag, "closed": closed},
+        ScoringSettings(metrics=["token_f1"]),
+        retrieval_k={"rag": 2},
+    )
+    causes = scores.failure_causes
+    assert causes.per_answer["rag"] == {
+        "miss": "retrieval miss",
+        "ignored": "context ignored",
+        "cut": "truncated",
+    }
+    assert causes.per_answer["closed"] == {"miss": "not learned", "ignored": "error", "cut": "not learned"}
+    assert causes.counts["rag"] == {"retrieval miss": 1, "context ignored": 1, "truncated": 1}
+    assert causes.counts["closed"] == {"not learned": 2, "error": 1}
+    assert causes.failed == {"rag": 3, "closed": 3} and causes.answered == {"rag": 4, "closed": 4}
+    assert causes.retrieves == {"rag": True, "closed": False}
+
+
+def test_cause_of_without_a_passage_to_check_is_wrong_not_a_miss():
+    assert cause_of({}, retrieves=True, hit=None) == "wrong"
+    assert cause_of({"error": "x", "truncated": True}, retrieves=True, hit=0.0) == "error"
+
+
+def test_show_errors_prints_cause_counts(tmp_path, bakeoff_cmd):
+    rag = [
+        {
+            "question_id": "miss",
+            "answer": "twelve weeks",
+            "contexts": [{"text": "nothing", "source": "a.md"}],
+        },
+        {"question_id": "ignored", "answer": "no", "contexts": [{"text": PASSAGE_2, "source": "a.md"}]},
+        {"question_id": "right", "answer": "36 months", "contexts": [{"text": PASSAGE_1, "source": "a.md"}]},
+        {
+            "question_id": "cut",
+            "answer": "90 days notice",
+            "contexts": [{"text": PASSAGE_2, "source": "a.md"}],
+        },
+    ]
+    scores = score_answers(
+        CAUSE_QS, {"rag": rag}, ScoringSettings(metrics=["token_f1"]), retrieval_k={"rag": 1}
+    )
+    run = write_run(tmp_path, scores.to_dict(), {"rag": rag})
+    proc = subprocess.run(
+        [*bakeoff_cmd, "show", str(run), "--errors"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"COLUMNS": "200"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "why answers failed · token_f1 < 0.5" in proc.stdout
+    [row] = [line for line in proc.stdout.splitlines() if line.startswith("│ rag ")]
+    assert [c.strip() for c in row.split("│")[1:-1]] == ["rag", "2/4", "1", "1"]
+
+
+# -- retention ----------------------------------------------------------------------------------------------
+
+GENERAL = [
+    Question(id=f"g{i:02d}", question=f"General question {i}?", reference=f"answer {i} word")
+    for i in range(20)
+]
+
+
+def _retention_rows(correct):
+    return _rows(GENERAL, lambda q: q.reference if correct(q) else "something else entirely")
+
+
+def test_a_significant_retention_loss_becomes_a_sentence():
+    answers = {
+        "zero-shot": _retention_rows(lambda q: True),
+        "rag": _retention_rows(lambda q: q.id != "g03"),  # one question lost: not significant
+        "lora": _retention_rows(lambda q: q.id < "g05"),  # 15 of 20 lost
+    }
+    retention = score_retention(
+        GENERAL,
+        answers,
+        ScoringSettings(metrics=["token_f1", "rougeL"]),
+        headline="token_f1",
+        base="zero-shot",
+    )
+    assert retention.base == "zero-shot" and retention.metric == "token_f1" and retention.n_questions == 20
+    losses = {x.candidate: x for x in retention.comparisons}
+    assert set(losses) == {"rag", "lora"}
+    lora = losses["lora"]
+    assert lora.delta == pytest.approx(-0.75) and lora.ci[1] < 0 and lora.lost and lora.p_holm < 0.001
+    assert not losses["rag"].significant and not losses["rag"].lost
+    assert retention.candidates["zero-shot"].mean == pytest.approx(1.0)
+    written = json.loads(json.dumps(Scores(retention=retention).to_dict()))  # as scores.json holds it
+    assert written["retention"]["candidates"]["lora"]["mean"] == pytest.approx(0.25)
+    sentences = retention_sentences(written)
+    assert len(sentences) == 1
+    assert sentences[0].startswith("lora: −0.75 [−0.")
+    assert "on retention (token_f1 vs zero-shot" in sentences[0]
+
+
+def test_no_loss_no_sentence_and_judge_metrics_are_left_out():
+    answers = {c: _retention_rows(lambda q: True) for c in ("zero-shot", "lora")}
+    retention = score_retention(
+        GENERAL,
+        answers,
+        ScoringSettings(metrics=["faithfulness", "rougeL"]),
+        headline="faithfulness",
+        base="zero-shot",
+    )
+    assert retention.metrics == ["rougeL"] and retention.metric == "rougeL"
+    assert retention_sentences(Scores(retention=retention)) == []
+
+
+def test_base_candidate_is_the_prompt_only_one_on_the_base_model():
+    facts = {
+        "lora": {"agent": "finetuned", "model": "embedded:m"},
+        "rag": {"agent": "rag", "model": "embedded:m"},
+        "three-shot": {"agent": "fewshot", "model": "embedded:m"},
+        "big": {"agent": "fewshot", "model": "ollama:big"},
+    }
+    assert base_candidate(facts, "embedded:m") == "three-shot"
+    assert base_candidate({k: facts[k] for k in ("lora", "rag")}, "embedded:m") == "rag"
+    assert base_candidate({"lora": facts["lora"]}, "embedded:m") is None
+
+
+def test_old_scores_documents_still_load(two_docs):
+    _, scores = two_docs
+    data = scores.to_dict()
+    for key in ("slices", "failure_causes", "retention"):
+        data.pop(key, None)
+    old = Scores.of(json.loads(json.dumps(data)))
+    assert old.slices is None and old.failure_causes is None and old.retention is None
+    assert retention_sentences(old) == []
+
+
+def test_recipe_keys_are_checked(tmp_path, root):
+    base = (root / "recipes" / "retention.yaml").read_text().replace("../data/", f"{root}/data/")
+    good = tmp_path / "good.yaml"
+    good.write_text(base.replace("  retention:", "  slice_by: [type]\n  retention:"))
+    recipe = load_recipe(good)
+    assert recipe.eval.retention.name == "general-qa.jsonl" and recipe.eval.slice_by == ["type"]
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(base.replace("general-qa.jsonl", "nowhere.jsonl"))
+    with pytest.raises(RecipeError, match=r"missing.yaml:\d+:\d+: eval.retention: .*file not found"):
+        load_recipe(missing)
+    text = (root / "recipes" / "sentiment-fewshot.yaml").read_text().replace("../data/", f"{root}/data/")
+    clf = tmp_path / "clf.yaml"
+    clf.write_text(text.replace("eval:\n", f"eval:\n  retention: {root}/data/general-qa.jsonl\n", 1))
+    with pytest.raises(RecipeError, match=r"eval.retention: .*needs task: qa"):
+        load_recipe(clf)
