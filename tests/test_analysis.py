@@ -302,3 +302,63 @@ def test_recipe_keys_are_checked(tmp_path, root):
     clf.write_text(text.replace("eval:\n", f"eval:\n  retention: {root}/data/general-qa.jsonl\n", 1))
     with pytest.raises(RecipeError, match=r"eval.retention: .*needs task: qa"):
         load_recipe(clf)
+
+
+# -- end to end ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_run_answers_and_scores_the_retention_set(tmp_path, root, bakeoff_cmd):
+    """Two prompt-only candidates on the real embedded model answer 2 contract and 4 general questions."""
+    general = tmp_path / "general.jsonl"
+    general.write_text(
+        "".join(
+            json.dumps(json.loads(line)) + "\n"
+            for line in (root / "data/general-qa.jsonl").read_text().splitlines()[:4]
+        )
+    )
+    recipe = tmp_path / "retention.yaml"
+    recipe.write_text(
+        f"""name: retention-e2e
+task: qa
+eval:
+  questions: {root}/data/contract-qa.jsonl
+  limit: 2
+  metrics: [token_f1]
+  retention: {general}
+candidates:
+  - name: zero-shot
+    agent: fewshot
+    generation: {{max_new_tokens: 12}}
+  - name: terse
+    agent: fewshot
+    system: "Answer in one or two words."
+    generation: {{max_new_tokens: 12}}
+"""
+    )
+    runs = tmp_path / "runs"
+    proc = subprocess.run(
+        [*bakeoff_cmd, "run", str(recipe), "--runs-dir", str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "retention · token_f1 on 4 general questions" in proc.stdout
+    [run_dir] = list((runs / "retention-e2e").iterdir())
+    rows = [json.loads(line) for line in (run_dir / "retention-answers.jsonl").read_text().splitlines()]
+    assert sorted((r["candidate"], r["question_id"]) for r in rows) == sorted(
+        (c, f"g0{i}") for c in ("zero-shot", "terse") for i in range(1, 5)
+    )
+    assert all(r["answer"].strip() and r["error"] is None for r in rows)  # the real model answered
+    main = [json.loads(line) for line in (run_dir / "answers.jsonl").read_text().splitlines()]
+    assert {r["question_id"] for r in main} == {"q01", "q02"}  # the main answers stay apart
+    scores = Scores.read(run_dir / "scores.json")
+    retention = scores.retention
+    assert retention.base == "zero-shot" and retention.n_questions == 4 and retention.metric == "token_f1"
+    assert set(retention.per_answer["terse"]) == {"g01", "g02", "g03", "g04"}
+    assert all(0.0 <= retention.candidates[c].mean <= 1.0 for c in ("zero-shot", "terse"))
+    [loss] = retention.comparisons
+    assert loss.candidate == "terse" and loss.n == 4 and 0.0 <= loss.p_holm <= 1.0
+    assert scores.n_questions == 2 and set(scores.per_answer["terse"]) == {"q01", "q02"}
+    assert "retention" in json.loads((run_dir / "manifest.json").read_text())["timings_s"]
