@@ -304,6 +304,36 @@ def test_recipe_keys_are_checked(tmp_path, root):
         load_recipe(clf)
 
 
+def test_report_shows_the_heatmap_causes_and_retention(two_docs, tmp_path):
+    from bakeoff.eval.report import write_report
+    from bakeoff.run.store import read_run
+
+    answers, scores = two_docs
+    data = scores.to_dict()
+    general = {
+        "zero-shot": _retention_rows(lambda q: True),
+        "half": _retention_rows(lambda q: q.id < "g05"),
+    }
+    data["retention"] = score_retention(
+        GENERAL,
+        general,
+        ScoringSettings(metrics=["token_f1"]),
+        headline="token_f1",
+        base="zero-shot",
+        path="g.jsonl",
+    ).to_dict()
+    run = read_run(write_run(tmp_path, data, answers))
+    [md, *pngs] = write_report(run, tmp_path / "out" / "r.md", "md")
+    text = md.read_text()
+    assert "## Per document" in text and "![token_f1 per document and candidate](r-by-source.png)" in text
+    assert (tmp_path / "out" / "r-by-source.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| annex.md | 6 |" in text and "### By type" in text
+    assert "## Why answers failed" in text and "| half | 6/12 | 6 |" in text
+    assert "## Retention" in text and "half: −0.75 [−" in text and "| half | 0.250 | -0.750 [" in text
+    html = write_report(run, tmp_path / "out" / "r.html", "html")[0].read_text()
+    assert "Per document" in html and "data:image/png;base64," in html and "Retention" in html
+
+
 # -- end to end ---------------------------------------------------------------------------------------------
 
 
