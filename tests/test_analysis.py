@@ -334,6 +334,32 @@ def test_report_shows_the_heatmap_causes_and_retention(two_docs, tmp_path):
     assert "Per document" in html and "data:image/png;base64," in html and "Retention" in html
 
 
+def test_compare_page_shows_documents_failures_and_retention(two_docs, tmp_path, monkeypatch, root):
+    from streamlit.testing.v1 import AppTest
+
+    answers, scores = two_docs
+    data = scores.to_dict()
+    general = {"zero-shot": _retention_rows(lambda q: True), "half": _retention_rows(lambda q: q.id < "g05")}
+    data["retention"] = score_retention(
+        GENERAL, general, ScoringSettings(metrics=["token_f1"]), headline="token_f1", base="zero-shot"
+    ).to_dict()
+    run = write_run(tmp_path, data, answers)
+    monkeypatch.setenv("BAKEOFF_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.chdir(root)
+    at = AppTest.from_file(str(root / "ui" / "app.py"), default_timeout=120)
+    at.query_params["run"] = f"toy/{run.name}"
+    at.run()
+    at.switch_page("views/compare.py").run()
+    assert not at.exception, at.exception[0].value
+    headers = [h.value for h in at.subheader]
+    assert headers[-4:] == ["token_f1 per document", "token_f1 per type", "Why answers failed", "Retention"]
+    causes = {r.candidate: r for r in at.dataframe[-2].value.itertuples()}
+    assert (causes["half"].failed, causes["half"].answered, causes["all"].failed) == (6, 12, 0)
+    kept = at.dataframe[-1].value.set_index("candidate")
+    assert kept.loc["half", ""] == "lost" and kept.loc["zero-shot", ""] == "base"
+    assert any("half: −0.75 [−" in c.value for c in at.caption)
+
+
 # -- end to end ---------------------------------------------------------------------------------------------
 
 
