@@ -89,7 +89,8 @@ class EvalSpec(BaseModel):
     fail_below: float = Field(
         0.5,
         description="Error analysis: an answer whose headline value is below this failed (questions every "
-        "candidate fails are listed).",
+        "candidate fails are listed, and each failed answer gets a cause: retrieval miss, context ignored, not "
+        "learned, truncated, error — `bakeoff show --errors`).",
     )
     statistics: StatisticsSpec = Field(
         default_factory=StatisticsSpec, description="Bootstrap intervals and paired tests."
