@@ -360,6 +360,37 @@ def test_compare_page_shows_documents_failures_and_retention(two_docs, tmp_path,
     assert any("half: −0.75 [−" in c.value for c in at.caption)
 
 
+def test_rescoring_a_run_scores_its_retention_answers_again(two_docs, tmp_path, root):
+    from bakeoff.cli.eval import rescore_run
+    from bakeoff.io import append_jsonl
+
+    answers, scores = two_docs
+    run = write_run(tmp_path, scores.to_dict(), answers)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["candidates"] = {
+        "all": {"agent": "fewshot", "model": "embedded:smollm2-135m-instruct"},
+        "half": {"agent": "finetuned", "model": "embedded:smollm2-135m-instruct"},
+    }
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    general = {"all": _retention_rows(lambda q: True), "half": _retention_rows(lambda q: q.id < "g05")}
+    failed_first = [
+        {**general["half"][0], "answer": "", "error": "RuntimeError: gone"}
+    ]  # asked again on resume
+    append_jsonl(run / "retention-answers.jsonl", ({"candidate": "half", **r} for r in failed_first))
+    for cand, rows in general.items():
+        append_jsonl(run / "retention-answers.jsonl", ({"candidate": cand, **r} for r in rows))
+    recipe_path = tmp_path / "r.yaml"
+    recipe_path.write_text(
+        f"name: toy\neval:\n  questions: {root}/data/contract-qa.jsonl\n  metrics: [token_f1]\n"
+        f"  retention: {root}/data/general-qa.jsonl\ncandidates:\n  - name: all\n    agent: fewshot\n"
+    )
+    rescored = rescore_run(run, load_recipe(recipe_path))
+    on_disk = Scores.read(run / "scores.json").retention
+    assert on_disk == rescored.retention and on_disk.base == "all" and on_disk.n_questions == 20
+    assert on_disk.errors == {"all": 0, "half": 0}  # the failed first try was replaced
+    assert retention_sentences(Scores.read(run / "scores.json"))[0].startswith("half: −0.75")
+
+
 # -- end to end ---------------------------------------------------------------------------------------------
 
 

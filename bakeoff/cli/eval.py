@@ -61,6 +61,9 @@ def rescore_run(run_dir: Path, recipe: Any, *, judge: Any = None) -> Scores:
             ),
         )
     scores = score_answers(list(questions.values()), answers, ScoringSettings.from_recipe(recipe, judge=judge))
+    from bakeoff.run.retention import rescore_retention
+
+    rescore_retention(Path(run_dir), recipe, scores)
     scores.write(Path(run_dir) / "scores.json")
     return scores
 
