@@ -23,7 +23,7 @@ from bakeoff.eval.formatting import number
 from bakeoff.run.documents.analysis import SliceCell, Slices
 from bakeoff.run.documents.scores import Scores
 
-__all__ = ["UNKNOWN", "by_source_tables", "document_of", "slice_scores"]
+__all__ = ["UNKNOWN", "by_source_tables", "document_of", "slice_scores", "weak_document_sentences"]
 
 UNKNOWN = "(unknown)"
 """The slice of questions without a value for a field (no source found, no ``type``)."""
@@ -155,4 +155,25 @@ def by_source_tables(scores: Scores | Mapping[str, Any]) -> list:
             table.add_row(value, str(slices.questions.get(name, {}).get(value, "")), *cells)
         table.caption = f"mean {slices.metric} per {label}; green = best, red = worst of this table"
         out.append(table)
+    return out
+
+
+def weak_document_sentences(scores: Scores | Mapping[str, Any]) -> list[str]:
+    """One sentence per candidate and document whose headline interval lies wholly below the candidate's
+    overall mean (a document it did not learn), e.g. ``"lora: 0.12 [0.05, 0.20] on annex-b.md against 0.45
+    overall"``; only when the questions come from two documents or more."""
+    scores = Scores.of(scores)
+    slices = scores.slices
+    table = slices.table("source") if slices is not None else {}
+    if len([v for v in table if v != UNKNOWN]) < 2:
+        return []
+    out = []
+    for cand, overall in scores.means(slices.metric).items():
+        for value, row in table.items():
+            cell = row.get(cand)
+            if value != UNKNOWN and cell is not None and cell.ci is not None and cell.ci[1] < overall:
+                out.append(
+                    f"{cand}: {cell.mean:.2f} [{cell.ci[0]:.2f}, {cell.ci[1]:.2f}] on {value} against "
+                    f"{overall:.2f} overall"
+                )
     return out

@@ -27,7 +27,7 @@ from typing import Any
 from bakeoff.run.documents.analysis import CAUSES, FailureCauses
 from bakeoff.run.documents.scores import Scores
 
-__all__ = ["cause_of", "cause_table", "failure_causes"]
+__all__ = ["cause_of", "cause_sentences", "cause_table", "failure_causes"]
 
 Row = dict[str, Any]
 
@@ -149,3 +149,33 @@ def _metric_direction(metric: str | None) -> bool:
         return bool(getattr(metric_class(metric), "higher_is_better", True)) if metric else True
     except MetricError:
         return True
+
+
+_MEANING = {
+    "retrieval miss": "the supporting passage was not retrieved",
+    "context ignored": "the passage was retrieved and the answer is still wrong",
+    "not learned": "closed-book, the model does not know it",
+    "truncated": "the reply was cut at max_new_tokens",
+    "error": "the candidate failed to answer",
+}
+
+
+def cause_sentences(
+    scores: Scores | Mapping[str, Any], *, share: float = 0.5, min_failed: int = 3
+) -> list[str]:
+    """One sentence per candidate whose failures mostly have one cause (at least ``share`` of at least
+    ``min_failed`` failed answers), e.g. ``"rag: 7 of 9 failed answers are retrieval misses (the supporting
+    passage was not retrieved)"`` — where to look first. ``wrong`` (nothing to check) is never the cause named.
+    """
+    causes = Scores.of(scores).failure_causes
+    if causes is None:
+        return []
+    out = []
+    for cand, counts in causes.counts.items():
+        failed = causes.failed.get(cand, 0)
+        top = max((c for c in counts if c != "wrong"), key=lambda c: counts[c], default=None)
+        if top is None or failed < min_failed or counts[top] < share * failed:
+            continue
+        plural = {"retrieval miss": "retrieval misses", "error": "errors"}.get(top, top)
+        out.append(f"{cand}: {counts[top]} of {failed} failed answers are {plural} ({_MEANING[top]})")
+    return out

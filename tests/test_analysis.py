@@ -126,6 +126,20 @@ def test_load_questions_keeps_extra_string_fields(tmp_path):
     assert q.fields == {"type": "lookup"} and q.source == "d.md"
 
 
+def test_a_document_a_candidate_did_not_learn_becomes_a_sentence(two_docs):
+    from bakeoff.eval.by_source import weak_document_sentences
+
+    _, scores = two_docs
+    [sentence] = weak_document_sentences(scores)
+    assert (
+        sentence.startswith("half: 0.0") and " on annex.md against 0.5" in sentence and "overall" in sentence
+    )
+    one_doc = Scores.of(
+        {**scores.to_dict(), "slices": {"metric": "token_f1", "by": {"source": {"a.md": {}}}}}
+    )
+    assert weak_document_sentences(one_doc) == []
+
+
 # -- failure causes -----------------------------------------------------------------------------------------
 
 PASSAGE_1 = "The Initial Term is 36 months from the Effective Date."
@@ -173,6 +187,23 @@ def test_failure_causes_label_a_planted_retrieval_miss_and_an_ignored_context():
     assert causes.counts["closed"] == {"not learned": 2, "error": 1}
     assert causes.failed == {"rag": 3, "closed": 3} and causes.answered == {"rag": 4, "closed": 4}
     assert causes.retrieves == {"rag": True, "closed": False}
+
+
+def test_a_dominant_cause_becomes_a_sentence():
+    from bakeoff.eval.causes import cause_sentences
+
+    scores = Scores.of(
+        {
+            "failure_causes": {
+                "metric": "token_f1",
+                "counts": {"rag": {"retrieval miss": 7, "context ignored": 2}, "lora": {"not learned": 2}},
+                "failed": {"rag": 9, "lora": 2},
+            }
+        }
+    )
+    assert cause_sentences(scores) == [
+        "rag: 7 of 9 failed answers are retrieval misses (the supporting passage was not retrieved)"
+    ]  # lora: too few failures to say
 
 
 def test_cause_of_without_a_passage_to_check_is_wrong_not_a_miss():
@@ -449,3 +480,22 @@ candidates:
     assert loss.candidate == "terse" and loss.n == 4 and 0.0 <= loss.p_holm <= 1.0
     assert scores.n_questions == 2 and set(scores.per_answer["terse"]) == {"q01", "q02"}
     assert "retention" in json.loads((run_dir / "manifest.json").read_text())["timings_s"]
+    # the contract questions name their documents: the split and the causes are there too
+    assert set(scores.slices.table("source")) == {"master-services-agreement.md"}
+    assert set(scores.failure_causes.counts) == {"zero-shot", "terse"}
+    assert all(set(c) <= {"not learned", "truncated"} for c in scores.failure_causes.counts.values())
+    shown = subprocess.run(
+        [*bakeoff_cmd, "show", str(run_dir), "--by-source", "--errors"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "token_f1 by document" in shown.stdout and "why answers failed" in shown.stdout
+    rescored = subprocess.run(
+        [*bakeoff_cmd, "score", str(run_dir), "--runs-dir", str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rescored.returncode == 0, rescored.stderr[-2000:]
+    assert Scores.read(run_dir / "scores.json").retention.per_answer == retention.per_answer
