@@ -164,7 +164,7 @@ def cause_sentences(
     scores: Scores | Mapping[str, Any], *, share: float = 0.5, min_failed: int = 3
 ) -> list[str]:
     """One sentence per candidate whose failures mostly have one cause (at least ``share`` of at least
-    ``min_failed`` failed answers), e.g. ``"rag: 7 of 9 failed answers are retrieval misses (the supporting
+    ``min_failed`` failed answers), e.g. ``"rag: 7 of 9 failed answers — retrieval miss (the supporting
     passage was not retrieved)"`` — where to look first. ``wrong`` (nothing to check) is never the cause named.
     """
     causes = Scores.of(scores).failure_causes
@@ -176,6 +176,5 @@ def cause_sentences(
         top = max((c for c in counts if c != "wrong"), key=lambda c: counts[c], default=None)
         if top is None or failed < min_failed or counts[top] < share * failed:
             continue
-        plural = {"retrieval miss": "retrieval misses", "error": "errors"}.get(top, top)
-        out.append(f"{cand}: {counts[top]} of {failed} failed answers are {plural} ({_MEANING[top]})")
+        out.append(f"{cand}: {counts[top]} of {failed} failed answers — {top} ({_MEANING[top]})")
     return out

@@ -202,7 +202,7 @@ def test_a_dominant_cause_becomes_a_sentence():
         }
     )
     assert cause_sentences(scores) == [
-        "rag: 7 of 9 failed answers are retrieval misses (the supporting passage was not retrieved)"
+        "rag: 7 of 9 failed answers — retrieval miss (the supporting passage was not retrieved)"
     ]  # lora: too few failures to say
 
 
