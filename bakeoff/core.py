@@ -64,6 +64,8 @@ class Question:
     reference: str
     passage: str | None = None
     source: str | None = None
+    fields: dict[str, str] = field(default_factory=dict)
+    """The line's other string fields (e.g. ``type``), for slicing scores (``eval.slice_by``)."""
 
     @property
     def query(self) -> Query:

@@ -18,6 +18,7 @@ a 5 MB question would otherwise stall its whole batch in tokenization for minute
 
 _QUESTION_KEYS = ("question", "text", "input", "instruction")
 _REFERENCE_KEYS = ("reference", "answer", "label", "output")
+_KNOWN_KEYS = {"id", "passage", "source", *_QUESTION_KEYS, *_REFERENCE_KEYS}
 
 
 class DataError(BakeoffError):
@@ -85,8 +86,9 @@ def load_questions(
 
     Each line has an ``id`` (optional: the line number is used), a question (``question``, ``text`` or
     ``input``) and a reference (``reference``, ``answer``, ``label`` or ``output``); ``passage`` and
-    ``source`` are kept for retrieval metrics. A question over :data:`MAX_QUESTION_CHARS` is cut to it, and
-    ``notes`` (when given) gets one line per cut question.
+    ``source`` are kept for retrieval metrics, and every other string field (e.g. ``type``) in
+    :attr:`~bakeoff.core.Question.fields`, for slicing scores. A question over :data:`MAX_QUESTION_CHARS` is
+    cut to it, and ``notes`` (when given) gets one line per cut question.
 
     Raises:
         DataError: malformed lines, duplicate ids, labels outside the label set, an empty file.
@@ -124,6 +126,11 @@ def load_questions(
                 reference=reference,
                 passage=row.get("passage"),
                 source=row.get("source"),
+                fields={
+                    k: v
+                    for k, v in row.items()
+                    if isinstance(v, str) and k not in _KNOWN_KEYS and not k.startswith("__")
+                },
             )
         )
         if limit and len(questions) >= limit:

@@ -83,6 +83,7 @@ class ScoringSettings:
             (needed by judged metrics).
         statistics: a :class:`~bakeoff.eval.settings.StatisticsSpec` (``None``: default settings).
         fail_below: a headline value below this counts as a failed answer in error analysis.
+        slice_by: question fields to break the headline down by, besides the source document.
     """
 
     task: str = "qa"
@@ -94,6 +95,7 @@ class ScoringSettings:
     judge: Any = None
     statistics: StatisticsSpec | None = None
     fail_below: float = 0.5
+    slice_by: Sequence[str] = ()
 
     @classmethod
     def from_recipe(cls, recipe: Any, *, judge: Any = None) -> ScoringSettings:
@@ -108,6 +110,7 @@ class ScoringSettings:
             judge=judge if judge is not None else recipe.judge,
             statistics=recipe.eval.statistics,
             fail_below=recipe.eval.fail_below,
+            slice_by=tuple(recipe.eval.slice_by),
         )
 
 
@@ -173,6 +176,9 @@ def score_answers(
     from bakeoff.eval.errors import error_analysis
 
     scores.error_analysis = error_analysis(scores, rows_by_candidate, by_id, fail_below=settings.fail_below)
+    from bakeoff.eval.analysis import add_breakdowns
+
+    add_breakdowns(scores, questions, rows_by_candidate, settings, retrieving=list(retrieval_k or {}))
     return scores
 
 

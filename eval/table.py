@@ -251,9 +251,11 @@ def print_scores(
     *,
     metric: str | None = None,
     errors: bool = False,
+    by_source: bool = False,
     title: str | None = None,
 ) -> None:
-    """Everything ``bakeoff show`` (and the end of ``bakeoff run``) prints about scores."""
+    """Everything ``bakeoff show`` (and the end of ``bakeoff run``) prints about scores (``errors``: also why
+    answers failed and the error analysis; ``by_source``: also the headline per document and question field)."""
     scores = Scores.of(scores)
     if scores.headline and scores.headline_reason:
         console.print(f"headline: [bold]{scores.headline}[/] — {scores.headline_reason}", highlight=False)
@@ -266,6 +268,19 @@ def print_scores(
     judge = judge_table(scores)
     if judge is not None:
         console.print(judge)
-    if errors:
-        for table in error_tables(scores):
+    from bakeoff.eval.retention import retention_table
+
+    retention = retention_table(scores)
+    if retention is not None:
+        console.print(retention)
+    if by_source:
+        from bakeoff.eval.by_source import by_source_tables
+
+        for table in by_source_tables(scores) or ["no per-document scores in this run (no question has a source)"]:
             console.print(table)
+    if errors:
+        from bakeoff.eval.causes import cause_table
+
+        for table in [cause_table(scores), *error_tables(scores)]:
+            if table is not None:
+                console.print(table)

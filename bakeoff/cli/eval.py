@@ -64,10 +64,11 @@ def rescore_run(run_dir: Path, recipe: Any, *, judge: Any = None, skip_bad_lines
                 reference=str(row.get("reference", "")),
             ),
         )
-    scores = score_answers(
-        list(questions.values()), answers, ScoringSettings.from_recipe(recipe, judge=judge)
-    )
+    scores = score_answers(list(questions.values()), answers, ScoringSettings.from_recipe(recipe, judge=judge))
     scores.dropped_lines = dropped
+    from bakeoff.run.retention import rescore_retention
+
+    rescore_retention(Path(run_dir), recipe, scores)
     scores.write(Path(run_dir) / "scores.json")
     return scores
 

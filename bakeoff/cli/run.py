@@ -160,7 +160,16 @@ def show(
         typer.Option("--metric", help="Paired comparisons for this metric (default: the headline)."),
     ] = None,
     errors: Annotated[
-        bool, typer.Option("--errors", help="Also print error analysis: lost and all-fail questions.")
+        bool,
+        typer.Option(
+            "--errors", help="Also print why answers failed (counts per cause) and lost and all-fail questions."
+        ),
+    ] = False,
+    by_source: Annotated[
+        bool,
+        typer.Option(
+            "--by-source", help="Also print the headline per source document (and per `eval.slice_by` field)."
+        ),
     ] = False,
     runs_dir: RunsDir = DEFAULT_RUNS,
 ) -> None:
@@ -180,7 +189,7 @@ def show(
     if not info.scores:
         console.print("no scores yet (the run did not finish)")
         return
-    print_scores(console, info.scores_document, metric=metric, errors=errors)
+    print_scores(console, info.scores_document, metric=metric, errors=errors, by_source=by_source)
     if info.scores_document.task == "classification":
         for table in classification_tables(info.scores_document):
             console.print(table)

@@ -56,6 +56,9 @@ def _task_labels(data: dict[str, Any], task: Any) -> list[Located]:
         return [(("task",), "task 'classification' needs a `labels:` list")]
     if task == "qa" and data.get("labels"):
         return [(("labels",), "`labels` only applies to task: classification")]
+    spec = data.get("eval") if isinstance(data.get("eval"), dict) else {}
+    if task == "classification" and spec.get("retention"):
+        return [(("eval", "retention"), "`eval.retention` (general questions answered freely) needs task: qa")]
     return []
 
 

@@ -34,7 +34,7 @@ from bakeoff.models.refs import (
 )
 from bakeoff.rag.chroma import ChromaSpec
 from bakeoff.rag.corpus import CorpusSpec
-from bakeoff.recipe.fields import RecipePath
+from bakeoff.recipe.fields import ExistingFile, RecipePath
 from bakeoff.synth.jobs import FileOrSynthesized, SynthesizeJob
 
 __all__ = [
@@ -93,10 +93,24 @@ class EvalSpec(BaseModel):
         0.5,
         allow_inf_nan=False,
         description="Error analysis: an answer whose headline value is below this failed (questions every "
-        "candidate fails are listed).",
+        "candidate fails are listed, and each failed answer gets a cause: retrieval miss, context ignored, not "
+        "learned, truncated, error — `bakeoff show --errors`).",
     )
     statistics: StatisticsSpec = Field(
         default_factory=StatisticsSpec, description="Bootstrap intervals and paired tests."
+    )
+    slice_by: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*$")]] = Field(
+        default_factory=list,
+        description="Extra string fields of the questions (e.g. `type`) to break the headline down by, besides "
+        "the source document (`bakeoff show --by-source`, the console and the report).",
+        json_schema_extra={"examples": [["type"]]},
+    )
+    retention: ExistingFile | None = Field(
+        None,
+        description="A second question set (JSONL: `question`, `reference`) of general questions the base "
+        "model answers; every candidate answers it too, it is scored on its own (scores.json `retention`) and "
+        "each candidate's loss against the base candidate is tested (QA only).",
+        json_schema_extra={"examples": ["../data/general-qa.jsonl"]},
     )
 
 

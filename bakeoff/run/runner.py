@@ -138,6 +138,7 @@ def run_recipe(
         _register(agents, ctx, writer)
         answers = _answer([agents[c.name] for c in answering], questions, ctx, writer, done)
         scores = _score(recipe, questions, answers, [agents[c.name] for c in answering], writer, console)
+        _retention(recipe, [agents[c.name] for c in answering], scores, writer, console)
         writer.write_scores(scores)
         writer.manifest["notes"] = question_notes + ctx.notes
         _finish(writer, scores)
@@ -371,3 +372,16 @@ def _score(
             retrieval_k={a.name: a.retrieval_k for a in agents if isinstance(a, Retriever)},
             progress=lambda n: bar.advance(task, n),
         )
+
+
+def _retention(recipe: Recipe, agents: list[Agent], scores: Scores, writer: RunWriter, console: Console) -> None:
+    """The retention set (``eval.retention``): answered by every candidate and scored on its own."""
+    if recipe.eval.retention is None:
+        return
+    from bakeoff.questions import DataError
+    from bakeoff.run.retention import run_retention
+
+    try:
+        run_retention(recipe, agents, scores, writer.path, writer.manifest, console, _answer_rows)
+    except DataError as exc:
+        raise RunError(str(exc)) from None

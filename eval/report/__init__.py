@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from bakeoff.eval.report import sections
+from bakeoff.eval.report import analysis, sections
 from bakeoff.eval.report.blocks import Block, render_html, render_markdown
 
 __all__ = ["build_report", "write_report"]
@@ -31,6 +31,7 @@ def build_report(run: Any) -> list[Block]:
         *sections.charts_section(scores),
         *sections.comparisons_section(scores),
         *sections.judge_section(scores),
+        *analysis.analysis_sections(scores),
         *sections.error_analysis_section(scores),
         *sections.cost_section(scores),
         *sections.reading_section(),

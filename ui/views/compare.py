@@ -4,7 +4,9 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from bakeoff.eval.retention import retention_sentences
 from bakeoff.ui import _common as common
+from bakeoff.ui.analysis import cause_rows, heatmap_cells, retention_rows, slice_fields
 from bakeoff.ui.compare import (
     aggregate_rows,
     chart_rows,
@@ -53,7 +55,9 @@ st.caption(
 if run.status != "complete":
     st.warning(f"This run is **{run.status}**: {run.manifest_document.error or 'its scores may be partial.'}")
 
-tab_scores, tab_questions, tab_cost = st.tabs(["Scores", "Per question", "Latency and tokens"])
+tab_scores, tab_questions, tab_cost, tab_analysis = st.tabs(
+    ["Scores", "Per question", "Latency and tokens", "Documents and failures"]
+)
 
 with tab_scores:
     rows = aggregate_rows(scores)
@@ -250,4 +254,53 @@ with tab_cost:
                 color=alt.Color("candidate:N", legend=None),
             )
             .properties(height=220)
+        )
+
+with tab_analysis:
+    own = run.scores_document  # the picked run's own analysis (not merged across runs)
+    fields = slice_fields(own)
+    if not fields:
+        st.info("No per-document scores: no question of this run names its source document.")
+    for field in fields:
+        label = "document" if field == "source" else field
+        st.subheader(f"{own.slices.metric} per {label}")
+        cells = pd.DataFrame(heatmap_cells(own, field))
+        base = alt.Chart(cells).encode(
+            x=alt.X("candidate:N", title=None, sort=list(own.candidates), axis=alt.Axis(labelAngle=-30)),
+            y=alt.Y("value:N", title=None),
+        )
+        heat = base.mark_rect().encode(
+            color=alt.Color("mean:Q", title=own.slices.metric, scale=alt.Scale(scheme="redyellowgreen")),
+            tooltip=["value", "candidate", alt.Tooltip("mean:Q", format=".3f"), "n", "questions"],
+        )
+        text = base.mark_text().encode(text=alt.Text("mean:Q", format=".2f"))
+        st.altair_chart(alt.layer(heat, text).properties(height=40 * cells["value"].nunique() + 40))
+    causes = cause_rows(own)
+    if causes:
+        st.subheader("Why answers failed")
+        st.dataframe(causes, hide_index=True)
+        st.caption(
+            f"Answers with {own.failure_causes.metric} below {own.failure_causes.fail_below}. retrieval miss: the "
+            "supporting passage was not retrieved; context ignored: it was, the answer is still wrong; not "
+            "learned: closed-book and wrong; truncated: cut at max_new_tokens; error: no answer."
+        )
+    kept = retention_rows(own)
+    if kept:
+        st.subheader("Retention")
+        st.dataframe(
+            kept,
+            hide_index=True,
+            column_config={
+                k: st.column_config.NumberColumn(format="%.3f")
+                for k in ("mean", "delta", "ci_low", "ci_high")
+            },
+        )
+        lines = retention_sentences(own)
+        st.caption(
+            (
+                "Significant losses: " + "; ".join(lines)
+                if lines
+                else f"No candidate is significantly worse than {own.retention.base} on the retention set."
+            )
+            + f" ({own.retention.n_questions} general questions, paired permutation test, Holm-corrected)"
         )

@@ -11,12 +11,14 @@ Layout (every part documented where it is declared)::
     judge_pairwise, judge           PairwiseVerdicts, JudgeAccounting
     statistics                      method, comparisons.<m>[] (Comparison)
     error_analysis                  ErrorAnalysis: lost.<c>, all_fail[]
+    slices, failure_causes, retention   see :mod:`bakeoff.run.documents.analysis`
 """
 
 from __future__ import annotations
 
 from pydantic import Field
 
+from bakeoff.run.documents.analysis import FailureCauses, Retention, Slices
 from bakeoff.run.documents.base import Document, Number, RunDocument, interval_of
 
 __all__ = [
@@ -346,6 +348,12 @@ class Scores(RunDocument):
     error_analysis: ErrorAnalysis | None = None
     dropped_lines: int = 0
     """Unreadable lines of ``answers.jsonl`` left out by ``bakeoff score --skip-bad-lines``."""
+    slices: Slices | None = None
+    """The headline per source document and question field."""
+    failure_causes: FailureCauses | None = None
+    """Why failed answers failed, per candidate."""
+    retention: Retention | None = None
+    """The retention set's scores and each candidate's loss against the base candidate."""
 
     # -- queries the readers share --------------------------------------------------------------------------
     def entry(self, candidate: str, metric: str | None) -> MetricSummary:
@@ -403,3 +411,4 @@ class Scores(RunDocument):
     def confidence(self) -> float | None:
         """The intervals' coverage (``None`` for a run scored without statistics)."""
         return self.statistics.method.confidence if self.statistics is not None else None
+
