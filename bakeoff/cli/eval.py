@@ -61,6 +61,10 @@ def rescore_run(run_dir: Path, recipe: Any, *, judge: Any = None) -> Scores:
             ),
         )
     scores = score_answers(list(questions.values()), answers, ScoringSettings.from_recipe(recipe, judge=judge))
+    from bakeoff.eval.verdict import decide
+    from bakeoff.run.store import read_run
+
+    decide(scores, read_run(Path(run_dir)).manifest_document)
     scores.write(Path(run_dir) / "scores.json")
     return scores
 

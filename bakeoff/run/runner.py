@@ -24,6 +24,7 @@ from bakeoff.progress import progress_bar
 from bakeoff.questions import load_questions
 from bakeoff.recipe.schema import Recipe
 from bakeoff.run.context import RunContext
+from bakeoff.run.gpu import peak_gpu_gb, reset_gpu_peak
 from bakeoff.run.store import RunWriter
 
 if TYPE_CHECKING:
@@ -136,6 +137,7 @@ def run_recipe(
         _register(agents, ctx, writer)
         answers = _answer([agents[c.name] for c in answering], questions, ctx, writer, done)
         scores = _score(recipe, questions, answers, [agents[c.name] for c in answering], writer, console)
+        _decide(scores, writer)
         writer.write_scores(scores)
         writer.manifest["notes"] = ctx.notes
         writer.finish("complete")
@@ -264,6 +266,7 @@ def _answer(
     with _stage(writer.manifest["timings_s"], "answer"), progress_bar(ctx.console) as bar:
         for agent in agents:
             task = bar.add_task(f"answer {agent.name}", total=len(questions))
+            reset_gpu_peak()
             t0 = time.perf_counter()
             rows: list[dict[str, Any]] = []
             step = agent.settings.generation.batch_size
@@ -281,6 +284,8 @@ def _answer(
             writer.manifest["candidates"][agent.name] = _candidate_facts(
                 agent, rows, time.perf_counter() - t0, ctx
             )
+            if (peak := peak_gpu_gb()) is not None:
+                writer.manifest["candidates"][agent.name]["peak_gpu_memory_gb"] = peak
             writer.save_manifest()
     return answers
 
@@ -356,3 +361,11 @@ def _score(
             retrieval_k={a.name: a.retrieval_k for a in agents if isinstance(a, Retriever)},
             progress=lambda n: bar.advance(task, n),
         )
+
+
+def _decide(scores: Scores, writer: RunWriter) -> None:
+    """Cost, power, fine-tune × RAG and the verdict (:mod:`bakeoff.eval.verdict`), from the run's facts."""
+    from bakeoff.eval.verdict import decide
+
+    with _stage(writer.manifest["timings_s"], "decide"):
+        decide(scores, writer.manifest)

@@ -11,6 +11,8 @@ Layout (every part documented where it is declared)::
     judge_pairwise, judge           PairwiseVerdicts, JudgeAccounting
     statistics                      method, comparisons.<m>[] (Comparison)
     error_analysis                  ErrorAnalysis: lost.<c>, all_fail[]
+    verdict, interaction            Verdict, Interaction (bakeoff.run.documents.decision);
+                                    candidates.<c>.cost is a CandidateCost
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from bakeoff.run.documents.base import Document, Number, RunDocument, interval_of
+from bakeoff.run.documents.decision import CandidateCost, Interaction, Verdict
 
 __all__ = [
     "CandidateScores",
@@ -140,6 +143,8 @@ class CandidateScores(Document):
     """Answers cut at ``max_new_tokens``."""
     prompt_truncated: int = 0
     """Answers whose prompt was cut to fit the context window."""
+    cost: CandidateCost | None = None
+    """Training, latency, tokens and GPU memory (:mod:`bakeoff.run.documents.decision`)."""
 
 
 # --- scores.json: across candidates ------------------------------------------------------------------------
@@ -158,6 +163,8 @@ class StatisticsMethod(Document):
     pair_test: str | None = None
     classification_test: str | None = None
     correction: str | None = None
+    power: Number | None = None
+    """The power ``mdd`` and ``n_needed`` are computed for (0.8)."""
 
 
 class Comparison(Document):
@@ -187,6 +194,13 @@ class Comparison(Document):
     significant: bool = False
     better: str | None = None
     """The significantly better candidate, or ``None``."""
+    sd_diff: Number | None = None
+    """Standard deviation of the per-question differences (:mod:`bakeoff.eval.power`)."""
+    mdd: Number | None = None
+    """Minimum detectable difference: the smallest ``|delta|`` this many paired questions detect with
+    ``statistics.method.power`` at ``alpha``."""
+    n_needed: int | None = None
+    """Not significant: paired questions needed to detect the observed ``delta`` (``None``: delta is 0)."""
 
 
 class Statistics(Document):
@@ -337,6 +351,10 @@ class Scores(RunDocument):
     judge: JudgeAccounting | None = None
     statistics: Statistics | None = None
     error_analysis: ErrorAnalysis | None = None
+    verdict: Verdict | None = None
+    """The recommendation (``None`` for a run scored before verdicts)."""
+    interaction: Interaction | None = None
+    """Fine-tune × RAG, when the recipe holds the four cells."""
 
     # -- queries the readers share --------------------------------------------------------------------------
     def entry(self, candidate: str, metric: str | None) -> MetricSummary:
