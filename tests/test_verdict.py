@@ -254,3 +254,21 @@ def test_a_run_scored_before_verdicts_still_loads_and_prints():
     buffer = io.StringIO()
     print_scores(Console(file=buffer, width=80), scores)
     assert "verdict" not in buffer.getvalue() and "paired comparisons" in buffer.getvalue()
+
+
+def test_the_html_report_leads_with_the_verdict(tmp_path):
+    from eval_toys import write_run
+
+    from bakeoff.eval.report import build_report
+    from bakeoff.eval.report.blocks import render_html
+    from bakeoff.run.store import read_run
+
+    scores = decide(_four(rag_gap=0.0), MANIFEST)
+    run = read_run(write_run(tmp_path, scores.to_dict(), {}))
+    html = render_html(build_report(run))
+    verdict = html.index("<h2>Verdict</h2>")
+    assert verdict < html.index("<h2>Scores</h2>")
+    assert html.index("use rag") > verdict and "needs no training (lora+rag: 312 s)" in html
+    assert "recommend the least costly candidate" in html
+    assert "<td>interaction</td>" in html and "Fine-tune × RAG on m" in html
+    assert "<th>MDD</th>" in html and "<th>training s</th>" in html and "312 (cached)" in html
