@@ -272,3 +272,14 @@ def test_the_html_report_leads_with_the_verdict(tmp_path):
     assert "recommend the least costly candidate" in html
     assert "<td>interaction</td>" in html and "Fine-tune × RAG on m" in html
     assert "<th>MDD</th>" in html and "<th>training s</th>" in html and "312 (cached)" in html
+
+
+def test_no_gpu_peak_is_reported_off_a_gpu():
+    from bakeoff.run.gpu import peak_gpu_gb, reset_gpu_peak
+
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    reset_gpu_peak()
+    assert peak_gpu_gb() is None
+    assert decide(_four(rag_gap=0.0), MANIFEST).candidates["rag"].cost.peak_gpu_memory_gb is None
