@@ -172,5 +172,6 @@ class FineTunedAgent(Agent, Registrable):
             "final_val_loss",
             "best_val_loss",
             "test_loss",
+            "peak_gpu_memory_gb",
         )
         return {"training": {k: summary.get(k) for k in keys}}

@@ -24,7 +24,9 @@ __all__ = [
     "error_tables",
     "judge_table",
     "pairwise_table",
+    "power_table",
     "print_scores",
+    "verdict_block",
 ]
 
 ScoresLike = Scores | Mapping[str, Any]
@@ -90,6 +92,8 @@ def comparison_table(scores: ScoresLike, title: str | None = None):
     table.add_section()
     table.add_row("errors", *[str(r["errors"]) for r in rows])
     table.add_row("p50 s/answer", *[number(r["latency_p50_s"], 2) for r in rows])
+    if any(c.cost is not None for c in scores.candidates.values()):
+        table.add_row("train s", *[_train_cell(scores, r["candidate"]) for r in rows])
     table.add_row("tokens out", *[str(r["completion_tokens"] or 0) for r in rows])
     parts = [f"{scores.n_questions} questions" if scores.n_questions else "", "★ best mean per metric"]
     if any(r["failed"] for r in rows):
@@ -104,9 +108,40 @@ def comparison_table(scores: ScoresLike, title: str | None = None):
     return table
 
 
+def verdict_block(scores: ScoresLike):
+    """The verdict (:func:`bakeoff.eval.verdict.verdict_lines`) as a rich Panel, ``None`` for a run scored
+    before verdicts; labels in a narrow column so it reads at 80 columns."""
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    from bakeoff.eval.verdict import verdict_lines
+
+    scores = Scores.of(scores)
+    lines = verdict_lines(scores)
+    if not lines:
+        return None
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    styles = {"verdict": "bold green", "too small": "yellow", "warning": "yellow"}
+    for label, text in lines:
+        grid.add_row(Text(label, style=styles.get(label, "bold")), Text(text, style=styles.get(label, "")))
+    return Panel(grid, title=f"verdict · {scores.headline}", title_align="left", expand=False)
+
+
+def _train_cell(scores: Scores, name: str) -> str:
+    """Training seconds the candidate's model took (``(cached)`` when this run reused it)."""
+    cost = scores.candidates[name].cost
+    if cost is None or not cost.training_s_original:
+        return "0"
+    return f"{cost.training_s_original:.0f}" + (" (cached)" if cost.training_cached else "")
+
+
 def pairwise_table(scores: ScoresLike, metric: str | None = None):
     """Paired comparisons of one metric (default: the headline): Δ = a − b with its interval, the raw and
     Holm-corrected p-values and a mark on the significant ones. ``None`` when there is nothing to compare."""
+    from rich import box
     from rich.table import Table
 
     scores = Scores.of(scores)
@@ -115,24 +150,33 @@ def pairwise_table(scores: ScoresLike, metric: str | None = None):
     if not entries:
         return None
     method = scores.statistics.method
-    table = Table(title=f"paired comparisons · {metric}", title_justify="left")
+    # a and b on two lines, intervals to 2 digits and no outer edge: the table reads at 80 columns
+    table = Table(
+        title=f"paired comparisons · {metric}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    longest = max(len(name) for e in entries for name in (e.a, e.b))
     for col, justify in (
         ("a vs b", "left"),
         ("n", "right"),
-        ("Δ (a − b)", "right"),
+        ("Δ a − b", "right"),
         (f"{method.confidence:.0%} CI", "right"),
         ("p", "right"),
         ("p_holm", "right"),
         ("", "left"),
     ):
-        table.add_column(col, justify=justify, no_wrap=col != "a vs b", min_width=4 if col == "" else None)
+        width = 4 if col == "" else min(longest + 3, 24) if col == "a vs b" else None
+        table.add_column(col, justify=justify, no_wrap=col != "a vs b", min_width=width)
     for e in entries:
         mark = f"[bold green]✔ {e.better} better[/]" if e.significant and e.better else "[dim]n.s.[/]"
         table.add_row(
-            f"{e.a} vs {e.b}",
+            f"{e.a}\nvs {e.b}",
             "" if e.n is None else str(e.n),
             f"{e.delta:+.3f}",
-            interval(e.ci, 3),
+            interval(e.ci, 2),
             f"{e.p:.4f}",
             f"{e.p_holm:.4f}",
             mark,
@@ -141,6 +185,34 @@ def pairwise_table(scores: ScoresLike, metric: str | None = None):
     table.caption = (
         f"{', '.join(_TEST_NAMES.get(t, t) for t in tests)}; Holm-corrected over {len(entries)} pair(s); "
         f"✔ = p_holm < {method.alpha}; n.s. = not significant"
+    )
+    return table
+
+
+def power_table(scores: ScoresLike, metric: str | None = None):
+    """Beside the paired tests: per pair the minimum detectable difference (MDD) at the run's alpha and, for
+    a pair that is not significant, the questions needed to detect its Δ. ``None`` without power numbers."""
+    from rich.table import Table
+
+    scores = Scores.of(scores)
+    metric = metric or scores.headline
+    entries = [e for e in scores.comparisons(metric) if e.mdd is not None]
+    if not entries:
+        return None
+    method = scores.statistics.method
+    table = Table(title=f"enough questions? · {metric}", title_justify="left")
+    table.add_column("a vs b", overflow="fold")
+    for col in ("n", "|Δ|", "MDD", "questions for Δ"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for e in entries:
+        if e.significant:
+            needed = "[dim]detected[/]"
+        else:
+            needed = "never (Δ = 0)" if e.n_needed is None else f"[yellow]{e.n_needed:,}[/]"
+        table.add_row(f"{e.a} vs {e.b}", str(e.n), f"{abs(e.delta):.3f}", f"{e.mdd:.3f}", needed)
+    table.caption = (
+        f"MDD: the smallest |Δ| these paired questions detect with {method.power or 0.8:.0%} power at alpha "
+        f"{method.alpha} (per pair, before Holm); questions for Δ: how many would detect the observed Δ"
     )
     return table
 
@@ -257,12 +329,18 @@ def print_scores(
     """Everything ``bakeoff show`` (and the end of ``bakeoff run``) prints about scores (``errors``: also why
     answers failed and the error analysis; ``by_source``: also the headline per document and question field)."""
     scores = Scores.of(scores)
+    block = verdict_block(scores)
+    if block is not None:
+        console.print(block)
     if scores.headline and scores.headline_reason:
         console.print(f"headline: [bold]{scores.headline}[/] — {scores.headline_reason}", highlight=False)
     console.print(comparison_table(scores, title=title))
     pairs = pairwise_table(scores, metric)
     if pairs is not None:
         console.print(pairs)
+        power = power_table(scores, metric)
+        if power is not None:
+            console.print(power)
     elif metric and (scores.statistics is None or metric not in scores.statistics.comparisons):
         console.print(f"[yellow]no paired comparisons for metric {metric!r}[/]")
     judge = judge_table(scores)

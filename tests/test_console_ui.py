@@ -144,6 +144,20 @@ def test_compare_page_shows_candidates_metrics_and_answers(app, quick_key, conso
     assert len(at.dataframe[0].value) <= 3 and not at.exception
     cost = at.dataframe[1].value
     assert list(cost["candidate"]) == CANDIDATES and (cost["completion_tokens"] > 0).all()
+    assert (cost["training_s"] == 0).all()  # prompts train nothing
+
+
+def test_compare_page_shows_the_verdict_first(app, quick_key, console_runs):
+    at = app("views/compare.py", run=quick_key)
+    [info] = list_runs(console_runs, "quickstart")
+    verdict = info.scores_document.verdict
+    assert verdict.recommended in CANDIDATES
+    assert at.success[0].value.startswith(
+        f"**Verdict · {info.scores_document.headline}: use {verdict.recommended}"
+    )
+    page = texts(at)
+    assert "**rule**: recommend the least costly candidate" in page and "**cost**:" in page
+    assert "**why**:" in page
 
 
 def test_compare_page_intervals_contexts_and_two_runs(app):
@@ -334,6 +348,8 @@ def test_browser_renders_compare_page_with_every_candidate(console_runs, quick_k
             for name in CANDIDATES:
                 assert name in text
             assert "bleu" in text and "Compare" in text
+            assert "Verdict" in text and "use " in text and "recommend the least costly candidate" in text
+            assert text.index("Verdict") < text.index("bleu")  # the decision above the tables
             dom = browser.html()
             assert all(name in dom for name in CANDIDATES)
             rich = browser.load(f"http://127.0.0.1:{port}/compare?run={RICH}", expect=["lora+rag", "★"])

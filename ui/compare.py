@@ -32,6 +32,7 @@ __all__ = [
     "merge_runs",
     "metric_interval",
     "question_table",
+    "verdict_rows",
 ]
 
 ScoresLike = Scores | Mapping[str, Any]
@@ -170,9 +171,27 @@ def cost_rows(scores: ScoresLike) -> list[dict[str, Any]]:
                 "prompt_tokens": cand.tokens.prompt,
                 "completion_tokens": completion,
                 "tokens_per_answer": round(completion / n, 1) if n else None,
+                "training_s": cand.cost.training_s_original if cand.cost else None,
+                "training_cached": cand.cost.training_cached if cand.cost else None,
+                "peak_gpu_memory_gb": cand.cost.peak_gpu_memory_gb if cand.cost else None,
             }
         )
     return rows
+
+
+def verdict_rows(scores: ScoresLike) -> list[tuple[str, str]]:
+    """The verdict the Compare page shows first, as ``(label, text)`` lines (:func:`bakeoff.eval.verdict.
+    verdict_lines`; empty for a run scored before verdicts)."""
+    from bakeoff.eval.verdict import verdict_lines
+
+    return [(label, _markdown_safe(text)) for label, text in verdict_lines(Scores.of(scores))]
+
+
+def _markdown_safe(text: str) -> str:
+    """Text shown through ``st.markdown``: candidate names with ``_``/``*`` stay literal, ``$`` is no LaTeX."""
+    for char in ("\\", "*", "_", "$", "`"):
+        text = text.replace(char, "\\" + char)
+    return text
 
 
 # --- per question -------------------------------------------------------------------------------------

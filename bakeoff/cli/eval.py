@@ -69,6 +69,10 @@ def rescore_run(run_dir: Path, recipe: Any, *, judge: Any = None, skip_bad_lines
     from bakeoff.run.retention import rescore_retention
 
     rescore_retention(Path(run_dir), recipe, scores)
+    from bakeoff.eval.verdict import decide
+    from bakeoff.run.store import read_run
+
+    decide(scores, read_run(Path(run_dir)).manifest_document)
     scores.write(Path(run_dir) / "scores.json")
     return scores
 

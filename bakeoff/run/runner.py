@@ -24,6 +24,7 @@ from bakeoff.progress import progress_bar
 from bakeoff.questions import load_questions
 from bakeoff.recipe.schema import Recipe
 from bakeoff.run.context import RunContext
+from bakeoff.run.gpu import peak_gpu_gb, reset_gpu_peak
 from bakeoff.run.store import RunWriter
 
 if TYPE_CHECKING:
@@ -139,6 +140,7 @@ def run_recipe(
         answers = _answer([agents[c.name] for c in answering], questions, ctx, writer, done)
         scores = _score(recipe, questions, answers, [agents[c.name] for c in answering], writer, console)
         _retention(recipe, [agents[c.name] for c in answering], scores, writer, console)
+        _decide(scores, writer)
         writer.write_scores(scores)
         writer.manifest["notes"] = question_notes + ctx.notes
         _finish(writer, scores)
@@ -280,6 +282,7 @@ def _answer(
     with _stage(writer.manifest["timings_s"], "answer"), progress_bar(ctx.console) as bar:
         for agent in agents:
             task = bar.add_task(f"answer {agent.name}", total=len(questions))
+            reset_gpu_peak()
             t0 = time.perf_counter()
             rows: list[dict[str, Any]] = []
             step = agent.settings.generation.batch_size
@@ -297,6 +300,8 @@ def _answer(
             writer.manifest["candidates"][agent.name] = _candidate_facts(
                 agent, rows, time.perf_counter() - t0, ctx
             )
+            if (peak := peak_gpu_gb()) is not None:
+                writer.manifest["candidates"][agent.name]["peak_gpu_memory_gb"] = peak
             writer.save_manifest()
     return answers
 
@@ -385,3 +390,11 @@ def _retention(recipe: Recipe, agents: list[Agent], scores: Scores, writer: RunW
         run_retention(recipe, agents, scores, writer.path, writer.manifest, console, _answer_rows)
     except DataError as exc:
         raise RunError(str(exc)) from None
+
+
+def _decide(scores: Scores, writer: RunWriter) -> None:
+    """Cost, power, fine-tune × RAG and the verdict (:mod:`bakeoff.eval.verdict`), from the run's facts."""
+    from bakeoff.eval.verdict import decide
+
+    with _stage(writer.manifest["timings_s"], "decide"):
+        decide(scores, writer.manifest)

@@ -103,6 +103,7 @@ class TrainingSession:
             trainer.add_callback(FollowFreeCores())
         for callback in self.req.callbacks:
             trainer.add_callback(callback)
+        _reset_gpu_peak(self.device)
         started = time.perf_counter()
         out_of_memory = self._train(trainer, recorder, resume, plan)
         if out_of_memory is not None:  # handled here, not in `except`: no traceback pins the activations
@@ -371,5 +372,22 @@ class TrainingSession:
             "base_model": req.base_model,
             "data": {"kind": req.data.kind, "source": req.data.source, "sha256": req.data.digest},
             "device": self.device,
+            "peak_gpu_memory_gb": _gpu_peak_gb(self.device),
             "versions": library_versions(),
         }
+
+
+def _reset_gpu_peak(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _gpu_peak_gb(device: str) -> float | None:
+    """Peak GPU memory of the training, GiB (the verdict's cost; ``None`` off a GPU)."""
+    if device != "cuda":
+        return None
+    import torch
+
+    return round(sum(torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count())) / 2**30, 2)

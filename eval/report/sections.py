@@ -69,7 +69,24 @@ def verdict(scores: Scores) -> str:
 
 
 def verdict_section(scores: Scores) -> list[Block]:
-    return [Block("h2", "Verdict"), Block("p", verdict(scores))]
+    """The decision first (rule, recommendation, margin, cost, warnings; :mod:`bakeoff.eval.verdict`), the
+    fine-tune × RAG effects when the recipe holds the four cells, then who leads the headline metric."""
+    from bakeoff.eval.verdict import verdict_lines
+
+    blocks = [Block("h2", "Verdict")]
+    blocks += [Block("p", f"**{label}**: {text}") for label, text in verdict_lines(scores)]
+    x = scores.interaction
+    if x is not None:
+        rows = [
+            [name, f"{e.estimate:+.3f}", interval(e.ci, 3)]
+            for name, e in (("fine-tuning", x.finetune), ("RAG", x.rag), ("interaction", x.interaction))
+        ]
+        cells = ", ".join(f"{cell} = {name}" for cell, name in x.cells.items())
+        blocks.append(Block("table", headers=["effect", "estimate", "95% CI"], rows=rows))
+        blocks.append(
+            Block("note", f"Fine-tune × RAG on {x.metric}, {x.n} questions ({cells}); + is better.")
+        )
+    return [*blocks, Block("p", verdict(scores))]
 
 
 def candidates_section(manifest: Manifest, scores: Scores) -> list[Block]:
@@ -147,11 +164,28 @@ def comparisons_section(scores: Scores) -> list[Block]:
             f"{e.p:.4f}",
             f"{e.p_holm:.4f}",
             f"yes: {e.better} better" if e.significant and e.better else "no",
+            number(e.mdd, 3),
+            "" if e.significant or e.mdd is None else "never" if e.n_needed is None else str(e.n_needed),
         ]
         for metric in order
         for e in scores.comparisons(metric)
     ]
-    headers = ["metric", "a vs b", "n", "Δ", f"{level:.0%} CI", "p", "p_holm", "significant"]
+    headers = [
+        "metric",
+        "a vs b",
+        "n",
+        "Δ",
+        f"{level:.0%} CI",
+        "p",
+        "p_holm",
+        "significant",
+        "MDD",
+        "n for Δ",
+    ]
+    text += (
+        " MDD: the smallest |Δ| these questions detect with 80% power at that alpha (per pair, before Holm); "
+        "n for Δ: the questions a pair that is not significant would need to detect its observed Δ."
+    )
     return [Block("h2", "Paired comparisons"), Block("p", text), Block("table", headers=headers, rows=rows)]
 
 
@@ -247,19 +281,45 @@ def error_analysis_section(scores: Scores, top_lost: int = 5, top_failed: int = 
 
 
 def cost_section(scores: Scores) -> list[Block]:
-    """Latency and tokens per candidate."""
-    rows = [
-        [
-            c,
-            number(v.latency_s.p50, 2),
-            number(v.latency_s.p95, 2),
-            str(v.tokens.prompt),
-            str(v.tokens.completion),
-            str(v.truncated),
-        ]
-        for c, v in scores.candidates.items()
+    """Training, latency, tokens and GPU memory per candidate."""
+    rows = []
+    for c, v in scores.candidates.items():
+        cost = v.cost
+        trained = (
+            ""
+            if cost is None
+            else f"{cost.training_s_original:.0f}" + (" (cached)" if cost.training_cached else "")
+        )
+        per_answer = (
+            ""
+            if cost is None or cost.tokens_in_per_answer is None
+            else (f"{cost.tokens_in_per_answer:.0f} / {cost.tokens_out_per_answer or 0:.0f}")
+        )
+        gpu = "" if cost is None else number(cost.peak_gpu_memory_gb, 1)
+        rows.append(
+            [
+                c,
+                trained,
+                number(v.latency_s.p50, 2),
+                number(v.latency_s.p95, 2),
+                per_answer,
+                str(v.tokens.prompt),
+                str(v.tokens.completion),
+                gpu,
+                str(v.truncated),
+            ]
+        )
+    headers = [
+        "candidate",
+        "training s",
+        "p50 s/answer",
+        "p95 s/answer",
+        "tokens in / out per answer",
+        "prompt tokens",
+        "completion tokens",
+        "GPU peak GiB",
+        "truncated",
     ]
-    headers = ["candidate", "p50 s/answer", "p95 s/answer", "prompt tokens", "completion tokens", "truncated"]
     return [Block("h2", "Cost"), Block("table", headers=headers, rows=rows)]
 
 

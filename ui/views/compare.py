@@ -17,6 +17,7 @@ from bakeoff.ui.compare import (
     join_questions,
     merge_runs,
     question_table,
+    verdict_rows,
 )
 from bakeoff.ui.runs import headline, run_key
 
@@ -54,6 +55,17 @@ st.caption(
 )
 if run.status != "complete":
     st.warning(f"This run is **{run.status}**: {run.manifest_document.error or 'its scores may be partial.'}")
+
+verdict = verdict_rows(run.scores_document)  # the decision first (of the picked run, not a merge)
+if verdict:
+    with st.container(border=True):
+        for label, text in verdict:
+            if label == "verdict":
+                st.success(f"**Verdict · {run.scores_document.headline}: {text}**")
+            elif label in ("warning", "too small"):
+                st.warning(f"**{label}**: {text}")
+            else:
+                st.markdown(f"**{label}**: {text}")
 
 tab_scores, tab_questions, tab_cost, tab_analysis = st.tabs(
     ["Scores", "Per question", "Latency and tokens", "Documents and failures"]

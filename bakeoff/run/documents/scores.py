@@ -12,6 +12,8 @@ Layout (every part documented where it is declared)::
     statistics                      method, comparisons.<m>[] (Comparison)
     error_analysis                  ErrorAnalysis: lost.<c>, all_fail[]
     slices, failure_causes, retention   see :mod:`bakeoff.run.documents.analysis`
+    verdict, interaction            Verdict, Interaction (bakeoff.run.documents.decision);
+                                    candidates.<c>.cost is a CandidateCost
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pydantic import Field
 
 from bakeoff.run.documents.analysis import FailureCauses, Retention, Slices
 from bakeoff.run.documents.base import Document, Number, RunDocument, interval_of
+from bakeoff.run.documents.decision import CandidateCost, Interaction, Verdict
 
 __all__ = [
     "CandidateScores",
@@ -145,6 +148,8 @@ class CandidateScores(Document):
     failed: str | None = None
     """Set when every answer of the candidate is an error: the first error (a failed candidate, not a
     result: its means are never compared, marked best or ranked; ``None`` when any answer came back)."""
+    cost: CandidateCost | None = None
+    """Training, latency, tokens and GPU memory (:mod:`bakeoff.run.documents.decision`)."""
 
 
 # --- scores.json: across candidates ------------------------------------------------------------------------
@@ -163,6 +168,8 @@ class StatisticsMethod(Document):
     pair_test: str | None = None
     classification_test: str | None = None
     correction: str | None = None
+    power: Number | None = None
+    """The power ``mdd`` and ``n_needed`` are computed for (0.8)."""
 
 
 class Comparison(Document):
@@ -192,6 +199,13 @@ class Comparison(Document):
     significant: bool = False
     better: str | None = None
     """The significantly better candidate, or ``None``."""
+    sd_diff: Number | None = None
+    """Standard deviation of the per-question differences (:mod:`bakeoff.eval.power`)."""
+    mdd: Number | None = None
+    """Minimum detectable difference: the smallest ``|delta|`` this many paired questions detect with
+    ``statistics.method.power`` at ``alpha``."""
+    n_needed: int | None = None
+    """Not significant: paired questions needed to detect the observed ``delta`` (``None``: delta is 0)."""
 
 
 class Statistics(Document):
@@ -354,6 +368,10 @@ class Scores(RunDocument):
     """Why failed answers failed, per candidate."""
     retention: Retention | None = None
     """The retention set's scores and each candidate's loss against the base candidate."""
+    verdict: Verdict | None = None
+    """The recommendation (``None`` for a run scored before verdicts)."""
+    interaction: Interaction | None = None
+    """Fine-tune × RAG, when the recipe holds the four cells."""
 
     # -- queries the readers share --------------------------------------------------------------------------
     def entry(self, candidate: str, metric: str | None) -> MetricSummary:
