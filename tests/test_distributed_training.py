@@ -145,7 +145,7 @@ def test_two_gloo_processes_match_one_and_the_adapter_answers(tmp_path, bakeoff_
         curves[processes] = metrics(folder)
         summaries[processes] = json.loads((folder / "summary.json").read_text())
         answers = [json.loads(line) for line in (run_dir / "answers.jsonl").read_text().splitlines()]
-        assert len(answers) == 2 and all(a["text"].strip() and not a.get("error") for a in answers)
+        assert len(answers) == 2 and all(a["answer"].strip() and not a.get("error") for a in answers)
         assert (folder / "adapter" / "adapter_model.safetensors").is_file()
         [cached] = [p for p in (home / "training").iterdir() if p.is_dir()]
         assert (cached / "summary.json").is_file() and not (cached / "distributed-job.pkl").exists()
