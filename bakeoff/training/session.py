@@ -84,6 +84,9 @@ class TrainingSession:
         self.checkpoints = folder / "checkpoints"
         self.tensorboard = folder / "tensorboard"
         self.main = is_main_process()
+        # launched by bakeoff.training.distributed (the run's own process hands such requests to the launcher):
+        # weights are saved through the trainer, which gathers FSDP/DeepSpeed shards, even with one process
+        self.launched = self.s.distributed is not None
         self.trainer = None  # set once built (snapshots of several processes are saved through it)
 
     # The run folder shows the curves live (the console reads them while training runs).
@@ -165,7 +168,7 @@ class TrainingSession:
     def save_snapshot(self, model, path: Path) -> None:
         """Save the weights being trained to ``path``: directly in one process; through the trainer (which
         gathers sharded FSDP/DeepSpeed weights and writes on rank 0) when several train together."""
-        if world_size() > 1 and self.trainer is not None:
+        if self.launched and self.trainer is not None:
             self.trainer.save_model(str(path))
         else:
             model.save_pretrained(path, safe_serialization=True)
@@ -372,7 +375,7 @@ class TrainingSession:
         """Write the selected step's weights (the last step's: the model as it is) and the tokenizer."""
         from bakeoff.training.loading import load_weights
 
-        if world_size() > 1:
+        if self.launched:
             return self._save_weights_together(trainer, selected, total)
         with atomic_path(self.folder / ("model" if self.method == "full" else "adapter")) as tmp:
             if selected == total:
