@@ -42,7 +42,7 @@ def _main(
 
 
 from bakeoff.cli import eval as eval_commands  # noqa: E402
-from bakeoff.cli import rag, recipe, run, serving, synth, ui  # noqa: E402
+from bakeoff.cli import rag, recipe, run, serving, synth, tracking, ui  # noqa: E402
 
 # The command table: every command, in the order `bakeoff --help` lists them, and the one function behind it.
 COMMANDS = (
@@ -59,6 +59,7 @@ COMMANDS = (
     ("export", serving.export),
     ("score", eval_commands.score),
     ("report", eval_commands.report),
+    ("mlflow", tracking.mlflow),
     ("synthesize", synth.synthesize),
     ("leakage", synth.leakage),
 )

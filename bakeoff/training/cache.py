@@ -15,6 +15,8 @@ Layout of ``training_cache_dir()/<key>/``::
     snapshots/step-N/   weights kept for `select` (best validation loss so far, or step N)
     adapter/ | model/   the selected weights (LoRA adapter, or the full model) with the tokenizer
     merged/             the adapter merged into the base (``merge: true``)
+    tensorboard/        TensorBoard event files (``report_to: [tensorboard]``)
+    distributed-job.pkl the request handed to launched processes, while they train (``distributed:``)
     README.md           model card
     summary.json        written last: the folder is complete
 """

@@ -71,7 +71,7 @@ class Recorder(TrainerCallback):
 
     def _append(self, row: dict[str, Any]) -> None:
         self.rows.append({k: row.get(k) for k in METRIC_KEYS})
-        for path in self._metric_files():
+        for path in self._metric_files() if self.session.main else ():
             append_jsonl(path, self.rows[-1:], fsync=False)
         self.progress.update(self.task, losses=self._losses())
 
@@ -137,8 +137,8 @@ class Recorder(TrainerCallback):
         keep = (s.select == "best_val" and val < self.best_val) or (
             s.select == "step" and step == s.select_step
         )
-        if keep:
-            model.save_pretrained(s.snapshots / f"step-{step}", safe_serialization=True)
+        if keep:  # the same decision in every process (the validation loss is gathered)
+            s.save_snapshot(model, s.snapshots / f"step-{step}")
             if s.select == "best_val":
                 self.best_step, self.best_val = step, val
 
@@ -146,6 +146,8 @@ class Recorder(TrainerCallback):
         # The checkpoint of this step is on disk: snapshots that can no longer be selected may go. (Done here,
         # not at evaluation, so a run killed between the two still finds its best snapshot when it resumes.)
         s = self.session
+        if not s.main:
+            return
         wanted = {self.best_step, s.select_step}
         for snap in s.snapshots.glob("step-*"):
             if int(snap.name.partition("-")[2]) not in wanted:

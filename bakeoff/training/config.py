@@ -15,7 +15,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from bakeoff.recipe.fields import ExistingFile
 from bakeoff.synth.jobs import FileOrSynthesized
 
-__all__ = ["DataSettings", "LoraSettings", "TrainSettings", "parse_select"]
+__all__ = [
+    "REPORT_EXTRAS",
+    "DataSettings",
+    "DistributedSettings",
+    "LoraSettings",
+    "TrainSettings",
+    "parse_select",
+]
+
+# report_to integration -> (the module transformers imports, the bakeoff extra that installs it)
+REPORT_EXTRAS = {
+    "tensorboard": ("tensorboard", "tensorboard"),
+    "mlflow": ("mlflow", "mlflow"),
+    "wandb": ("wandb", "wandb"),
+}
 
 _SELECT = re.compile(r"^(best_val|last|step:([1-9][0-9]*))$")
 
@@ -130,9 +144,35 @@ class DataSettings(BaseModel):
         return self
 
 
+class DistributedSettings(BaseModel):
+    """Train across several processes (one per GPU; gloo processes on a CPU), launched by `bakeoff run`.
+
+    `batch_size` stays the global micro-batch: each step's batch is split across the processes, so the
+    adapter, its cache key and its loss curve are those of a one-process run with the same settings.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    processes: int = Field(
+        ...,
+        ge=1,
+        le=1024,
+        description="Processes to train with (usually one per GPU). `batch_size` must be a multiple of it.",
+    )
+    config: ExistingFile | None = Field(
+        None,
+        description="An `accelerate config` YAML file (DDP, FSDP or DeepSpeed; relative to the recipe) passed to "
+        "`accelerate launch --config_file`. Default: plain DDP. Needs CUDA; without it the processes run DDP "
+        "on gloo through torchrun.",
+    )
+    port: int | None = Field(
+        None, ge=1024, le=65535, description="Rendezvous port on 127.0.0.1; default: a free one."
+    )
+
+
 class TrainSettings(BaseModel):
     """How a fine-tuned candidate is trained. The adapter is cached by a hash of everything here (but
-    `merge` and `gradient_checkpointing`, which do not change the weights), the data, the base model and the
+    `merge`, `gradient_checkpointing`, `distributed` and `report_to`, which do not change the weights), the data, the base model and the
     library versions."""
 
     model_config = ConfigDict(extra="forbid")
@@ -195,6 +235,17 @@ class TrainSettings(BaseModel):
         description="Recompute activations to save memory. Default: on with CUDA, off on a CPU (where it only "
         "costs time).",
     )
+    distributed: DistributedSettings | None = Field(
+        None,
+        description='Train across several processes through accelerate (README "Several GPUs"); the weights '
+        "and the cache key stay those of a one-process run. Default: one process.",
+    )
+    report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(
+        default_factory=list,
+        description="Also log training to these trackers (the Trainer's `report_to`): `tensorboard` writes "
+        "event files to `training/<candidate>/tensorboard/`; `mlflow` and `wandb` follow their own environment "
+        "variables (MLFLOW_TRACKING_URI, WANDB_PROJECT). Each needs its extra, e.g. `bakeoff[tensorboard]`.",
+    )
 
     @field_validator("select")
     @classmethod
@@ -214,6 +265,13 @@ class TrainSettings(BaseModel):
             problems.append("merge: only applies to method lora/qlora (full fine-tuning has no adapter)")
         if self.method == "full" and "lora" in self.model_fields_set:
             problems.append("lora: only applies to method lora/qlora")
+        if self.distributed is not None and self.batch_size % self.distributed.processes:
+            problems.append(
+                f"batch_size: {self.batch_size} is split across distributed.processes ({self.distributed.processes}); "
+                "make it a multiple of the process count"
+            )
+        if len(set(self.report_to)) != len(self.report_to):
+            problems.append("report_to: each tracker once")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from bakeoff.training.config import TrainSettings
 from bakeoff.training.quantization import TrainingError, qlora_quantization_config
+from bakeoff.training.ranks import local_rank
 
 if TYPE_CHECKING:
     from bakeoff.training.request import TrainedModel
@@ -29,7 +30,7 @@ def load_tokenizer(model_dir: Path, chat_template: str | None):
 
 def load_base(model_dir: Path, method: str, device: str, *, training: bool):
     """The base model as the method needs it: 4-bit NF4 for qlora, bf16 on a GPU (fp32 master weights for
-    full fine-tuning), fp32 on a CPU.
+    full fine-tuning), fp32 on a CPU. On GPUs, each launched process loads onto its own device (``LOCAL_RANK``).
 
     Raises:
         TrainingError: the folder holds no loadable model.
@@ -42,11 +43,15 @@ def load_base(model_dir: Path, method: str, device: str, *, training: bool):
     kwargs: dict[str, Any] = {}
     if method == "qlora":
         kwargs.update(
-            quantization_config=qlora_quantization_config(), dtype=torch.bfloat16, device_map={"": 0}
+            quantization_config=qlora_quantization_config(),
+            dtype=torch.bfloat16,
+            device_map={"": local_rank()},
         )
     elif device == "cuda":
         half = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        kwargs.update(dtype=torch.float32 if (method == "full" and training) else half, device_map={"": 0})
+        kwargs.update(
+            dtype=torch.float32 if (method == "full" and training) else half, device_map={"": local_rank()}
+        )
     else:
         kwargs.update(dtype=torch.float32)
     try:

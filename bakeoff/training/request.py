@@ -48,8 +48,12 @@ def hyperparameters(settings: TrainSettings) -> dict[str, Any]:
 
     ``gradient_checkpointing`` is left out too: it trades time for memory and computes the same weights, so
     turning it on after an out-of-memory error resumes from the checkpoint that training left behind.
+    ``distributed`` (the global batch is split, not multiplied) and ``report_to`` are left out for the same
+    reason: the same weights, whether trained on one process or several, logged or not.
     """
-    hyper = settings.model_dump(mode="json", exclude={"merge", "gradient_checkpointing"})
+    hyper = settings.model_dump(
+        mode="json", exclude={"merge", "gradient_checkpointing", "distributed", "report_to"}
+    )
     data = hyper["data"]
     data.pop("path", None)
     if not isinstance(settings.data.validation, float | int):

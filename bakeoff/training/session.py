@@ -2,6 +2,8 @@
 error into advice), choose the weights ``select`` asks for, and write the artifacts with ``summary.json`` last.
 
 Training on a CPU runs in float32 without gradient checkpointing, on the cores other processes leave free.
+Launched as one of several processes (:mod:`bakeoff.training.distributed`), every process trains and
+evaluates, and only rank 0 writes files (:func:`~bakeoff.training.ranks.is_main_process`).
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from bakeoff.training.cache import library_versions
 from bakeoff.training.config import parse_select
 from bakeoff.training.model_card import fmt_loss, model_card
 from bakeoff.training.quantization import TrainingError
+from bakeoff.training.ranks import barrier, is_main_process, world_size
 from bakeoff.training.request import TrainRequest, hyperparameters, training_device
 
 __all__ = ["TrainingSession", "last_checkpoint"]
 
 
-def last_checkpoint(root: Path) -> tuple[Path, int] | None:
-    """The newest complete checkpoint (``trainer_state.json`` is written last); incomplete ones are removed."""
+def last_checkpoint(root: Path, *, prune: bool = True) -> tuple[Path, int] | None:
+    """The newest complete checkpoint (``trainer_state.json`` is written last); incomplete ones are removed
+    (when ``prune``: by the one process that writes)."""
     if not root.is_dir():
         return None
     found = []
@@ -38,7 +42,8 @@ def last_checkpoint(root: Path) -> tuple[Path, int] | None:
     for step, path in sorted(found, reverse=True):
         if (path / "trainer_state.json").is_file():
             return path, step
-        shutil.rmtree(path, ignore_errors=True)
+        if prune:
+            shutil.rmtree(path, ignore_errors=True)
     return None
 
 
@@ -77,9 +82,17 @@ class TrainingSession:
         self.metrics_path = folder / "metrics.jsonl"
         self.snapshots = folder / "snapshots"
         self.checkpoints = folder / "checkpoints"
+        self.tensorboard = folder / "tensorboard"
+        self.main = is_main_process()
+        # launched by bakeoff.training.distributed (the run's own process hands such requests to the launcher):
+        # weights are saved through the trainer, which gathers FSDP/DeepSpeed shards, even with one process
+        self.launched = self.s.distributed is not None
+        self.trainer = None  # set once built (snapshots of several processes are saved through it)
 
     # The run folder shows the curves live (the console reads them while training runs).
     def _write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        if not self.main:
+            return
         text = dumps_jsonl(rows)
         self.metrics_path.write_text(text, encoding="utf-8")
         if self.out_dir is not None:
@@ -104,6 +117,8 @@ class TrainingSession:
         for callback in self.req.callbacks:
             trainer.add_callback(callback)
         _reset_gpu_peak(self.device)
+        if "tensorboard" in self.s.report_to and self.main:
+            trainer.add_callback(self._tensorboard())
         started = time.perf_counter()
         out_of_memory = self._train(trainer, recorder, resume, plan)
         if out_of_memory is not None:  # handled here, not in `except`: no traceback pins the activations
@@ -129,17 +144,35 @@ class TrainingSession:
 
     def _resume_state(self) -> tuple[tuple[Path, int] | None, list[dict[str, Any]]]:
         """The checkpoint to resume from and the curve rows up to it (later rows and snapshots are dropped)."""
-        resume = last_checkpoint(self.checkpoints)
+        resume = last_checkpoint(self.checkpoints, prune=self.main)
         if resume is None:
             rows: list[dict[str, Any]] = []
-            shutil.rmtree(self.snapshots, ignore_errors=True)
+            if self.main:
+                shutil.rmtree(self.snapshots, ignore_errors=True)
+                shutil.rmtree(self.tensorboard, ignore_errors=True)
         else:
             rows = [r for r in read_jsonl(self.metrics_path) if r["step"] <= resume[1]]
             for snap in self.snapshots.glob("step-*"):
-                if int(snap.name.partition("-")[2]) > resume[1]:
+                if int(snap.name.partition("-")[2]) > resume[1] and self.main:
                     shutil.rmtree(snap)
         self._write_metrics(rows)
+        barrier()  # the other processes start once rank 0 has tidied the folder
         return resume, rows
+
+    def _tensorboard(self):
+        """transformers' TensorBoard callback writing into the cache folder (exported with the run)."""
+        from torch.utils.tensorboard import SummaryWriter
+        from transformers.integrations import TensorBoardCallback
+
+        return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(self.tensorboard)))
+
+    def save_snapshot(self, model, path: Path) -> None:
+        """Save the weights being trained to ``path``: directly in one process; through the trainer (which
+        gathers sharded FSDP/DeepSpeed weights and writes on rank 0) when several train together."""
+        if self.launched and self.trainer is not None:
+            self.trainer.save_model(str(path))
+        else:
+            model.save_pretrained(path, safe_serialization=True)
 
     def _build_trainer(self):
         """The SFT trainer over the base model (and its LoRA), and whether gradient checkpointing is on."""
@@ -169,6 +202,7 @@ class TrainingSession:
             validation=val_ds is not None,
             instruct=req.data.kind == "instruct",
             gradient_checkpointing=checkpointing,
+            processes=world_size(),
         )
         trainer = sft_trainer_class(SFTTrainer)(
             model=model,
@@ -179,6 +213,7 @@ class TrainingSession:
             peft_config=None if self.method == "full" else lora_config(s, model),
         )
         trainer.remove_callback(PrinterCallback)  # bakeoff draws its own progress
+        self.trainer = trainer
         return trainer, checkpointing
 
     def _plan(self, trainer) -> _Plan:
@@ -222,6 +257,9 @@ class TrainingSession:
             "4-bit NF4 base, bf16 compute" if self.method == "qlora" else ("bf16" if self.half else "fp32")
         )
         threads = f", {torch.get_num_threads()} thread(s) ({why_threads})" if self.device != "cuda" else ""
+        if world_size() > 1:
+            share = s.batch_size // world_size()
+            threads += f"; {world_size()} processes, {share} examples of each batch per process"
         self.console.print(
             f"[bold]train {self.req.candidate}[/] · {self.method} {shape} · {trainable / 1e6:.2f}M trainable of "
             f"{params / 1e6:.0f}M parameters\n"
@@ -311,6 +349,7 @@ class TrainingSession:
         else:
             selected = plan.total
         self._save_weights(trainer, selected, plan.total)
+        barrier()
         test_loss = None
         if self.req.data.test:
             from datasets import Dataset
@@ -318,6 +357,9 @@ class TrainingSession:
             out = trainer.evaluate(Dataset.from_list(self.req.data.test), metric_key_prefix="test")
             test_loss = out.get("test_loss")
         summary = self._summary(recorder, plan, selected, test_loss, train_seconds, resume)
+        barrier()  # every process is done with the checkpoints and snapshots
+        if not self.main:
+            return summary
         (self.folder / "README.md").write_text(model_card(summary), encoding="utf-8")
         shutil.rmtree(self.checkpoints, ignore_errors=True)
         shutil.rmtree(self.snapshots, ignore_errors=True)
@@ -334,6 +376,8 @@ class TrainingSession:
         """Write the selected step's weights (the last step's: the model as it is) and the tokenizer."""
         from bakeoff.training.loading import load_weights
 
+        if self.launched:
+            return self._save_weights_together(trainer, selected, total)
         with atomic_path(self.folder / ("model" if self.method == "full" else "adapter")) as tmp:
             if selected == total:
                 trainer.model.save_pretrained(tmp, safe_serialization=True)
@@ -341,6 +385,30 @@ class TrainingSession:
                 shutil.copytree(self.snapshots / f"step-{selected}", tmp)
                 load_weights(trainer.model, tmp, self.method)
             trainer.processing_class.save_pretrained(tmp)
+
+    def _save_weights_together(self, trainer, selected: int, total: int) -> None:
+        """:meth:`_save_weights` with several processes: each one takes part in saving (sharded weights are
+        gathered) and loads the selected snapshot; rank 0 writes, then moves the folder into place."""
+        from bakeoff.training.loading import load_weights
+
+        final = self.folder / ("model" if self.method == "full" else "adapter")
+        staging = final.with_name(f".{final.name}.saving")
+        if self.main:
+            shutil.rmtree(staging, ignore_errors=True)
+        barrier()
+        if selected == total:
+            trainer.save_model(str(staging))
+        else:
+            snapshot = self.snapshots / f"step-{selected}"
+            load_weights(trainer.model, snapshot, self.method)
+            if self.main:
+                shutil.copytree(snapshot, staging)
+        barrier()
+        if self.main:
+            trainer.processing_class.save_pretrained(staging)
+            (staging / "training_args.bin").unlink(missing_ok=True)
+            shutil.rmtree(final, ignore_errors=True)
+            staging.replace(final)
 
     def _summary(self, recorder, plan: _Plan, selected: int, test_loss, train_seconds: float, resume):
         req, s, rows = self.req, self.s, recorder.rows
@@ -373,6 +441,7 @@ class TrainingSession:
             "data": {"kind": req.data.kind, "source": req.data.source, "sha256": req.data.digest},
             "device": self.device,
             "peak_gpu_memory_gb": _gpu_peak_gb(self.device),
+            "processes": world_size(),
             "versions": library_versions(),
         }
 

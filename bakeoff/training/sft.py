@@ -7,7 +7,27 @@ from pathlib import Path
 
 from bakeoff.training.config import TrainSettings
 
-__all__ = ["sft_config", "sft_trainer_class"]
+__all__ = ["check_trackers", "sft_config", "sft_trainer_class"]
+
+
+def check_trackers(settings: TrainSettings, candidate: str) -> None:
+    """Fail before training when a ``report_to`` tracker's package is missing, naming the extra to install.
+
+    Raises:
+        TrainingError: a tracker is not installed.
+    """
+    import importlib.util
+
+    from bakeoff.training.config import REPORT_EXTRAS
+    from bakeoff.training.quantization import TrainingError
+
+    for name in settings.report_to:
+        module, extra = REPORT_EXTRAS[name]
+        if importlib.util.find_spec(module) is None:
+            raise TrainingError(
+                f"{candidate}: train.report_to: {name} needs the `{module}` package, which is not installed; "
+                f"pip install 'bakeoff[{extra}]' (or drop {name} from report_to)"
+            )
 
 
 def sft_config(
@@ -19,18 +39,27 @@ def sft_config(
     validation: bool,
     instruct: bool,
     gradient_checkpointing: bool,
+    processes: int = 1,
 ):
     """The ``SFTConfig`` for the settings; the step counts are set once the prepared dataset's size is known.
 
     On a CPU: float32, no dataloader workers (the examples are already tokenized in memory); examples of
-    similar length are batched together unless they are packed.
+    similar length are batched together unless they are packed. With several processes each batch the
+    sampler draws (``batch_size`` examples) is split between them (accelerate's ``split_batches``), so the
+    global batch, the data order and the step count are those of one process. TensorBoard is added by the
+    session (its events go to the cache folder); the other trackers in ``report_to`` go to the trainer.
     """
     from trl import SFTConfig
 
+    eval_batch = max(s.batch_size, 16)
+    eval_batch += -eval_batch % processes  # split_batches needs a multiple of the process count
+    trackers = [name for name in s.report_to if name != "tensorboard"]
     return SFTConfig(
         output_dir=str(output_dir),
         per_device_train_batch_size=s.batch_size,
-        per_device_eval_batch_size=max(s.batch_size, 16),
+        per_device_eval_batch_size=eval_batch,
+        accelerator_config={"split_batches": processes > 1},
+        average_tokens_across_devices=True,
         gradient_accumulation_steps=s.grad_accum,
         learning_rate=s.learning_rate,
         lr_scheduler_type="constant_with_warmup" if s.scheduler == "constant" else s.scheduler,
@@ -52,7 +81,7 @@ def sft_config(
         activation_checkpointing=gradient_checkpointing,  # (gradient_checkpointing is its deprecated alias)
         dataloader_num_workers=0,
         dataloader_pin_memory=cuda,
-        report_to="none",
+        report_to=trackers or "none",
         disable_tqdm=True,
         prediction_loss_only=True,
         dataset_num_proc=None,
@@ -98,10 +127,12 @@ def sft_trainer_class(base):
             if self.args.average_tokens_across_devices and num_items_in_batch is not None:
                 loss = loss * self.accelerator.num_processes
             if model.training:
-                if "attention_mask" in inputs:
-                    self._total_train_tokens += int(inputs["attention_mask"].sum())
-                else:
-                    self._total_train_tokens += int(inputs["input_ids"].numel())
+                attention = inputs.get("attention_mask")
+                local = (
+                    attention.sum() if attention is not None else torch.tensor(inputs["input_ids"].numel())
+                )
+                # the tokens of the whole global batch, as TRL counts them (each process sees its share)
+                self._total_train_tokens += int(self.accelerator.gather_for_metrics(local.reshape(1)).sum())
                 self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
             return loss
 

@@ -5,7 +5,8 @@
 1. decide the method that really trains (``qlora`` falls back to LoRA without CUDA) and hash the inputs
    (:mod:`bakeoff.training.request`);
 2. under the key's file lock: reuse a complete cache folder, or train (:mod:`bakeoff.training.session`) —
-   resuming from the last checkpoint a killed run left behind — recording the loss curves and keeping the
+   resuming from the last checkpoint a killed run left behind, in this process or in several launched
+   ones (``train.distributed``, :mod:`bakeoff.training.distributed`) — recording the loss curves and keeping the
    weights ``select`` asks for; merge the adapter when ``merge: true`` (:mod:`bakeoff.training.merge`);
 3. copy (hard-link) the artifacts into ``<run>/training/<candidate>/``.
 
@@ -52,6 +53,9 @@ def train_candidate(
     Raises:
         TrainingError: the candidate cannot be trained as configured.
     """
+    from bakeoff.training.sft import check_trackers
+
+    check_trackers(req.settings, req.candidate)
     key, material, method, why = training_key(req)
     if why:
         note(f"{req.candidate}: {why}")
@@ -103,6 +107,10 @@ def _cached_or_trained(req, method, key, material, folder, console, out_dir, tra
         )
     folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / "key.json", material)
+    if req.settings.distributed is not None:
+        from bakeoff.training.distributed import train_distributed
+
+        return train_distributed(req, method, key, folder, console, out_dir), False
     return TrainingSession(req, method, key, folder, console, out_dir).run(), False
 
 
@@ -132,6 +140,8 @@ def _export(trained: TrainedModel, out_dir: Path) -> TrainedModel:
     for name in ("metrics.jsonl", "README.md"):
         if (src / name).is_file():
             shutil.copyfile(src / name, out_dir / name)
+    if (src / "tensorboard").is_dir():  # train.report_to: [tensorboard]
+        link_tree(src / "tensorboard", out_dir / "tensorboard")
     write_json_atomic(out_dir / "summary.json", trained.summary)
     return TrainedModel(
         trained.candidate,
