@@ -11,6 +11,7 @@ Layout (every part documented where it is declared)::
     judge_pairwise, judge           PairwiseVerdicts, JudgeAccounting
     statistics                      method, comparisons.<m>[] (Comparison)
     error_analysis                  ErrorAnalysis: lost.<c>, all_fail[]
+    served.<c@form>                 ServedParity: agreement and paired difference with the trained model
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from bakeoff.run.documents.base import Document, Number, RunDocument, interval_of
+from bakeoff.run.documents.served import ServedParity
 
 __all__ = [
     "CandidateScores",
@@ -337,6 +339,8 @@ class Scores(RunDocument):
     judge: JudgeAccounting | None = None
     statistics: Statistics | None = None
     error_analysis: ErrorAnalysis | None = None
+    served: dict[str, ServedParity] = Field(default_factory=dict)
+    """Served form (``lora@q8_0``) -> its parity with the training-time candidate (``serve:`` in the recipe)."""
 
     # -- queries the readers share --------------------------------------------------------------------------
     def entry(self, candidate: str, metric: str | None) -> MetricSummary:
