@@ -79,7 +79,11 @@ def _families() -> dict[str, tuple[str, str, str, list[str], bool]]:
     }
     info = read_gguf_info(gguf_path("smollm2-135m-instruct"))
     out["smollm2 (embedded)"] = (
-        info.chat_template, info.bos_token, info.eos_token, list(info.control_tokens), info.add_bos
+        info.chat_template,
+        info.bos_token,
+        info.eos_token,
+        list(info.control_tokens),
+        info.add_bos,
     )
     return out
 
@@ -102,7 +106,11 @@ def test_go_text_template_renders_every_derived_template_like_jinja(go_render):
             want = render_jinja(chat_template, messages, bos_token=bos, eos_token=eos, context=DATE)
             for system_in_messages in (True, False):
                 jobs.append(
-                    {"template": derived.template, "messages": messages, "system_in_messages": system_in_messages}
+                    {
+                        "template": derived.template,
+                        "messages": messages,
+                        "system_in_messages": system_in_messages,
+                    }
                 )
                 expected.append((want, derived.bos_left_to_tokenizer))
                 labels.append(f"{family} / {title} / system in .Messages: {system_in_messages}")

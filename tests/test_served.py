@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,11 @@ def _recipe(tmp_path: Path, serve: dict, *, ollama_host: str | None = None) -> P
         "name": "served-test",
         "base_model": "embedded:smollm2-135m-instruct",
         "task": "qa",
-        "eval": {"questions": str(ROOT / "data" / "contract-qa.jsonl"), "limit": N_QUESTIONS, "metrics": ["rougeL"]},
+        "eval": {
+            "questions": str(ROOT / "data" / "contract-qa.jsonl"),
+            "limit": N_QUESTIONS,
+            "metrics": ["rougeL"],
+        },
         "candidates": [
             {
                 "name": "lora",
@@ -58,7 +63,9 @@ def _recipe(tmp_path: Path, serve: dict, *, ollama_host: str | None = None) -> P
 def _run(path: Path, runs: Path) -> tuple[Path, str]:
     out = io.StringIO()
     recipe = load_recipe(path)
-    run = run_recipe(recipe, recipe_text=path.read_text(), runs_dir=runs, console=Console(file=out, width=200))
+    run = run_recipe(
+        recipe, recipe_text=path.read_text(), runs_dir=runs, console=Console(file=out, width=200)
+    )
     return run, out.getvalue()
 
 
@@ -121,7 +128,9 @@ def test_served_forms_are_registered_and_answered_through_ollama(ollama_run):
     assert "lora@q8_0: lora.q8_0.gguf" in printed
 
 
-def test_a_wrong_ollama_template_is_diagnosed_and_the_export_is_reused(ollama_run, responder):
+@pytest.fixture(scope="module")
+def wrong_template_run(ollama_run, responder):
+    """A second run of the same fine-tune whose Ollama form is registered with a plain ``{{ .Prompt }}``."""
     _, _, _, tmp = ollama_run
     with FakeOllama(responder=responder) as fake:
         run, printed = _run(
@@ -129,6 +138,11 @@ def test_a_wrong_ollama_template_is_diagnosed_and_the_export_is_reused(ollama_ru
             tmp / "runs",
         )
         creates = fake.calls("POST", "/api/create")
+    return run, printed, creates
+
+
+def test_a_wrong_ollama_template_is_diagnosed_and_the_export_is_reused(wrong_template_run):
+    run, printed, creates = wrong_template_run
     assert creates[0]["template"] == "{{ .Prompt }}"
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["served"]["lora@q8_0"]["cache_hit"] is True  # the first run's export, reused
@@ -137,7 +151,11 @@ def test_a_wrong_ollama_template_is_diagnosed_and_the_export_is_reused(ollama_ru
     bad = scores.served["lora@ollama-q8_0"]
     assert bad.diagnosis is not None and bad.diagnosis.template == "{{ .Prompt }}"
     d = bad.diagnosis
-    assert d.n == N_QUESTIONS and d.share >= 0.5 and d.to_token_limit + d.role_markers + d.empty >= N_QUESTIONS / 2
+    assert (
+        d.n == N_QUESTIONS
+        and d.share >= 0.5
+        and d.to_token_limit + d.role_markers + d.empty >= N_QUESTIONS / 2
+    )
     assert bad.significant_drop and bad.delta < 0 and bad.ci[1] < 0
     assert bad.cause == "template/EOS mismatch"
     assert bad.most_changed and bad.most_changed[0].delta < 0
@@ -150,13 +168,43 @@ def test_a_wrong_ollama_template_is_diagnosed_and_the_export_is_reused(ollama_ru
     assert manifest["served"]["lora@ollama-q8_0"]["parity"]["cause"] == "template/EOS mismatch"
 
 
-def test_show_prints_the_served_model_table_and_warnings(ollama_run, bakeoff_cmd):
+def test_show_report_and_console_group_the_served_forms(
+    wrong_template_run, bakeoff_cmd, monkeypatch, tmp_path
+):
     import subprocess
 
-    run, _, _, _ = ollama_run
-    proc = subprocess.run([*bakeoff_cmd, "show", str(run)], capture_output=True, text=True, check=False)
+    from streamlit.testing.v1 import AppTest
+
+    run, _, _ = wrong_template_run
+    proc = subprocess.run(
+        [*bakeoff_cmd, "show", str(run)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "250"},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "served model" in proc.stdout and "lora@ollama-q8_0" in proc.stdout
+    assert "served: lora@ollama-q8_0: −" in proc.stdout and "template/EOS mismatch" in proc.stdout
+    report = tmp_path / "report.md"
+    proc = subprocess.run(
+        [*bakeoff_cmd, "report", str(run), "--output", str(report)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = report.read_text()
+    assert "## Served model" in text and "lora@ollama-q8_0 — most changed answers" in text
+    # The console's Compare page groups the candidate with its served forms.
+    monkeypatch.setenv("BAKEOFF_RUNS_DIR", str(run.parent.parent))
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "ui" / "app.py"), default_timeout=120)
+    at.query_params["run"] = f"{run.parent.name}/{run.name}"
+    at.run()
+    at.switch_page("views/compare.py").run()
+    assert not at.exception, at.exception[0].value
+    assert "Served model · lora and its served forms" in [h.value for h in at.subheader]
+    served_forms = list(at.dataframe[0].value["served form"])
+    assert served_forms == ["lora@q8_0", "lora@ollama-q8_0"]
+    assert any("template/EOS mismatch" in w.value for w in at.warning)
 
 
 @pytest.mark.slow
@@ -168,7 +216,10 @@ def test_f16_and_q8_0_through_llama_cpp_and_a_rerun_reuses_the_exports(tmp_path,
     results = []
     for _ in range(2):
         proc = subprocess.run(
-            [*bakeoff_cmd, "run", str(recipe), "--runs-dir", str(runs)], capture_output=True, text=True, check=False
+            [*bakeoff_cmd, "run", str(recipe), "--runs-dir", str(runs)],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         run = sorted(p for p in (runs / "served-test").iterdir() if p.is_dir())[-1]

@@ -61,6 +61,15 @@ def rescore_run(run_dir: Path, recipe: Any, *, judge: Any = None) -> Scores:
             ),
         )
     scores = score_answers(list(questions.values()), answers, ScoringSettings.from_recipe(recipe, judge=judge))
+    from bakeoff.run.documents.manifest import Manifest
+    from bakeoff.run.serve import add_parity
+
+    try:
+        served = Manifest.read(Path(run_dir) / "manifest.json").served
+    except (OSError, ValueError):
+        served = {}
+    if served:  # the served forms' parity, on the new headline
+        add_parity(recipe, scores, answers, served)
     scores.write(Path(run_dir) / "scores.json")
     return scores
 

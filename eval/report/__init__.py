@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from bakeoff.eval.report import sections
 from bakeoff.eval.report.blocks import Block, render_html, render_markdown
+from bakeoff.eval.report.served import served_section
 
 __all__ = ["build_report", "write_report"]
 
@@ -32,6 +33,7 @@ def build_report(run: Any) -> list[Block]:
         *sections.comparisons_section(scores),
         *sections.judge_section(scores),
         *sections.error_analysis_section(scores),
+        *served_section(scores),
         *sections.cost_section(scores),
         *sections.reading_section(),
     ]
