@@ -7,7 +7,7 @@ BAKEOFF := $(VENV)/bin/bakeoff
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help install install-dev llama demo ui test test-slow lint docs clean chromium bench bench-console lock upgrade
+.PHONY: help install install-dev llama demo ui test test-slow lint docs clean chromium golang bench bench-console lock upgrade
 
 help:
 	@echo "make demo      set up .venv and run recipes/quickstart.yaml on the embedded model"
@@ -123,7 +123,13 @@ chromium:
 		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) || \
 		echo "chromium could not be installed: the browser test will be skipped"
 
-test: install-dev chromium
+# The Go-engine template test builds a small Go program with Debian's golang-go; installed when missing.
+golang:
+	@command -v go >/dev/null 2>&1 || \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q golang-go) || \
+		echo "golang-go could not be installed: the Go template test will be skipped"
+
+test: install-dev chromium golang
 	$(VENV)/bin/ruff check bakeoff agents eval ui tests bench requirements
 	$(PY) -m pytest
 

@@ -5,7 +5,8 @@ recipe key, documented where declared) and a class with :meth:`Agent.answer`; :m
 (train, index), :meth:`Agent.chat` and :meth:`Agent.describe` are optional. An agent sees its run only through
 :class:`AgentContext` and its questions only as :class:`~bakeoff.core.Query` (id and text, never the reference).
 What the runner does beyond answering is asked for with optional capabilities: :class:`Retriever` (scored on
-its retrieved passages) and :class:`Registrable` (registered in Ollama after preparation).
+its retrieved passages), :class:`Registrable` (registered in Ollama after preparation) and :class:`Servable`
+(its exported GGUF forms evaluated as candidates of their own).
 
 Agents are found through the entry-point group ``bakeoff.agents`` — the built-ins are registered there exactly
 like third-party plugins — or named directly in a recipe as ``agent: "package.module:ClassName"``.
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
     from bakeoff.models.generators import Generator
     from bakeoff.rag.vectorstore import VectorStore
-    from bakeoff.serving.settings import OllamaRegistration
+    from bakeoff.serving.settings import OllamaRegistration, ServedForms
     from bakeoff.synth.jobs import SynthesizedRef
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "Registrable",
     "Retriever",
+    "Servable",
     "available_agents",
     "load_agent_class",
 ]
@@ -252,6 +254,19 @@ class Registrable(ABC):
     @abstractmethod
     def registration(self) -> OllamaRegistration | None:
         """What to register (the recipe's ``register:`` key), or None for nothing."""
+
+
+class Servable(ABC):
+    """Optional capability: an agent whose trained model can be exported and evaluated in its served forms.
+
+    After registration the runner asks :meth:`served_forms`; each form is exported to GGUF from the adapter in
+    the agent's :attr:`AgentContext.folder` and answers as a candidate of its own (``NAME@FORM``) through
+    llama.cpp, and through Ollama when the recipe names a host; scoring reports its parity with this agent.
+    """
+
+    @abstractmethod
+    def served_forms(self) -> ServedForms | None:
+        """Which forms to evaluate (the recipe's ``serve:`` key), or None for none."""
 
 
 @cache

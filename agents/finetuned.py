@@ -15,17 +15,22 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from bakeoff.agents.base import Agent, AgentContext, AgentSettings, Registrable
+from bakeoff.agents.base import Agent, AgentContext, AgentSettings, Registrable, Servable
 from bakeoff.agents.prompts import QA_SYSTEM
 from bakeoff.core import Answer, Message, Query
 from bakeoff.models.refs import ModelRef, kind_of, parse_model_ref, scheme_forms
-from bakeoff.serving.settings import OllamaRegistration, OllamaRegistrationMixin
+from bakeoff.serving.settings import (
+    OllamaRegistration,
+    OllamaRegistrationMixin,
+    ServedForms,
+    ServedFormsMixin,
+)
 from bakeoff.training.config import TrainSettings
 
 __all__ = ["FineTunedAgent", "FineTunedSettings", "local_model_dir"]
 
 
-class FineTunedSettings(AgentSettings, OllamaRegistrationMixin):
+class FineTunedSettings(AgentSettings, OllamaRegistrationMixin, ServedFormsMixin):
     """A candidate whose model is fine-tuned on the recipe's data before it answers (closed-book); with
     ``register:`` the trained model is exported to GGUF and registered in Ollama after training."""
 
@@ -73,7 +78,7 @@ def local_model_dir(ref: ModelRef) -> Path:
         raise TrainingError(str(exc)) from None
 
 
-class FineTunedAgent(Agent, Registrable):
+class FineTunedAgent(Agent, Registrable, Servable):
     """Trains (or reuses) weights in :meth:`prepare`, then answers with them."""
 
     settings_model = FineTunedSettings
@@ -92,6 +97,10 @@ class FineTunedAgent(Agent, Registrable):
 
     def registration(self) -> OllamaRegistration | None:
         return self.settings.ollama_registration
+
+    def served_forms(self) -> ServedForms | None:
+        """The served forms the recipe asks to evaluate (``serve:``), or ``None``."""
+        return self.settings.serve
 
     def _train(self):
         from bakeoff.training.data import ALPACA_CHAT_TEMPLATE, build_training_data

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["home", "models_dir", "training_cache_dir"]
+__all__ = ["exports_cache_dir", "home", "models_dir", "training_cache_dir"]
 
 
 def home() -> Path:
@@ -28,3 +28,8 @@ def models_dir() -> Path:
 
 def training_cache_dir() -> Path:
     return home() / "training"
+
+
+def exports_cache_dir() -> Path:
+    """GGUF exports of served forms, one folder per content hash of (adapter, base model, converter)."""
+    return home() / "exports"

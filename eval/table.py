@@ -346,6 +346,12 @@ def print_scores(
     judge = judge_table(scores)
     if judge is not None:
         console.print(judge)
+    from bakeoff.eval.served import served_table, served_warnings
+
+    if scores.served:
+        console.print(served_table(scores))
+    for line in served_warnings(scores):
+        console.print(f"[yellow]served:[/] {line}", soft_wrap=True)
     from bakeoff.eval.retention import retention_table
 
     retention = retention_table(scores)

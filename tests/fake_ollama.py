@@ -520,8 +520,14 @@ class LlamaCppResponder:
 
     def __init__(self) -> None:
         self._models: dict[str, Any] = {}
+        # One llama.cpp context is not thread-safe; Ollama's runner queues concurrent requests the same way.
+        self._lock = threading.Lock()
 
     def __call__(self, model: dict[str, Any], prompt: str, messages: list, options: dict) -> Reply:
+        with self._lock:
+            return self._reply(model, prompt, options)
+
+    def _reply(self, model: dict[str, Any], prompt: str, options: dict) -> Reply:
         import llama_cpp
 
         from bakeoff.models.llama_cpp_backend import load_llama

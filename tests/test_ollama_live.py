@@ -66,3 +66,30 @@ def test_embeddings_with_a_pulled_model():
 
     vecs = OllamaEmbedder(model, host=HOST).embed(["a contract", "an annex"])
     assert len(vecs) == 2 and all(abs(sum(v * v for v in vec) - 1) < 1e-6 for vec in vecs)
+
+
+@pytest.mark.slow
+def test_served_forms_are_evaluated_through_the_real_server(tmp_path):
+    """A fine-tune's q8_0 export answers through llama.cpp in-process and through this Ollama server; with the
+    derived template the real server agrees with llama.cpp and nothing is diagnosed."""
+    import json
+
+    from test_served import N_QUESTIONS, _answers, _recipe, _run
+
+    from bakeoff.run.documents.scores import Scores
+    from bakeoff.serving.ollama import OllamaServer
+
+    run, _ = _run(_recipe(tmp_path, {"forms": ["q8_0"]}, ollama_host=HOST), tmp_path / "runs")
+    served = json.loads((run / "manifest.json").read_text())["served"]
+    remote = served["lora@ollama-q8_0"]
+    try:
+        assert "error" not in remote, remote.get("error")
+        scores = Scores.read(run / "scores.json")
+        parity = scores.served["lora@ollama-q8_0"]
+        assert parity.n == N_QUESTIONS and parity.diagnosis is None
+        answers = _answers(run)
+        same = sum(answers["lora@ollama-q8_0"][q] == answers["lora@q8_0"][q] for q in answers["lora@q8_0"])
+        assert same >= N_QUESTIONS // 2, f"only {same}/{N_QUESTIONS} answers agree between Ollama and llama.cpp"
+    finally:
+        with OllamaServer(HOST) as server:
+            server.delete(remote.get("ollama_model") or "")

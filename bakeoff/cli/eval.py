@@ -69,6 +69,15 @@ def rescore_run(run_dir: Path, recipe: Any, *, judge: Any = None, skip_bad_lines
     from bakeoff.run.retention import rescore_retention
 
     rescore_retention(Path(run_dir), recipe, scores)
+    from bakeoff.run.documents.manifest import Manifest
+    from bakeoff.run.serve import add_parity
+
+    try:
+        served = Manifest.read(Path(run_dir) / "manifest.json").served
+    except (OSError, ValueError):
+        served = {}
+    if served:  # the served forms' parity, on the new headline
+        add_parity(recipe, scores, answers, served)
     from bakeoff.eval.verdict import decide
     from bakeoff.run.store import read_run
 

@@ -137,9 +137,11 @@ def run_recipe(
         ctx = make_context(recipe, console, writer.path, retrain=retrain)
         agents = _prepare(needed, ctx, writer)
         _register(agents, ctx, writer)
-        answers = _answer([agents[c.name] for c in answering], questions, ctx, writer, done)
-        scores = _score(recipe, questions, answers, [agents[c.name] for c in answering], writer, console)
-        _retention(recipe, [agents[c.name] for c in answering], scores, writer, console)
+        answering_agents = _serve(agents, [agents[c.name] for c in answering], ctx, writer)
+        answers = _answer(answering_agents, questions, ctx, writer, done)
+        scores = _score(recipe, questions, answers, answering_agents, writer, console)
+        _served_parity(recipe, scores, answers, writer)
+        _retention(recipe, answering_agents, scores, writer, console)
         _decide(scores, writer)
         writer.write_scores(scores)
         writer.manifest["notes"] = question_notes + ctx.notes
@@ -265,6 +267,28 @@ def _register(agents: dict[str, Agent], ctx: RunContext, writer: RunWriter) -> N
     with _stage(writer.manifest["timings_s"], "register"):
         writer.manifest["ollama"] = register_candidates(wanted, ctx)
         writer.save_manifest()
+
+
+def _serve(agents: dict[str, Agent], answering: list[Agent], ctx: RunContext, writer: RunWriter) -> list[Agent]:
+    """The answering agents plus the served forms their ``serve:`` asks for (:class:`Servable`), each right
+    after its candidate."""
+    from bakeoff.run.serve import serve_forms, with_served
+
+    with _stage(writer.manifest["timings_s"], "serve"):
+        served, facts = serve_forms({a.name: a for a in answering}, ctx)
+    if facts:
+        writer.manifest["served"] = facts
+        writer.save_manifest()
+    return with_served(answering, served)
+
+
+def _served_parity(recipe: Recipe, scores: Scores, answers: dict[str, Any], writer: RunWriter) -> None:
+    """Each served form's agreement and paired difference with its candidate, into scores and manifest."""
+    if not writer.manifest.get("served"):
+        return
+    from bakeoff.run.serve import add_parity
+
+    add_parity(recipe, scores, answers, writer.manifest["served"])
 
 
 # -- answer -------------------------------------------------------------------------------------------------

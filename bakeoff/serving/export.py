@@ -52,6 +52,7 @@ __all__ = [
     "candidate_base_model",
     "check_quantization",
     "export_gguf",
+    "export_key",
     "file_sha256",
     "quantize_gguf",
 ]
@@ -251,6 +252,19 @@ def _inputs_key(adapter: Path, base: ModelRef) -> dict[str, str]:
     return {"adapter_sha256": digest.hexdigest(), "base_model": str(base), "converter": CONVERTER_VERSION}
 
 
+def export_key(run_dir: str | Path, candidate: str, base_model: ModelRef | None = None) -> str:
+    """A content hash of what determines a candidate's exports (its adapter's files, the base model, the
+    converter): the name of their cache folder, so a re-run with the same adapter reuses the files.
+
+    Raises:
+        ExportError: no adapter, or no base model can be found.
+    """
+    adapter = adapter_dir(Path(run_dir), candidate)
+    base = base_model or candidate_base_model(Path(run_dir), candidate)
+    blob = json.dumps(_inputs_key(adapter, base), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
 def _read_sidecar(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.with_suffix(path.suffix + ".json").read_text(encoding="utf-8"))
@@ -266,6 +280,7 @@ def export_gguf(
     out: str | Path | None = None,
     base_model: ModelRef | None = None,
     force: bool = False,
+    folder: str | Path | None = None,
     console: Any = None,
 ) -> ExportResult:
     """Export a fine-tuned candidate of a run as a GGUF file (reusing an identical earlier export).
@@ -277,6 +292,8 @@ def export_gguf(
         out: where to put the file (a file path, or a folder); default ``<run>/exports/<candidate>/``.
         base_model: the base model (default: read from the run).
         force: rebuild even when an identical export exists.
+        folder: where the export and its sidecars are built and cached (default ``<run>/exports/<candidate>/``;
+            the served-forms evaluation uses a folder named by :func:`export_key`, shared by runs).
         console: a rich console for progress (optional).
 
     Returns:
@@ -289,7 +306,7 @@ def export_gguf(
     run_dir = Path(run_dir)
     adapter = adapter_dir(run_dir, candidate)
     base = base_model or candidate_base_model(run_dir, candidate)
-    folder = run_dir / "exports" / candidate
+    folder = Path(folder) if folder is not None else run_dir / "exports" / candidate
     folder.mkdir(parents=True, exist_ok=True)
     job = _Export(candidate, adapter, base, folder, _inputs_key(adapter, base), console)
     f16 = folder / f"{candidate}.f16.gguf"

@@ -138,9 +138,13 @@ def register_gguf(
     server: OllamaServer,
     *,
     replace: bool = False,
+    smoke: bool = True,
     console: Any = None,
 ) -> RegistrationResult:
     """Upload and create the model, then verify it; delete it again if anything fails.
+
+    ``smoke=False`` skips the one-turn chat check (the served-forms evaluation asks every question instead and
+    diagnoses a template mismatch from all the answers).
 
     Raises:
         OllamaError: unreachable server, old version (before anything is uploaded).
@@ -166,7 +170,7 @@ def register_gguf(
             on_status=statuses.append,
         )
         _verify(plan, server)
-        text = _smoke_test(plan, server)
+        text = _smoke_test(plan, server) if smoke else ""
     except (OllamaError, RegistrationError) as exc:
         raise RegistrationError(f"{exc}{_clean_up(plan, server, statuses, existed)}") from None
     _say(

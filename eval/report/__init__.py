@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from bakeoff.eval.report import analysis, sections
 from bakeoff.eval.report.blocks import Block, render_html, render_markdown
+from bakeoff.eval.report.served import served_section
 
 __all__ = ["build_report", "write_report"]
 
@@ -33,6 +34,7 @@ def build_report(run: Any) -> list[Block]:
         *sections.judge_section(scores),
         *analysis.analysis_sections(scores),
         *sections.error_analysis_section(scores),
+        *served_section(scores),
         *sections.cost_section(scores),
         *sections.reading_section(),
     ]

@@ -20,6 +20,7 @@ from bakeoff.ui.compare import (
     verdict_rows,
 )
 from bakeoff.ui.runs import headline, run_key
+from bakeoff.ui.served import served_groups
 
 st.title("Compare")
 runs = [r for r in common.load_runs() if not r.problem and r.scores]
@@ -97,6 +98,11 @@ with tab_scores:
         + (" with its 95% interval in brackets" if has_ci else " (this run has no intervals)")
         + "; ★ and green mark the best mean per metric (no mark when all candidates tie)."
     )
+    for group in served_groups(run.scores_document):
+        st.subheader(f"Served model · {group['candidate']} and its served forms")
+        st.dataframe(group["rows"], hide_index=True, width="stretch")
+        for line in group["warnings"]:
+            st.warning(line)
     bars = pd.DataFrame(chart_rows(scores))
     if not bars.empty:
         chosen_metrics = st.multiselect(

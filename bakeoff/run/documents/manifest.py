@@ -70,6 +70,9 @@ class Manifest(RunDocument):
     """What indexing the corpus found (documents, chunks, store, collection)."""
     ollama: dict[str, Any] | None = None
     """Ollama registrations of trained candidates."""
+    served: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Served forms (``lora@q8_0``): the export (GGUF, sha256, cache hit), the engine, the template sent, and
+    after scoring their ``parity`` with the training-time candidate (as in ``scores.json``)."""
     resumed_at: list[str] = Field(default_factory=list)
     """When ``--resume`` continued the run."""
     error: str | None = None

@@ -14,6 +14,7 @@ Layout (every part documented where it is declared)::
     slices, failure_causes, retention   see :mod:`bakeoff.run.documents.analysis`
     verdict, interaction            Verdict, Interaction (bakeoff.run.documents.decision);
                                     candidates.<c>.cost is a CandidateCost
+    served.<c@form>                 ServedParity: agreement and paired difference with the trained model
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pydantic import Field
 from bakeoff.run.documents.analysis import FailureCauses, Retention, Slices
 from bakeoff.run.documents.base import Document, Number, RunDocument, interval_of
 from bakeoff.run.documents.decision import CandidateCost, Interaction, Verdict
+from bakeoff.run.documents.served import ServedParity
 
 __all__ = [
     "CandidateScores",
@@ -372,6 +374,8 @@ class Scores(RunDocument):
     """The recommendation (``None`` for a run scored before verdicts)."""
     interaction: Interaction | None = None
     """Fine-tune × RAG, when the recipe holds the four cells."""
+    served: dict[str, ServedParity] = Field(default_factory=dict)
+    """Served form (``lora@q8_0``) -> its parity with the training-time candidate (``serve:`` in the recipe)."""
 
     # -- queries the readers share --------------------------------------------------------------------------
     def entry(self, candidate: str, metric: str | None) -> MetricSummary:
