@@ -350,7 +350,7 @@ def print_scores(
 
     if scores.served:
         console.print(served_table(scores))
-    for line in served_warnings(scores):
+    for line in served_warnings(scores) if scores.verdict is None else []:  # else: under the verdict
         console.print(f"[yellow]served:[/] {line}", soft_wrap=True)
     from bakeoff.eval.retention import retention_table
 

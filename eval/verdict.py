@@ -263,7 +263,19 @@ def decide(scores: Scores, manifest: Manifest | Mapping[str, Any] | None = None)
         if effects is not None:
             scores.interaction = effects
     scores.verdict = recommend(scores)
+    for sentence in _findings(scores):
+        add_to(scores.verdict, sentence)
     return scores
+
+
+def _findings(scores: Scores) -> list[str]:
+    """What the decision must not hide: failed candidates, fine-tunes that broke retention questions, served
+    forms that score below the trained model (each feature's own wording)."""
+    from bakeoff.eval.failures import failure_sentences
+    from bakeoff.eval.retention import retention_sentences
+    from bakeoff.eval.served import served_warnings
+
+    return [*failure_sentences(scores), *retention_sentences(scores), *served_warnings(scores)]
 
 
 def _cost_text(name: str, cost: CandidateCost | None) -> str:
