@@ -422,6 +422,25 @@ def test_rescoring_a_run_scores_its_retention_answers_again(two_docs, tmp_path, 
     assert retention_sentences(Scores.read(run / "scores.json"))[0].startswith("half: −0.75")
 
 
+def test_a_malformed_retention_set_stops_the_run_before_any_answer(tmp_path, root, bakeoff_cmd):
+    bad = tmp_path / "general.jsonl"
+    bad.write_text('{"question": "Capital of France?", "reference": "Paris"}\n{"question": "no reference"}\n')
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"name: bad-retention\neval:\n  questions: {root}/data/contract-qa.jsonl\n  retention: {bad}\n"
+        "candidates:\n  - name: zero-shot\n    agent: fewshot\n"
+    )
+    proc = subprocess.run(
+        [*bakeoff_cmd, "run", str(recipe), "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert f"{bad}:2: needs a 'reference'" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()  # no run folder was made
+
+
 # -- end to end ---------------------------------------------------------------------------------------------
 
 

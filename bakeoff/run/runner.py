@@ -180,6 +180,8 @@ def _load_eval_questions(recipe: Recipe) -> list[Question]:
     from bakeoff.synth.outputs import resolve_data_path
 
     try:
+        if recipe.eval.retention is not None:  # a malformed retention set fails now, not after answering
+            load_questions(recipe.eval.retention, task="qa")
         return load_questions(
             resolve_data_path(recipe, recipe.eval.questions),
             task=recipe.task,
