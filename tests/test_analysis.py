@@ -2,6 +2,7 @@
 and `--errors`, the retention sentences, and old scores.json documents still loading."""
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -76,7 +77,7 @@ def test_show_by_source_prints_the_split(two_docs, tmp_path, bakeoff_cmd):
         capture_output=True,
         text=True,
         timeout=120,
-        env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"},
+        env={**os.environ, "COLUMNS": "160"},
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
@@ -88,7 +89,7 @@ def test_show_by_source_prints_the_split(two_docs, tmp_path, bakeoff_cmd):
     assert annex[0] == "6" and float(annex[1]) < 0.2 and annex[2] == "1.000"
     # without the flag the table is not printed
     plain = subprocess.run(
-        [*bakeoff_cmd, "show", str(run)], capture_output=True, text=True, timeout=120, env={"COLUMNS": "160"}
+        [*bakeoff_cmd, "show", str(run)], capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "160"}
     )
     assert "by document" not in plain.stdout
 
@@ -235,7 +236,7 @@ def test_show_errors_prints_cause_counts(tmp_path, bakeoff_cmd):
         capture_output=True,
         text=True,
         timeout=120,
-        env={"COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200"},
     )
     assert proc.returncode == 0, proc.stderr
     assert "why answers failed · token_f1 < 0.5" in proc.stdout
