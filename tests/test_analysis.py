@@ -89,7 +89,11 @@ def test_show_by_source_prints_the_split(two_docs, tmp_path, bakeoff_cmd):
     assert annex[0] == "6" and float(annex[1]) < 0.2 and annex[2] == "1.000"
     # without the flag the table is not printed
     plain = subprocess.run(
-        [*bakeoff_cmd, "show", str(run)], capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "160"}
+        [*bakeoff_cmd, "show", str(run)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "160"},
     )
     assert "by document" not in plain.stdout
 
@@ -440,6 +444,22 @@ def test_a_malformed_retention_set_stops_the_run_before_any_answer(tmp_path, roo
     assert proc.returncode != 0
     assert f"{bad}:2: needs a 'reference'" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "runs").exists()  # no run folder was made
+
+
+def test_slice_by_a_field_no_question_has_stops_the_run(tmp_path, root, bakeoff_cmd):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"name: bad-slice\neval:\n  questions: {root}/data/general-qa.jsonl\n  slice_by: [type, difficulty]\n"
+        "candidates:\n  - name: zero-shot\n    agent: fewshot\n"
+    )
+    proc = subprocess.run(
+        [*bakeoff_cmd, "run", str(recipe), "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "eval.slice_by: no question has the field(s) difficulty (string fields found: type)" in proc.stderr
 
 
 # -- end to end ---------------------------------------------------------------------------------------------
