@@ -23,7 +23,14 @@ from bakeoff.eval.formatting import number
 from bakeoff.run.documents.analysis import SliceCell, Slices
 from bakeoff.run.documents.scores import Scores
 
-__all__ = ["UNKNOWN", "by_source_tables", "document_of", "slice_scores", "weak_document_sentences"]
+__all__ = [
+    "UNKNOWN",
+    "by_source_tables",
+    "document_of",
+    "missing_slice_fields",
+    "slice_scores",
+    "weak_document_sentences",
+]
 
 UNKNOWN = "(unknown)"
 """The slice of questions without a value for a field (no source found, no ``type``)."""
@@ -177,3 +184,13 @@ def weak_document_sentences(scores: Scores | Mapping[str, Any]) -> list[str]:
                     f"{overall:.2f} overall"
                 )
     return out
+
+
+def missing_slice_fields(questions: Sequence[Question], fields: Sequence[str]) -> str | None:
+    """A one-line problem when ``eval.slice_by`` names a field no question has (``None`` when all are there)."""
+    present = {k for q in questions for k in q.fields}
+    absent = [f for f in fields if f != "source" and f not in present]
+    if not absent:
+        return None
+    found = ", ".join(sorted(present)) or "none"
+    return f"eval.slice_by: no question has the field(s) {', '.join(absent)} (string fields found: {found})"

@@ -2,6 +2,7 @@
 and `--errors`, the retention sentences, and old scores.json documents still loading."""
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -76,7 +77,7 @@ def test_show_by_source_prints_the_split(two_docs, tmp_path, bakeoff_cmd):
         capture_output=True,
         text=True,
         timeout=120,
-        env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"},
+        env={**os.environ, "COLUMNS": "160"},
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
@@ -88,7 +89,11 @@ def test_show_by_source_prints_the_split(two_docs, tmp_path, bakeoff_cmd):
     assert annex[0] == "6" and float(annex[1]) < 0.2 and annex[2] == "1.000"
     # without the flag the table is not printed
     plain = subprocess.run(
-        [*bakeoff_cmd, "show", str(run)], capture_output=True, text=True, timeout=120, env={"COLUMNS": "160"}
+        [*bakeoff_cmd, "show", str(run)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "160"},
     )
     assert "by document" not in plain.stdout
 
@@ -235,7 +240,7 @@ def test_show_errors_prints_cause_counts(tmp_path, bakeoff_cmd):
         capture_output=True,
         text=True,
         timeout=120,
-        env={"COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200"},
     )
     assert proc.returncode == 0, proc.stderr
     assert "why answers failed · token_f1 < 0.5" in proc.stdout
@@ -420,6 +425,41 @@ def test_rescoring_a_run_scores_its_retention_answers_again(two_docs, tmp_path, 
     assert on_disk == rescored.retention and on_disk.base == "all" and on_disk.n_questions == 20
     assert on_disk.errors == {"all": 0, "half": 0}  # the failed first try was replaced
     assert retention_sentences(Scores.read(run / "scores.json"))[0].startswith("half: −0.75")
+
+
+def test_a_malformed_retention_set_stops_the_run_before_any_answer(tmp_path, root, bakeoff_cmd):
+    bad = tmp_path / "general.jsonl"
+    bad.write_text('{"question": "Capital of France?", "reference": "Paris"}\n{"question": "no reference"}\n')
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"name: bad-retention\neval:\n  questions: {root}/data/contract-qa.jsonl\n  retention: {bad}\n"
+        "candidates:\n  - name: zero-shot\n    agent: fewshot\n"
+    )
+    proc = subprocess.run(
+        [*bakeoff_cmd, "run", str(recipe), "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert f"{bad}:2: needs a 'reference'" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()  # no run folder was made
+
+
+def test_slice_by_a_field_no_question_has_stops_the_run(tmp_path, root, bakeoff_cmd):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"name: bad-slice\neval:\n  questions: {root}/data/general-qa.jsonl\n  slice_by: [type, difficulty]\n"
+        "candidates:\n  - name: zero-shot\n    agent: fewshot\n"
+    )
+    proc = subprocess.run(
+        [*bakeoff_cmd, "run", str(recipe), "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "eval.slice_by: no question has the field(s) difficulty (string fields found: type)" in proc.stderr
 
 
 # -- end to end ---------------------------------------------------------------------------------------------

@@ -197,6 +197,8 @@ def _load_eval_questions(recipe: Recipe) -> tuple[list[Question], list[str]]:
 
     notes: list[str] = []
     try:
+        if recipe.eval.retention is not None:  # a malformed retention set fails now, not after answering
+            load_questions(recipe.eval.retention, task="qa")
         questions = load_questions(
             resolve_data_path(recipe, recipe.eval.questions),
             task=recipe.task,
@@ -207,6 +209,12 @@ def _load_eval_questions(recipe: Recipe) -> tuple[list[Question], list[str]]:
         return questions, notes
     except (DataError, SynthError) as exc:
         raise RunError(str(exc)) from None
+    from bakeoff.eval.by_source import missing_slice_fields
+
+    problem = missing_slice_fields(questions, recipe.eval.slice_by)
+    if problem:
+        raise RunError(problem)
+    return questions
 
 
 def _open_run(
@@ -403,7 +411,9 @@ def _score(
         )
 
 
-def _retention(recipe: Recipe, agents: list[Agent], scores: Scores, writer: RunWriter, console: Console) -> None:
+def _retention(
+    recipe: Recipe, agents: list[Agent], scores: Scores, writer: RunWriter, console: Console
+) -> None:
     """The retention set (``eval.retention``): answered by every candidate and scored on its own."""
     if recipe.eval.retention is None:
         return
