@@ -38,13 +38,11 @@ __all__ = [
 
 REDACTED = "[redacted]"
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$", re.IGNORECASE)
-# a credential after Bearer/Basic (with a digit: "bearer instruments" in a finance corpus is prose), and
-# whatever follows an Authorization header name
-_AUTH = re.compile(r"\b(Bearer|Basic)(\s+)(?=[A-Za-z0-9._~+/=:-]*\d)[A-Za-z0-9._~+/=:-]{8,}", re.IGNORECASE)
-_HEADER = re.compile(
-    r"""(\bauthorization["']?\s*[:=]\s*["']?)(?>(?:(Bearer|Basic)\s+)?)(?!\[redacted\])[^\s"',}\]]+""",
-    re.IGNORECASE,
-)
+# A credential after Bearer/Basic or an Authorization header name. It must hold a digit and be 8+ characters:
+# "bearer instruments" or a contract's "Authorization: The Supplier ..." is prose, not a key.
+_TOKEN = r"(?=[A-Za-z0-9._~+/=:-]*\d)[A-Za-z0-9._~+/=:-]{8,}"
+_AUTH = re.compile(rf"\b(Bearer|Basic)(\s+){_TOKEN}", re.IGNORECASE)
+_HEADER = re.compile(rf"""(\bauthorization["']?\s*[:=]\s*["']?){_TOKEN}""", re.IGNORECASE)
 _MIN_SECRET = 8  # shorter values ("1", "true") are settings, not secrets
 
 
@@ -62,7 +60,7 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
         if value in text:
             text = text.replace(value, REDACTED)
     text = _AUTH.sub(rf"\1\2{REDACTED}", text)
-    return _HEADER.sub(lambda m: f"{m[1]}{m[2] + ' ' if m[2] else ''}{REDACTED}", text)
+    return _HEADER.sub(rf"\1{REDACTED}", text)
 
 
 @contextmanager

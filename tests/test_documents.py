@@ -83,7 +83,10 @@ def test_a_real_runs_documents_load_and_dump_back_byte_for_byte(real_run):
     ]
     assert scores.error_analysis.lost["broken"].versus == "echo"
     assert scores.confidence == 0.95
-    assert manifest.status == "complete" and manifest.answering == ["echo", "loud", "broken"]
+    # every answer of `broken` is an error: a failed candidate, so the run is partial (issue 17)
+    assert manifest.status == "partial" and manifest.answering == ["echo", "loud", "broken"]
+    assert scores.candidates["broken"].failed and manifest.candidates["broken"].failed
+    assert "broken" not in scores.means("token_f1") and set(scores.failed_candidates()) == {"broken"}
     assert (
         manifest.candidates["loud"].agent == "toy_agents:EchoAgent"
         and manifest.candidates["broken"].errors == 12

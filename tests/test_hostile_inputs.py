@@ -136,3 +136,19 @@ def test_a_corpus_link_outside_the_project_is_skipped_by_index_and_run(tmp_path,
     out = proc.stdout + proc.stderr
     assert "docs/leak.md" in out and "outside the project" in out
     assert "private.md" not in out  # the message names the link, not its target
+    with FakeOpenAI() as server:  # `run` skips it too, with a note, instead of failing the run
+        recipe.write_text(
+            recipe.read_text().replace(
+                "candidates: [{name: c, agent: fewshot}]",
+                f"candidates: [{{name: c, agent: rag, model: 'openai-compatible:{server.url}#toy'}}]",
+            )
+        )
+        proc = _bakeoff(
+            bakeoff_cmd, "run", recipe, "--runs-dir", project / "runs", cwd=project, env=env, timeout=300
+        )
+        assert proc.returncode == 0, proc.stderr
+        prompts = " ".join(m["content"] for r in server.requests for m in r["messages"])
+    assert "secret salary" not in prompts and "Invoices are due" in prompts
+    [run] = (project / "runs" / "hostile").iterdir()
+    notes = json.loads((run / "manifest.json").read_text())["notes"]
+    assert any("skipped docs/leak.md" in n and "outside the project" in n for n in notes), notes

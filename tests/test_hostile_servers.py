@@ -191,3 +191,22 @@ def test_a_malformed_key_name_is_refused(ref, message):
     with pytest.raises(ValueError, match=message):
         parse_model_ref(ref)
     assert str(parse_model_ref("openai-compatible:http://h/v1#m?key=MY_KEY")).endswith("#m?key=MY_KEY")
+
+
+def test_one_redaction_pass_for_every_file_written(tmp_path, monkeypatch):
+    from bakeoff.io import append_jsonl, read_jsonl, redact, write_json_atomic, write_text_atomic
+
+    monkeypatch.setenv("SOME_SERVICE_TOKEN", 'tok-"quoted"-12345')
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a setting, not a secret
+    row = {"error": f'HTTP 401: Authorization: Bearer {SECRET} token tok-"quoted"-12345'}
+    append_jsonl(tmp_path / "a.jsonl", [row])
+    write_json_atomic(tmp_path / "b.json", row)
+    write_text_atomic(tmp_path / "c.txt", row["error"])
+    for name in ("a.jsonl", "b.json", "c.txt"):
+        text = (tmp_path / name).read_text()
+        assert SECRET not in text and "12345" not in text and "[redacted]" in text, text
+    assert read_jsonl(tmp_path / "a.jsonl")[0]["error"].count("[redacted]") == 2
+    # prose that looks like a header stays: no digit, no credential
+    for prose in ("Bearer instruments are risky.", "Authorization: The Supplier shall obtain consent.", "1"):
+        assert redact(prose) == prose
+    assert redact("authorization=abc123def456") == "authorization=[redacted]"

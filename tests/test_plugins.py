@@ -121,8 +121,9 @@ def test_broken_agent_is_failure_as_data(monkeypatch, tmp_path):
     )
     path = run_recipe(recipe, recipe_text="x", runs_dir=tmp_path / "runs", console=Console(quiet=True))
     info = read_run(path)
-    assert info.status == "complete"
+    assert info.status == "partial"  # `bad` failed (every answer an error); `ok` is the result
     assert info.scores["candidates"]["bad"]["errors"] == 5
+    assert "model server on fire" in info.scores["candidates"]["bad"]["failed"]
     assert info.scores["candidates"]["bad"]["metrics"]["rougeL"]["mean"] == 0.0
     assert info.scores["candidates"]["ok"]["metrics"]["rougeL"]["mean"] == 1.0
     assert "model server on fire" in read_answers(path)[0]["error"]
