@@ -75,7 +75,8 @@ def test_all_four_ragas_metrics_score_with_the_embedded_judge(tmp_path):
     sys.stderr.write(
         f"\nembedded judge, {len(rows)} answers: {seconds:.0f}s, {scores.judge.calls} calls; parse-failure "
         f"rates {rates}; means "
-        f"{ {m: scores.candidates['rag'].metrics[m].mean for m in RAGAS} }\n"
+        f"{ {m: scores.candidates['rag'].metrics[m].mean for m in RAGAS} }; missing "
+        f"{ {m: scores.candidates['rag'].metrics[m].missing_reasons for m in RAGAS} }\n"
     )
     for metric in RAGAS:
         entry = scores.candidates["rag"].metrics[metric]
