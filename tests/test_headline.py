@@ -45,12 +45,13 @@ def test_the_recipe_decides_when_it_names_a_headline_or_lists_metrics():
     metric, why = choose_headline("qa", ["token_recall", "bleu"], listed=True, references=SHORT)
     assert metric == "token_recall" and why.startswith("the first of eval.metrics; references are short")
     # classification: first listed per-answer metric (macro_f1 has no per-answer values), else accuracy
-    assert choose_headline("classification", ["macro_f1", "accuracy"], listed=True, references=["pos"])[0] == (
-        "accuracy"
-    )
-    assert choose_headline("classification", DEFAULT_METRICS["classification"], listed=False, references=[])[
+    assert choose_headline("classification", ["macro_f1", "accuracy"], listed=True, references=["pos"])[
         0
-    ] == "accuracy"
+    ] == ("accuracy")
+    assert (
+        choose_headline("classification", DEFAULT_METRICS["classification"], listed=False, references=[])[0]
+        == "accuracy"
+    )
 
 
 def test_the_run_records_the_choice_and_show_says_it(tmp_path, bakeoff_cmd):
@@ -67,11 +68,15 @@ def test_the_run_records_the_choice_and_show_says_it(tmp_path, bakeoff_cmd):
     assert scores["headline"] == "token_recall" and "references are short" in scores["headline_reason"]
     means = scores["candidates"]["verbose"]["metrics"]
     assert means["token_recall"]["mean"] == 1.0 and means["rougeL"]["mean"] < 0.6
-    assert scores["per_answer"]["verbose"]["q2"]["rougeL"] == pytest.approx(0.43, abs=0.01)  # the case
+    assert scores["per_answer"]["verbose"]["q2"]["rougeL"] == pytest.approx(
+        0.43, abs=0.01
+    )  # the case
 
     run = write_run(tmp_path, scores, answers)
     env = {**os.environ, "COLUMNS": "200"}
-    shown = subprocess.run([*bakeoff_cmd, "show", str(run)], capture_output=True, text=True, timeout=120, env=env)
+    shown = subprocess.run(
+        [*bakeoff_cmd, "show", str(run)], capture_output=True, text=True, timeout=120, env=env
+    )
     assert shown.returncode == 0, shown.stderr
     [line] = [ln for ln in shown.stdout.splitlines() if ln.startswith("headline:")]
     assert "token_recall" in line and "references are short (median 1 token <= 5)" in line

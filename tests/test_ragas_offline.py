@@ -31,7 +31,14 @@ def test_strict_reply_schemas_require_a_statement():
     assert issubclass(statements, StatementGeneratorOutput)  # ragas reads the reply as its own model
     schema = statements.model_json_schema()["properties"]["statements"]
     assert schema["minItems"] == 1 and schema["maxItems"] == MAX_ITEMS and schema["items"]["minLength"] == 1
-    for bad in ({"statements": []}, {"statements": [""]}):
+    # none, empty, whitespace, a raw newline (the 135M judge wrote `["]\n", "\n    "]`) or a quote: refused
+    for bad in (
+        {"statements": []},
+        {"statements": [""]},
+        {"statements": ["\n    "]},
+        {"statements": ["a\nb"]},
+        {"statements": ['say "x"']},
+    ):
         with pytest.raises(ValidationError):
             statements.model_validate(bad)
     assert statements.model_validate({"statements": ["Normandy is in France."]}).statements
@@ -68,7 +75,8 @@ def test_all_four_ragas_metrics_score_with_the_embedded_judge(tmp_path):
     sys.stderr.write(
         f"\nembedded judge, {len(rows)} answers: {seconds:.0f}s, {scores.judge.calls} calls; parse-failure "
         f"rates {rates}; means "
-        f"{ {m: scores.candidates['rag'].metrics[m].mean for m in RAGAS} }\n"
+        f"{ {m: scores.candidates['rag'].metrics[m].mean for m in RAGAS} }; missing "
+        f"{ {m: scores.candidates['rag'].metrics[m].missing_reasons for m in RAGAS} }\n"
     )
     for metric in RAGAS:
         entry = scores.candidates["rag"].metrics[metric]

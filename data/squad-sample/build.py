@@ -31,7 +31,9 @@ def main(source: Path) -> None:
             article["title"].replace("_", " ") + "\n\n" + "\n\n".join(paragraphs) + "\n", encoding="utf-8"
         )
         n = len(article["paragraphs"])
-        picks = sorted({round(i * (n - 1) / (QUESTIONS_PER_ARTICLE - 1)) for i in range(QUESTIONS_PER_ARTICLE)})
+        picks = sorted(
+            {round(i * (n - 1) / (QUESTIONS_PER_ARTICLE - 1)) for i in range(QUESTIONS_PER_ARTICLE)}
+        )
         for index in picks:
             paragraph = article["paragraphs"][index]
             qa = next((q for q in paragraph["qas"] if not q.get("is_impossible") and q["answers"]), None)

@@ -30,7 +30,8 @@ def header_section(recipe: str, run_id: str, status: str, manifest: Manifest, sc
             "p",
             f"Status **{status}**, started {manifest.started_at or '?'}; task {scores.task}, "
             f"{scores.n_questions} questions, {len(scores.candidates)} candidates; headline metric "
-            f"**{scores.headline}**.",
+            f"**{scores.headline}**"
+            + (f" ({scores.headline_reason})." if scores.headline_reason else "."),
         ),
     ]
 
