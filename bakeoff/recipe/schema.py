@@ -52,10 +52,10 @@ DEFAULT_BASE_MODEL = str(DEFAULT_MODEL)
 
 
 def _known_metric(name: str) -> str:
-    from bakeoff.eval import MetricError, metric_class  # light module, no heavy imports
+    from bakeoff.eval import MetricError, runnable_metric_class  # light module, no heavy imports
 
     try:
-        cls = metric_class(name)
+        cls = runnable_metric_class(name)
     except MetricError as exc:
         raise ValueError(str(exc)) from None
     if cls.automatic:
