@@ -7,7 +7,7 @@ BAKEOFF := $(VENV)/bin/bakeoff
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: help install install-dev llama demo ui test test-slow lint docs clean chromium golang bench bench-console lock upgrade
+.PHONY: help install install-dev llama demo ui test test-slow lint docs clean chromium golang wordnet bench bench-console lock upgrade
 
 help:
 	@echo "make demo      set up .venv and run recipes/quickstart.yaml on the embedded model"
@@ -129,7 +129,13 @@ golang:
 		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q golang-go) || \
 		echo "golang-go could not be installed: the Go template test will be skipped"
 
-test: install-dev chromium golang
+# METEOR reads Debian's WordNet 3.0 (NLTK's own download needs a network); install it only when it is missing.
+wordnet:
+	@test -f /usr/share/wordnet/data.noun || \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wordnet-base) || \
+		echo "wordnet-base could not be installed: the METEOR tests will be skipped"
+
+test: install-dev chromium golang wordnet
 	$(VENV)/bin/ruff check bakeoff agents eval ui tests bench requirements
 	$(PY) -m pytest
 

@@ -35,7 +35,6 @@ __all__ = [
     "JUDGE_METRICS",
     "METRICS",
     "MetricError",
-    "UNAVAILABLE_METRICS",
     "automatic_metrics",
     "builtin_metrics",
     "get_metric",
@@ -45,6 +44,7 @@ __all__ = [
     "metric_task",
     "plugin_metrics",
     "reset_registry",
+    "runnable_metric_class",
 ]
 
 ENTRY_POINT_GROUP = "bakeoff.metrics"
@@ -53,18 +53,12 @@ ENTRY_POINT_GROUP = "bakeoff.metrics"
 # is the order of `bakeoff metrics` and of the default metrics in scores.json.
 BUILTIN_MODULES = (
     "bakeoff.eval.metrics",
+    "bakeoff.eval.meteor",
     "bakeoff.eval.ragas_metrics",
     "bakeoff.eval.rubric",
     "bakeoff.eval.classification",
     "bakeoff.eval.retrieval",
 )
-
-# Metrics a user may look for that cannot run here, and why (`bakeoff metrics` lists them; naming one in a
-# recipe is a validation error with this text, never a failure half-way through a run).
-UNAVAILABLE_METRICS: dict[str, str] = {
-    "meteor": "METEOR needs NLTK's WordNet data, which NLTK downloads at first use; bakeoff runs offline and "
-    "cannot fetch it. Use chrf (character n-grams) or semantic_similarity for tolerant matching instead.",
-}
 
 # The metric statistics, error analysis and reports lead with when the recipe names none (`eval.headline`).
 DEFAULT_HEADLINE: dict[str, str] = {"qa": "rougeL", "classification": "accuracy"}
@@ -157,7 +151,7 @@ def plugin_metrics() -> dict[str, EntryPoint | MetricError]:
     out: dict[str, EntryPoint | MetricError] = {}
     builtins = builtin_metrics()
     for ep in _entry_points():
-        if ep.name in builtins or ep.name in UNAVAILABLE_METRICS:
+        if ep.name in builtins:
             out[ep.name] = MetricError(
                 f"{_describe(ep)} has the name of a built-in metric; a plugin cannot replace one: "
                 "rename its entry point and class `name`"
@@ -197,11 +191,23 @@ def metric_class(name: str) -> type[Metric]:
     builtins = builtin_metrics()
     if name in builtins:
         return builtins[name]
-    if name in UNAVAILABLE_METRICS:
-        raise MetricError(f"metric {name!r} is unavailable: {UNAVAILABLE_METRICS[name]}")
     if name not in plugin_metrics():
         raise MetricError(f"unknown metric {name!r}; available: {', '.join(metric_names())}")
     return _load_plugin(name)
+
+
+def runnable_metric_class(name: str) -> type[Metric]:
+    """:func:`metric_class`, refused when the metric cannot run on this machine (what a recipe and scoring use;
+    readers of finished runs use :func:`metric_class`, which never looks for the metric's data).
+
+    Raises:
+        MetricError: as :func:`metric_class`, or the metric's :meth:`~bakeoff.eval.metrics.Metric.unavailable`
+            reason (e.g. METEOR without WordNet).
+    """
+    cls = metric_class(name)
+    if why := cls.unavailable():
+        raise MetricError(f"metric {name!r} is unavailable: {why}")
+    return cls
 
 
 def metric_origin(name: str) -> str:
@@ -238,11 +244,11 @@ def get_metric(name: str, **resources: Any) -> Metric:
             ``embeddings``, ``ollama_host``, ``labels``, ``k``); each metric gets those its constructor names.
 
     Raises:
-        MetricError: as :func:`metric_class`, or a plugin metric whose constructor fails.
+        MetricError: as :func:`runnable_metric_class`, or a plugin metric whose constructor fails.
     """
     import inspect
 
-    cls = metric_class(name)
+    cls = runnable_metric_class(name)
     params = inspect.signature(cls.__init__).parameters.values()
     if any(p.kind is p.VAR_KEYWORD for p in params):
         kwargs = resources

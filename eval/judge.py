@@ -221,11 +221,11 @@ class Judge:
 
     # -- clients ---------------------------------------------------------------------------------------------
     def async_openai(self):
-        """A fresh ``AsyncOpenAI`` client for the endpoint (one per event loop), counting its requests."""
+        """A fresh ``AsyncOpenAI`` client for the endpoint (one per event loop), counting its requests (each
+        retry too); 429/5xx/connection errors are retried ``http_retries`` times with backoff."""
         import httpx
-        import openai
 
-        from bakeoff.models.openai_compatible import api_key_for
+        from bakeoff.models.openai_compatible import async_openai_client
 
         self.open()
 
@@ -234,11 +234,11 @@ class Judge:
                 self.calls += 1
 
         http = httpx.AsyncClient(timeout=self.spec.timeout_s, event_hooks={"request": [count]})
-        return openai.AsyncOpenAI(
-            base_url=self.base_url,
-            api_key=api_key_for(self.base_url, getattr(self.spec.model, "key_env", None)),
-            max_retries=0,
-            timeout=self.spec.timeout_s,
+        return async_openai_client(
+            self.base_url,
+            key_env=getattr(self.spec.model, "key_env", None),
+            timeout_s=self.spec.timeout_s,
+            max_retries=self.spec.http_retries,
             http_client=http,
         )
 

@@ -132,6 +132,15 @@ class Metric:
     def __init__(self) -> None:
         """Subclasses that need resources take them as keyword parameters named as in :data:`RESOURCES`."""
 
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why the metric cannot run on this machine (data or a program it needs is missing), else None.
+
+        Checked when a recipe names the metric, so the run is refused before it starts; keep it cheap (look
+        for files, never load them) and say what to install.
+        """
+        return None
+
     def score(self, **data: Any) -> MetricResult:
         """Score one answer from the :class:`Sample` fields this method names as keyword parameters."""
         raise NotImplementedError

@@ -497,8 +497,9 @@ def _add_statistics(
             permutations=spec.permutations,
             seed=spec.seed,
             alpha=spec.alpha,
-            interval="percentile bootstrap over questions",
-            pair_test="paired sign-flip permutation test on per-question differences (exact when n <= 16)",
+            interval="BCa bootstrap over questions (scipy.stats.bootstrap)",
+            pair_test="paired sign-flip permutation test on per-question differences "
+            "(scipy.stats.permutation_test; exact when 2^n <= permutations)",
             classification_test="McNemar's exact test (accuracy); paired bootstrap (macro_f1)",
             correction="holm (across the pairs of each metric)",
         ),

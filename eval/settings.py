@@ -84,6 +84,13 @@ class JudgeSpec(BaseModel):
         description="Re-ask the judge when its reply does not fit the expected JSON (instructor retries); "
         "after that the value counts as missing with the reason kept.",
     )
+    http_retries: int = Field(
+        3,
+        ge=0,
+        le=10,
+        description="Re-send a judge request that got HTTP 429 or 5xx, no connection or no reply in time, with "
+        "exponential backoff (about 0.5, 1, 2 s; a server's Retry-After is honoured); then the value is missing.",
+    )
     cache: bool = Field(
         True,
         description="Reuse judge verdicts stored under BAKEOFF_HOME/judge-cache (keyed by metric, inputs and "

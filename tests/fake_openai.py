@@ -1,5 +1,8 @@
 """A small OpenAI-compatible chat server on 127.0.0.1 for tests: it checks the bearer key and answers
-deterministically ("echo: <last user message>"), streaming with SSE when asked."""
+deterministically ("echo: <last user message>"), streaming with SSE when asked.
+
+``failures``: HTTP statuses answered, one per request and in order, before it answers normally (a flaky or
+rate-limited server); ``attempts`` counts every chat request that reached it, failed ones included."""
 
 from __future__ import annotations
 
@@ -9,9 +12,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeOpenAI:
-    def __init__(self, api_key: str | None = None) -> None:
+    def __init__(self, api_key: str | None = None, failures: list[int] | None = None) -> None:
         self.api_key = api_key
         self.requests: list[dict] = []
+        self.failures = list(failures or [])
+        self.attempts = 0
+        self.lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -39,6 +45,11 @@ class FakeOpenAI:
                         404 if self.path != "/v1/chat/completions" else 400,
                         {"error": {"message": "bad request"}},
                     )
+                with server.lock:
+                    server.attempts += 1
+                    status = server.failures.pop(0) if server.failures else None
+                if status is not None:
+                    return self._send(status, {"error": {"message": f"scripted failure {status}"}})
                 server.requests.append(body)
                 text = "echo: " + body["messages"][-1]["content"]
                 if body.get("stream"):

@@ -7,7 +7,7 @@ import pytest
 from eval_toys import write_run
 
 from bakeoff.core import Question
-from bakeoff.eval import DEFAULT_METRICS, UNAVAILABLE_METRICS, get_metric
+from bakeoff.eval import DEFAULT_METRICS, get_metric
 from bakeoff.eval.scoring import ScoringSettings, score_answers
 from bakeoff.recipe.load import RecipeError, load_recipe
 
@@ -167,27 +167,6 @@ def _recipe(tmp_path, extra: str, metrics: str = "[token_f1]"):
         f"name: r\neval:\n  questions: qa.jsonl\n  metrics: {metrics}\n{extra}candidates:\n  - name: a\n    agent: fewshot\n"
     )
     return path
-
-
-def test_meteor_is_a_validation_error_and_listed_as_unavailable(tmp_path, bakeoff_cmd):
-    with pytest.raises(RecipeError) as exc:
-        load_recipe(_recipe(tmp_path, "", "[token_f1, meteor]"))
-    [problem] = exc.value.problems
-    assert (
-        problem.path == "eval.metrics[1]"
-        and "unavailable" in problem.message
-        and "WordNet" in problem.message
-    )
-    proc = subprocess.run(
-        [*bakeoff_cmd, "metrics"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**__import__("os").environ, "COLUMNS": "250"},
-    )
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("meteor"))
-    assert "unavailable" in line and "offline" in line
-    assert "meteor" in UNAVAILABLE_METRICS
 
 
 def test_judge_metrics_need_a_judge_and_a_rubric(tmp_path):

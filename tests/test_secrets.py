@@ -30,7 +30,7 @@ def test_openai_compatible_backend_generates_and_streams():
 
 
 def test_unreachable_server_is_an_answer_error():
-    gen = OpenAICompatibleGenerator("http://127.0.0.1:9/v1", "toy", api_key="k")
+    gen = OpenAICompatibleGenerator("http://127.0.0.1:9/v1", "toy", api_key="k", max_retries=0)
     [out] = gen.generate([[{"role": "user", "content": "x"}]], GenerationSettings())
     assert out.error.startswith("cannot reach http://127.0.0.1:9/v1")
 

@@ -137,3 +137,36 @@ def test_statistics_for_uses_mcnemar_for_binary_accuracy():
     [entry] = comparisons["accuracy"]
     assert entry["test"] == "mcnemar" and entry["a_only"] == 15 and entry["b_only"] == 0
     assert entry["p"] == pytest.approx(2 / 2**15)
+
+
+def test_batched_intervals_and_tests_equal_one_call_per_sample():
+    # statistics_for sends all samples of one length to scipy together; each must get what it gets alone,
+    # also when the batch is cut into blocks to bound memory (60 samples x 400 questions)
+    from bakeoff.eval.stats import mean_intervals, paired_comparisons
+
+    rng = np.random.default_rng(8)
+    samples = [rng.beta(0.5, 2, 400) for _ in range(60)] + [rng.beta(0.5, 2, 30) for _ in range(3)]
+    together = mean_intervals(samples, resamples=500, seed=4)
+    for i in (0, 37, 59, 61):
+        _, lo, hi = mean_interval(samples[i], resamples=500, seed=4)
+        assert together[i] == pytest.approx([lo, hi], rel=1e-12)  # the same resamples (sums in another order)
+    pairs = [(samples[i], samples[i + 1]) for i in range(0, 8, 2)] + [(samples[60], samples[61])]
+    batched = paired_comparisons(pairs, resamples=500, permutations=2000, seed=4)
+    for (a, b), entry in zip(pairs, batched, strict=True):
+        alone = paired_comparison(a, b, resamples=500, permutations=2000, seed=4)
+        assert entry.pop("ci") == pytest.approx(alone.pop("ci"), rel=1e-12)
+        assert entry.pop("test") == alone.pop("test") == "permutation"
+        assert entry == pytest.approx(alone, rel=1e-12)
+
+
+@pytest.mark.parametrize("values", [[0.7], [0.2, 0.9], [1.0] * 12, [0.0] * 30, [1.0] * 11 + [0.0], [0, 0, 1]])
+def test_degenerate_samples_give_intervals_without_warnings(values, recwarn):
+    m, lo, hi = mean_interval(values)
+    assert lo <= m <= hi and not any(math.isnan(v) for v in (lo, hi))
+    if len(set(values)) == 1:
+        assert lo == hi == values[0]
+    entry = paired_comparison(values, values)
+    assert entry["ci"] == [0.0, 0.0] and entry["p"] == 1.0
+    other = paired_comparison(values, [0.5] * len(values))
+    assert other["ci"][0] <= other["delta"] <= other["ci"][1] and 0 < other["p"] <= 1
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning | UserWarning)]

@@ -59,11 +59,14 @@ def _metric_line(name: str, cls: type) -> str:
 
 def metrics() -> None:
     """List the metrics a recipe can name, with task, range and needs (and those that cannot run, with why)."""
-    from bakeoff.eval import UNAVAILABLE_METRICS, MetricError, builtin_metrics, metric_class, plugin_metrics
+    from bakeoff.eval import MetricError, builtin_metrics, metric_class, plugin_metrics
 
     console.print(f"[bold]{'metric':20} {'task':15} {'':8} {'range':7} description[/]", highlight=False)
     for name, cls in builtin_metrics().items():
-        console.print(_metric_line(name, cls), highlight=False)
+        if why := cls.unavailable():  # e.g. METEOR without WordNet: what to install
+            console.print(f"{name:20} [red]{'unavailable':15}[/] {escape(why)}", highlight=False)
+        else:
+            console.print(_metric_line(name, cls), highlight=False)
     for name, found in plugin_metrics().items():
         try:
             if isinstance(found, MetricError):  # e.g. a plugin that takes a built-in's name
@@ -71,5 +74,3 @@ def metrics() -> None:
             console.print(_metric_line(name, metric_class(name)), highlight=False)
         except MetricError as exc:  # a broken or clashing plugin: say why, keep listing
             console.print(f"{name:20} [red]{'broken':15}[/] {escape(str(exc))}", highlight=False)
-    for name, reason in UNAVAILABLE_METRICS.items():
-        console.print(f"{name:20} [red]{'unavailable':15}[/] {reason}", highlight=False)

@@ -52,10 +52,10 @@ DEFAULT_BASE_MODEL = str(DEFAULT_MODEL)
 
 
 def _known_metric(name: str) -> str:
-    from bakeoff.eval import MetricError, metric_class  # light module, no heavy imports
+    from bakeoff.eval import MetricError, runnable_metric_class  # light module, no heavy imports
 
     try:
-        cls = metric_class(name)
+        cls = runnable_metric_class(name)
     except MetricError as exc:
         raise ValueError(str(exc)) from None
     if cls.automatic:
@@ -247,12 +247,39 @@ def recipe_model(extra_kinds: tuple[str, ...] = ()) -> type[Recipe]:
     )
 
 
+def _select_by_agent(items: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """A candidate's schema chosen by its ``agent``: ``if agent is K then K's settings`` for each kind.
+
+    Pydantic writes the union as a ``oneOf``, for which a validator can only say that the whole candidate
+    matches none of the kinds; selected by ``agent`` (if/then, which editors' validators understand), a wrong
+    key or value is reported at that key, and an unknown kind at ``agent``.
+    """
+    refs = list(dict.fromkeys(m["$ref"] for m in items.get("oneOf", []) if "$ref" in m))
+    kinds = {ref: defs[ref.rsplit("/", 1)[-1]]["properties"]["agent"]["const"] for ref in refs}
+    if not kinds:
+        return items
+    return {
+        "type": "object",
+        "required": ["agent"],
+        "properties": {
+            "agent": {"title": "Agent", "description": "The agent kind.", "enum": list(kinds.values())},
+        },
+        "allOf": [
+            {"if": {"properties": {"agent": {"const": kind}}, "required": ["agent"]}, "then": {"$ref": ref}}
+            for ref, kind in kinds.items()
+        ],
+    }
+
+
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema of recipes for the installed agents (editors use it for completion)."""
+    """The JSON Schema of recipes for the installed agents (editors use it for completion and errors)."""
     schema = recipe_model().model_json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "bakeoff recipe"
     schema.get("properties", {}).pop("source_path", None)
+    candidates = schema.get("properties", {}).get("candidates", {})
+    if "items" in candidates:
+        candidates["items"] = _select_by_agent(candidates["items"], schema.get("$defs", {}))
     return schema
 
 

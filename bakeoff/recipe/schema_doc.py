@@ -23,6 +23,8 @@ def _type(prop: dict[str, Any]) -> str:
         return f"`{json.dumps(prop['const'])}`"
     if "enum" in prop:
         return ", ".join(f"`{json.dumps(v)}`" for v in prop["enum"])
+    if "allOf" in prop and all("then" in p for p in prop["allOf"]):  # chosen by a key (a candidate's `agent`)
+        return " or ".join(dict.fromkeys(_type(p["then"]) for p in prop["allOf"]))
     for key in ("anyOf", "oneOf"):
         if key in prop:
             parts = [_type(p) for p in prop[key] if p.get("type") != "null"]
@@ -81,9 +83,10 @@ def render_markdown(schema: dict[str, Any]) -> str:
         "",
     ]
     candidates = schema.get("properties", {}).get("candidates", {}).get("items", {})
-    agent_models = [
-        _ref_name(m["$ref"]) for m in candidates.get("oneOf", candidates.get("anyOf", [])) if "$ref" in m
+    members = candidates.get("oneOf", candidates.get("anyOf", [])) + [
+        m.get("then", {}) for m in candidates.get("allOf", [])  # selected by `agent` (if/then)
     ]
+    agent_models = [_ref_name(m["$ref"]) for m in members if "$ref" in m]
     agent_models = list(dict.fromkeys(agent_models))
     if agent_models:
         out += [

@@ -119,7 +119,7 @@ def scores_section(scores: Scores) -> list[Block]:
     blocks = [
         Block("h2", "Scores"),
         Block("table", headers=["metric", *cands], rows=rows),
-        Block("note", f"Mean over answers with a value, with its {level:.0%} percentile bootstrap interval."),
+        Block("note", f"Mean over answers with a value, with its {level:.0%} BCa bootstrap interval."),
     ]
     missing = [
         [c, m, reason, str(n)]
