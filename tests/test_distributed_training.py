@@ -32,8 +32,10 @@ TRAIN_BLOCK = {
     "select": "last",
     "lora": {"r": 8, "dropout": 0.0, "layers": 4, "target_modules": ["q_proj", "v_proj"]},
 }
-# Measured: losses agree to ~1e-6 (float reduction order); a wrong global batch, loss average or data order
-# moves them by 1e-2 or more.
+# The first step's loss (the same batch, the same initial weights) must agree to float precision: a wrong global
+# batch, token average or data order moves it by 1e-2 or more. Later steps may drift by the order in which
+# gradients are summed across processes; stated tolerance: 2e-3 on every logged loss.
+FIRST_STEP = 1e-5
 TOLERANCE = 2e-3
 
 
@@ -158,6 +160,7 @@ def test_two_gloo_processes_match_one_and_the_adapter_answers(tmp_path, bakeoff_
     one, two = curves[1], curves[2]
     assert [r["step"] for r in one] == [r["step"] for r in two]
     assert [r["learning_rate"] for r in one] == pytest.approx([r["learning_rate"] for r in two])
+    assert abs(one[1]["train_loss"] - two[1]["train_loss"]) < FIRST_STEP and one[1]["step"] == 1
     for key in ("train_loss", "val_loss"):
         a = [r[key] for r in one if r[key] is not None]
         b = [r[key] for r in two if r[key] is not None]

@@ -178,6 +178,7 @@ class TrainingSession:
         """The SFT trainer over the base model (and its LoRA), and whether gradient checkpointing is on."""
         import torch
         from datasets import Dataset
+        from transformers import set_seed
         from transformers.trainer_callback import PrinterCallback
         from trl import SFTTrainer
 
@@ -204,6 +205,10 @@ class TrainingSession:
             gradient_checkpointing=checkpointing,
             processes=world_size(),
         )
+        # The adapter's initial weights are drawn from the global generator when the trainer wraps the model:
+        # seeded here, they depend on `seed` alone, not on what this process ran before (a launched process and
+        # the run's own process start from the same adapter).
+        set_seed(s.seed)
         trainer = sft_trainer_class(SFTTrainer)(
             model=model,
             args=args,
