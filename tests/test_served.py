@@ -188,7 +188,7 @@ def test_show_report_and_console_group_the_served_forms(
     assert "served: lora@ollama-q8_0: −" in proc.stdout and "template/EOS mismatch" in proc.stdout
     report = tmp_path / "report.md"
     proc = subprocess.run(
-        [*bakeoff_cmd, "report", str(run), "--output", str(report)], capture_output=True, text=True, check=False
+        [*bakeoff_cmd, "report", str(run), "--format", "md", "--output", str(report)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stderr
     text = report.read_text()
