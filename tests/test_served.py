@@ -22,13 +22,13 @@ from bakeoff.run.documents.scores import Scores
 from bakeoff.run.runner import run_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
-N_QUESTIONS = 12
+N_QUESTIONS = 16
 TRAIN = {
-    "data": {"kind": "instruct", "path": str(ROOT / "data" / "contract-train.jsonl"), "limit": 24},
-    "max_steps": 2,
+    "data": {"kind": "instruct", "path": str(ROOT / "data" / "contract-train.jsonl"), "limit": 40},
+    "max_steps": 8,
     "learning_rate": 1e-3,
     "batch_size": 4,
-    "eval_every": 2,
+    "eval_every": 4,
     "max_length": 128,
 }
 
@@ -48,7 +48,7 @@ def _recipe(tmp_path: Path, serve: dict, *, ollama_host: str | None = None) -> P
                 "name": "lora",
                 "agent": "finetuned",
                 "train": TRAIN,
-                "generation": {"max_new_tokens": 40, "batch_size": 12},
+                "generation": {"max_new_tokens": 32, "batch_size": 16},
                 "serve": serve,
             }
         ],
@@ -188,7 +188,7 @@ def test_show_report_and_console_group_the_served_forms(
     assert "served: lora@ollama-q8_0: −" in proc.stdout and "template/EOS mismatch" in proc.stdout
     report = tmp_path / "report.md"
     proc = subprocess.run(
-        [*bakeoff_cmd, "report", str(run), "--output", str(report)], capture_output=True, text=True, check=False
+        [*bakeoff_cmd, "report", str(run), "--format", "md", "--output", str(report)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stderr
     text = report.read_text()

@@ -421,12 +421,16 @@ def render_go(template: str | list, messages: Sequence[Message], *, system_in_me
     """Render an Ollama Go template for a chat, as Ollama's ``template.Execute`` does for ``.Messages`` templates.
 
     ``system_in_messages=False`` renders as older Ollama versions did, whose collate step dropped system
-    messages from ``.Messages`` (leaving them only in ``.System``).
+    messages from ``.Messages`` (leaving them only in ``.System``). A template that never mentions
+    ``.Messages`` (e.g. Ollama's fallback ``{{ .Prompt }}``) is rendered Ollama's legacy way: once per turn
+    with ``.System``, ``.Prompt`` (the user's message) and ``.Response``.
 
     Raises:
         GoTemplateError: the template does not parse or fails to execute.
     """
     nodes = parse_go(template) if isinstance(template, str) else template
+    if isinstance(template, str) and "Messages" not in template:
+        return _render_legacy(nodes, messages)
     system: list[str] = []
     collated: list[_GoStruct] = []
     for m in messages:
@@ -450,4 +454,33 @@ def render_go(template: str | list, messages: Sequence[Message], *, system_in_me
     }
     out: list[str] = []
     _Exec(root).run(nodes, root, out)
+    return "".join(out)
+
+
+def _render_legacy(nodes: list, messages: Sequence[Message]) -> str:
+    """Ollama's path for templates without ``.Messages``: one execution per (system, prompt, response) turn.
+
+    The last turn is executed with an empty ``.Response`` (Ollama also stops the last execution at
+    ``{{ .Response }}``; the templates bakeoff derives always range over ``.Messages``, so they never come here).
+    """
+    out: list[str] = []
+    turn = {"System": "", "Prompt": "", "Response": ""}
+
+    def execute() -> None:
+        root = {**turn, "Messages": None, "Tools": None, "Think": False, "IsThinkSet": False}
+        _Exec(root).run(nodes, root, out)
+        turn.update(System="", Prompt="", Response="")
+
+    for m in messages:
+        if m["role"] == "system":
+            if turn["Prompt"] or turn["Response"]:
+                execute()
+            turn["System"] = m["content"]
+        elif m["role"] == "user":
+            if turn["Response"]:
+                execute()
+            turn["Prompt"] = m["content"]
+        elif m["role"] == "assistant":
+            turn["Response"] = m["content"]
+    execute()
     return "".join(out)
