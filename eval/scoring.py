@@ -28,7 +28,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bakeoff.core import Question
@@ -42,14 +42,12 @@ from bakeoff.eval import (
     metric_class,
     metric_origin,
 )
+from bakeoff.eval.judge_tally import JudgeTally
 from bakeoff.eval.metrics import Metric, MetricResult, Sample
 from bakeoff.run.documents.scores import (
     CandidateScores,
     ClassificationReport,
     Comparison,
-    JudgeAccounting,
-    JudgeCounts,
-    JudgeTotals,
     Latency,
     MetricSummary,
     PairwiseVerdicts,
@@ -153,7 +151,7 @@ def score_answers(
         per_answer={},
     )
     retrieves = any(q.passage or q.source for q in questions)
-    tally = _JudgeTally(_open_judge(names, settings))
+    tally = JudgeTally(_open_judge(names, settings))
     samples: dict[str, dict[str, Sample]] = {}
     try:
         metrics = _metric_objects(names, settings, tally.judge)
@@ -301,7 +299,7 @@ def _score_candidate(
     by_id: dict[str, Question],
     metrics: dict[str, Metric],
     settings: ScoringSettings,
-    tally: _JudgeTally,
+    tally: JudgeTally,
 ) -> dict[str, Sample]:
     """Score one candidate into ``scores`` (its summary and per-answer values); returns its samples."""
     per_answer: dict[str, dict[str, Any]] = {r["question_id"]: {} for r in rows}
@@ -400,51 +398,8 @@ def _add_cost(summary: CandidateScores, rows: list[Row]) -> None:
     summary.prompt_truncated = sum(1 for r in rows if r.get("prompt_truncated"))
 
 
-# -- the judge ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _JudgeTally:
-    """Judge accounting as scoring goes: per metric totals and the seconds spent judging."""
-
-    judge: Any
-    totals: dict[str, JudgeTotals] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    def calls(self) -> int:
-        return self.judge.calls if self.judge is not None else 0
-
-    def count(self, name: str, results: Sequence[MetricResult], calls_before: int, t0: float) -> JudgeCounts:
-        """One candidate's counts for judged metric ``name`` (added to the run's totals)."""
-        asked = [r for r in results if r.judged]
-        parse = sum(1 for r in results if r.failure == "parse")
-        counts = JudgeCounts(
-            asked=len(asked),
-            cache_hits=sum(1 for r in asked if r.cached),
-            parse_failures=parse,
-            judge_errors=sum(1 for r in results if r.failure == "judge"),
-            parse_failure_rate=parse / len(asked) if asked else None,
-            calls=self.judge.calls - calls_before,
-        )
-        total = self.totals.setdefault(
-            name, JudgeTotals(asked=0, cache_hits=0, parse_failures=0, judge_errors=0, calls=0)
-        )
-        for key in ("asked", "cache_hits", "parse_failures", "judge_errors", "calls"):
-            setattr(total, key, getattr(total, key) + getattr(counts, key))
-        self.seconds += time.perf_counter() - t0
-        return counts
-
-    def accounting(self) -> JudgeAccounting:
-        """The ``judge`` block: the judge's identity and calls, seconds, and the totals per metric."""
-        for total in self.totals.values():
-            total.parse_failure_rate = total.parse_failures / total.asked if total.asked else None
-        return JudgeAccounting.model_validate(
-            {**self.judge.describe(), "seconds": round(self.seconds, 2), "metrics": self.totals}
-        )
-
-
 def _pairwise(
-    metrics: dict[str, Metric], samples: dict[str, dict[str, Sample]], tally: _JudgeTally
+    metrics: dict[str, Metric], samples: dict[str, dict[str, Sample]], tally: JudgeTally
 ) -> PairwiseVerdicts | None:
     """``judge_rubric`` verdicts on every pair of candidates, when the rubric asks for them."""
     rubric = tally.judge.spec.rubric if tally.judge is not None else None
@@ -475,8 +430,9 @@ def _add_statistics(
         """The metric of a candidate on a subset (with repeats) of questions, for the bootstrap."""
         return lambda candidate, qids: _call(metric, "score_corpus", [samples[candidate][q] for q in qids])
 
+    answered = {c: v for c, v in scores.per_answer.items() if not scores.candidates[c].failed}
     intervals, comparisons = statistics_for(
-        scores.per_answer,
+        answered,  # a failed candidate (every answer an error) has no interval and is compared with nothing
         metrics=names,
         corpus_level={n: corpus_value(metrics[n]) for n in names if metrics[n].corpus_level},
         binary=[n for n in names if metrics[n].paired_test == "mcnemar"],

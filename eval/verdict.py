@@ -131,9 +131,7 @@ def recommend(scores: Scores, *, higher_is_better: bool | None = None) -> Verdic
     alpha = scores.statistics.method.alpha if scores.statistics else 0.05
     verdict = Verdict(rule=RULE.format(metric=metric, alpha=alpha), metric=metric, warnings=list(old))
     for name, cand in scores.candidates.items():
-        if cand.n and cand.errors >= cand.n:
-            add_to(verdict, f"{name}: every answer failed ({cand.errors}); it is left out of the verdict.")
-        elif cand.errors:
+        if cand.errors and not (cand.n and cand.errors >= cand.n):  # all failed: failure_sentences says it
             add_to(verdict, f"{name}: {cand.errors} of {cand.n} answers failed (scored as empty replies).")
     means = {c: m for c, m in scores.means(metric).items() if not _all_failed(scores, c)}
     if not means:

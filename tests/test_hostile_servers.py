@@ -38,7 +38,12 @@ class EchoingServer:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 outer.auth.append(self.headers.get("Authorization"))
                 body = json.dumps(
-                    {"error": {"message": "invalid key", "request_headers": dict(self.headers.items())}}
+                    {
+                        "error": {
+                            "message": f"invalid key {self.headers.get('Authorization')}",
+                            "request_headers": dict(self.headers.items()),
+                        }
+                    }
                 ).encode()
                 self.send_response(401)
                 self.send_header("Content-Type", "application/json")

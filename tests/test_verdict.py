@@ -225,11 +225,16 @@ def test_warnings_are_kept_and_failed_candidates_are_named():
     scores = _four(rag_gap=0.0)
     add_warning(scores, "lora: -0.12 [-0.18, -0.06] on retention")
     scores.candidates["lora"].errors = scores.candidates["lora"].n
+    scores.candidates["lora"].failed = "cannot reach http://127.0.0.1:9/v1: ConnectError"  # as scoring marks it
     decide(scores, MANIFEST)
+    decide(scores, MANIFEST)  # bakeoff score decides again: nothing twice
     add_warning(scores, "lora: -0.12 [-0.18, -0.06] on retention")  # no duplicate
     warnings = scores.verdict.warnings
     assert warnings[0] == "lora: -0.12 [-0.18, -0.06] on retention"
-    assert "lora: every answer failed (48); it is left out of the verdict." in warnings
+    assert warnings[1] == (
+        "candidate 'lora' failed: all 48 of its answers are errors "
+        "(first: cannot reach http://127.0.0.1:9/v1: ConnectError)"
+    )
     assert len(warnings) == 2
     assert "lora" not in scores.verdict.cost_order
 
