@@ -70,7 +70,10 @@ def choose_headline(
     if first is not None:  # the recipe's own order decides; say what the references would suggest
         if first == preferred:
             return first, f"the first of eval.metrics; {why}"
-        return first, f"the first of eval.metrics ({why} would suggest {preferred}: set eval.headline)"
+        return first, (
+            f"the first of eval.metrics; the references would suggest {preferred} ({why}): "
+            f"set eval.headline: {preferred} to lead with it"
+        )
     if preferred in names:
         return preferred, why
     return names[0], f"{why}, which is not computed; the first metric leads"
