@@ -221,6 +221,8 @@ def documents(draw) -> tuple[str, bytes]:
     if kind == "mutated" and data:
         data = bytearray(data)
         for _ in range(draw(st.integers(1, 4))):
+            if not data:
+                break
             pos = draw(st.integers(0, len(data) - 1))
             data[pos : pos + draw(st.integers(0, 4))] = draw(st.binary(max_size=4))
         data = bytes(data)
