@@ -116,7 +116,9 @@ def test_damaged_archives_found_by_the_fuzzer_are_one_reason(tmp_path):
         load_document(bad, "bad.docx")
     data = bytearray(good.read_bytes())
     central = data.index(b"PK\x01\x02")
-    data[central + 42 : central + 46] = (2**31 - 1).to_bytes(4, "little")  # local header offset far past the end
+    data[central + 42 : central + 46] = (2**31 - 1).to_bytes(
+        4, "little"
+    )  # local header offset far past the end
     bad.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="unreadable DOCX"):
         load_document(bad, "bad.docx")

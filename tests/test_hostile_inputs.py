@@ -120,6 +120,8 @@ def test_a_5_mb_question_is_cut_and_reported_without_stalling_its_batch(tmp_path
     assert any("question 'big'" in n for n in manifest["notes"])
 
 
+@pytest.mark.slow  # embeds a corpus twice (index, then run): minutes on a busy 2-core machine
+@pytest.mark.reliability
 def test_a_corpus_link_outside_the_project_is_skipped_by_index_and_run(tmp_path, bakeoff_cmd):
     project = tmp_path / "p"
     (project / "docs").mkdir(parents=True)

@@ -246,9 +246,13 @@ def load_document(path: Path, source: str) -> list[Document]:
     elif suffix in (".html", ".htm"):
         # Parsed as text by BeautifulSoup: no scripts run, nothing is fetched; script/style content is dropped.
         from bs4 import BeautifulSoup
+        from bs4.exceptions import ParserRejectedMarkup
 
         text, note = _decode_text(path.read_bytes())
-        soup = BeautifulSoup(text, "html.parser")
+        try:
+            soup = BeautifulSoup(text, "html.parser")
+        except ParserRejectedMarkup as exc:  # e.g. "<![\x01CDATA[" (found by tests/test_fuzz_inputs.py)
+            raise ValueError(f"unreadable HTML ({str(exc).splitlines()[-1].strip()})") from None
         for tag in soup(["script", "style", "noscript", "template", "iframe"]):
             tag.decompose()
         docs = [Document(source, soup.get_text("\n"), note=note)]
