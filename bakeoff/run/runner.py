@@ -206,7 +206,6 @@ def _load_eval_questions(recipe: Recipe) -> tuple[list[Question], list[str]]:
             limit=recipe.eval.limit,
             notes=notes,
         )
-        return questions, notes
     except (DataError, SynthError) as exc:
         raise RunError(str(exc)) from None
     from bakeoff.eval.by_source import missing_slice_fields
@@ -214,7 +213,7 @@ def _load_eval_questions(recipe: Recipe) -> tuple[list[Question], list[str]]:
     problem = missing_slice_fields(questions, recipe.eval.slice_by)
     if problem:
         raise RunError(problem)
-    return questions
+    return questions, notes
 
 
 def _open_run(
