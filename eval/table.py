@@ -56,10 +56,24 @@ def comparison_rows(scores: ScoresLike) -> list[dict[str, Any]]:
     return rows
 
 
-def comparison_table(scores: ScoresLike, title: str | None = None):
+def _legend_keys(names: list[str], metric_w: int, width: int | None) -> list[str] | None:
+    """Short column keys (``A``, ``B``, …) when the candidates' names, whole, do not fit in ``width``
+    columns beside the metric column; ``None`` when they fit (or the width is unknown)."""
+    if width is None:
+        return None
+    needed = metric_w + 4 + sum(max(len(n), 7) + 3 for n in names)  # 7: "0.412 ★"; 3: borders, padding
+    if needed <= width:
+        return None
+    return [chr(ord("A") + i) if i < 26 else f"c{i + 1}" for i in range(len(names))]
+
+
+def comparison_table(scores: ScoresLike, title: str | None = None, *, width: int | None = None):
     """A rich Table with one row per metric and one column per candidate (fits a terminal however many
     metrics there are): the mean, its 95% bootstrap interval and, when answers had no value, how many were
-    missing; the best mean per metric is bold green with a ★, the headline metric is underlined."""
+    missing; the best mean per metric is bold green with a ★, the headline metric is underlined. When the
+    names, whole, would not fit in ``width`` columns, the columns are keyed ``A``, ``B``, … and the caption
+    gives each key's full name."""
+    from rich.markup import escape
     from rich.table import Table
 
     scores = Scores.of(scores)
@@ -67,8 +81,12 @@ def comparison_table(scores: ScoresLike, title: str | None = None):
     rows = comparison_rows(scores)
     table = Table(title=title, title_justify="left")
     table.add_column("metric", style="bold", no_wrap=True)
-    for row in rows:
-        table.add_column(row["candidate"], justify="right", overflow="fold")
+    names = [row["candidate"] for row in rows]
+    metric_w = max([len(m) for m in scores.metrics] + [len("p50 s/answer")])
+    keys = _legend_keys(names, metric_w, width)
+    for i, name in enumerate(names):
+        header = keys[i] if keys else escape(name)
+        table.add_column(header, justify="right", overflow="fold", min_width=len(header))
     for metric in scores.metrics:
         cells = [f"[underline]{metric}[/]" if metric == scores.headline else metric]
         for row in rows:
@@ -92,6 +110,8 @@ def comparison_table(scores: ScoresLike, title: str | None = None):
         parts.append(f"\\[lo, hi] {scores.confidence:.0%} bootstrap interval")
     if scores.headline:
         parts.append(f"headline: {scores.headline}")
+    if keys:
+        parts.insert(0, " · ".join(f"{k} = {escape(n)}" for k, n in zip(keys, names, strict=True)))
     table.caption = "; ".join(p for p in parts if p)
     return table
 
@@ -99,6 +119,7 @@ def comparison_table(scores: ScoresLike, title: str | None = None):
 def pairwise_table(scores: ScoresLike, metric: str | None = None):
     """Paired comparisons of one metric (default: the headline): Δ = a − b with its interval, the raw and
     Holm-corrected p-values and a mark on the significant ones. ``None`` when there is nothing to compare."""
+    from rich.markup import escape
     from rich.table import Table
 
     scores = Scores.of(scores)
@@ -108,23 +129,23 @@ def pairwise_table(scores: ScoresLike, metric: str | None = None):
         return None
     method = scores.statistics.method
     table = Table(title=f"paired comparisons · {metric}", title_justify="left")
-    for col, justify in (
-        ("a vs b", "left"),
-        ("n", "right"),
-        ("Δ (a − b)", "right"),
-        (f"{method.confidence:.0%} CI", "right"),
-        ("p", "right"),
-        ("p_holm", "right"),
-        ("", "left"),
-    ):
-        table.add_column(col, justify=justify, no_wrap=col != "a vs b", min_width=4 if col == "" else None)
+    # Fits 80 columns with names whole: the pair on two lines (a, then "vs b"), the winner's name alone.
+    pair_w = max(len(x) for e in entries for x in (e.a, f"vs {e.b}"))
+    better_w = max([len(f"✔ {e.better}") for e in entries if e.significant and e.better] + [6])
+    table.add_column("a vs b", no_wrap=True, min_width=pair_w)
+    table.add_column("n", justify="right", no_wrap=True)
+    table.add_column("Δ a−b", justify="right", no_wrap=True)
+    table.add_column(f"{method.confidence:.0%} CI", justify="right")
+    table.add_column("p", justify="right")
+    table.add_column("p_holm", justify="right")
+    table.add_column("better", no_wrap=True, min_width=better_w)
     for e in entries:
-        mark = f"[bold green]✔ {e.better} better[/]" if e.significant and e.better else "[dim]n.s.[/]"
+        mark = f"[bold green]✔ {escape(e.better)}[/]" if e.significant and e.better else "[dim]n.s.[/]"
         table.add_row(
-            f"{e.a} vs {e.b}",
+            f"{escape(e.a)}\nvs {escape(e.b)}",
             "" if e.n is None else str(e.n),
             f"{e.delta:+.3f}",
-            interval(e.ci, 3),
+            interval(e.ci, 2),
             f"{e.p:.4f}",
             f"{e.p_holm:.4f}",
             mark,
@@ -132,7 +153,7 @@ def pairwise_table(scores: ScoresLike, metric: str | None = None):
     tests = sorted({e.test for e in entries})
     table.caption = (
         f"{', '.join(_TEST_NAMES.get(t, t) for t in tests)}; Holm-corrected over {len(entries)} pair(s); "
-        f"✔ = p_holm < {method.alpha}; n.s. = not significant"
+        f"✔ NAME = significantly better (p_holm < {method.alpha}); n.s. = not significant"
     )
     return table
 
@@ -174,6 +195,7 @@ def judge_table(scores: ScoresLike):
 def error_tables(scores: ScoresLike, top: int = 5) -> list:
     """Error analysis: per candidate the questions lost most clearly, then questions every candidate fails
     (rich Tables, or a line of text where there is nothing to list)."""
+    from rich.markup import escape
     from rich.table import Table
 
     analysis = Scores.of(scores).error_analysis
@@ -183,23 +205,26 @@ def error_tables(scores: ScoresLike, top: int = 5) -> list:
     out: list = []
     for cand, lost in analysis.lost.items():
         if not lost.questions:
-            out.append(f"{cand}: lost no question to {lost.versus} · {metric}")
+            out.append(f"{escape(cand)}: lost no question to {escape(lost.versus)} · {metric}")
             continue
         t = Table(
-            title=f"{cand}: lost to {lost.versus} on {lost.n_lost} question(s) · {metric}",
+            title=f"{escape(cand)}: lost to {escape(lost.versus)} on {lost.n_lost} question(s) · {metric}",
             title_justify="left",
         )
-        for col in ("id", "question", "reference", cand, lost.versus, "gap"):
+        # The names head the answer columns only as "answer" / "theirs" (the title names both), so that a
+        # long name never squeezes the columns or is cut.
+        for col in ("id", "question", "reference", "answer", "theirs", "gap"):
             t.add_column(col, overflow="fold", justify="right" if col == "gap" else "left")
         for q in lost.questions[:top]:
             t.add_row(
-                q.question_id,
-                q.question,
-                q.reference,
-                f"{q.answer} [dim]({q.value:.2f})[/]",
-                f"{q.other_answer} [dim]({q.other_value:.2f})[/]",
+                escape(q.question_id),
+                escape(q.question),
+                escape(q.reference),
+                f"{escape(q.answer)} [dim]({q.value:.2f})[/]",
+                f"{escape(q.other_answer)} [dim]({q.other_value:.2f})[/]",
                 f"{q.gap:.2f}",
             )
+        t.caption = f"answer: {escape(cand)}'s; theirs: {escape(lost.versus)}'s (value in brackets)"
         out.append(t)
     fails = analysis.all_fail
     t = Table(
@@ -210,7 +235,12 @@ def error_tables(scores: ScoresLike, top: int = 5) -> list:
         t.add_column(col, overflow="fold")
     for q in fails[:top]:
         values = [v for v in q.values.values() if v is not None]
-        t.add_row(q.question_id, q.question, q.reference, number(max(values) if values else None, 2))
+        t.add_row(
+            escape(q.question_id),
+            escape(q.question),
+            escape(q.reference),
+            number(max(values) if values else None, 2),
+        )
     if len(fails) > top:
         t.caption = f"{len(fails) - top} more in scores.json (error_analysis.all_fail)"
     out.append(t)
@@ -219,13 +249,14 @@ def error_tables(scores: ScoresLike, top: int = 5) -> list:
 
 def classification_tables(scores: ScoresLike) -> list:
     """Per candidate of a classification run: precision, recall, F1 and support per label."""
+    from rich.markup import escape
     from rich.table import Table
 
     scores = Scores.of(scores)
     out = []
     for name, cand in scores.candidates.items():
         report = cand.classification
-        t = Table(title=f"{name}: per-label", title_justify="left")
+        t = Table(title=f"{escape(name)}: per-label", title_justify="left")
         for col in ("label", "precision", "recall", "f1", "support"):
             t.add_column(col, justify="right" if col != "label" else "left")
         for label, v in (report.per_label if report else {}).items():
@@ -245,7 +276,7 @@ def print_scores(
 ) -> None:
     """Everything ``bakeoff show`` (and the end of ``bakeoff run``) prints about scores."""
     scores = Scores.of(scores)
-    console.print(comparison_table(scores, title=title))
+    console.print(comparison_table(scores, title=title, width=console.width))
     pairs = pairwise_table(scores, metric)
     if pairs is not None:
         console.print(pairs)
