@@ -61,7 +61,7 @@ def _legend_keys(names: list[str], metric_w: int, width: int | None) -> list[str
     columns beside the metric column; ``None`` when they fit (or the width is unknown)."""
     if width is None:
         return None
-    needed = metric_w + 4 + sum(max(len(n), 7) + 3 for n in names)  # 7: "0.412 ★"; 3: borders, padding
+    needed = metric_w + 4 + sum(max(len(n), 9) + 3 for n in names)  # 9: "0.412 ★" + room; 3: border, padding
     if needed <= width:
         return None
     return [chr(ord("A") + i) if i < 26 else f"c{i + 1}" for i in range(len(names))]
