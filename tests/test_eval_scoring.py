@@ -98,7 +98,7 @@ def test_show_prints_intervals_significance_and_errors(three_way, tmp_path, bake
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "paired comparisons · token_f1" in out
-    assert "✔ strong better" in out and "n.s." in out and "p_holm" in out
+    assert "✔ strong" in out and "n.s." in out and "p_holm" in out
     assert "lost to strong on 34 question(s)" in out
     assert "every candidate fails: 1 question(s)" in out
     other = subprocess.run(

@@ -45,6 +45,20 @@ def _layers(cache):
     return layers
 
 
+def _cache_keyword(model) -> str:
+    """The keyword a model's ``forward`` takes its key/value cache by: ``cache`` since transformers 5.24
+    (where ``past_key_values`` still works but logs a deprecation warning), ``past_key_values`` before."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft model passes it on
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def _cache_of(output):
+    """The key/value cache of a forward's output, read without the deprecated ``past_key_values`` alias."""
+    return output["cache"] if "cache" in output else output["past_key_values"]
+
+
 def _left_pad(tensor, width: int, dim: int):
     import torch
 
@@ -85,7 +99,7 @@ def _prefill(model, tokenizer, prompts: list[str], budget: int):
     past = None
     if shared >= MIN_SHARED_PREFIX:
         head = torch.tensor([ids[0][:shared]], device=device)
-        past = model(input_ids=head, use_cache=True, logits_to_keep=1).past_key_values
+        past = _cache_of(model(input_ids=head, use_cache=True, logits_to_keep=1))
         for layer in _layers(past):
             layer.keys = layer.keys.expand(len(ids), -1, -1, -1).contiguous()
             layer.values = layer.values.expand(len(ids), -1, -1, -1).contiguous()
@@ -102,9 +116,9 @@ def _prefill(model, tokenizer, prompts: list[str], budget: int):
         input_ids=input_ids,
         attention_mask=mask,
         position_ids=position,
-        past_key_values=past,
         use_cache=True,
         logits_to_keep=1,
+        **{_cache_keyword(model): past},
     )
     return res, mask
 
@@ -148,6 +162,7 @@ class _Batch:
 
     def __init__(self, model, stop_ids: set[int], max_new_tokens: int, on_done: Callable[[Finished], None]):
         self.model = model
+        self.cache_keyword = _cache_keyword(model)
         self.stop_ids = stop_ids
         self.max_new_tokens = max_new_tokens
         self.on_done = on_done
@@ -163,10 +178,10 @@ class _Batch:
         """Merge freshly prefilled prompts into the running cache (both left-padded to one length)."""
         import torch
 
-        new_layers = _layers(res.past_key_values)
+        new_layers = _layers(_cache_of(res))
         first_tokens = res.logits[:, -1].argmax(-1)
         if not self.rows:  # the first prompts, or every earlier row has finished
-            self.cache, self.layers = res.past_key_values, new_layers
+            self.cache, self.layers = _cache_of(res), new_layers
             self.mask, self.last = new_mask, first_tokens
         else:
             old_w, new_w = self.mask.shape[1], new_mask.shape[1]
@@ -201,8 +216,8 @@ class _Batch:
             input_ids=self.last[:, None],
             attention_mask=self.mask,
             position_ids=position,
-            past_key_values=self.cache,
             use_cache=True,
+            **{self.cache_keyword: self.cache},
         )
         self.last = res.logits[:, -1].argmax(-1)
         done = []

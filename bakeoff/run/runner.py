@@ -25,6 +25,7 @@ from bakeoff.questions import load_questions
 from bakeoff.recipe.schema import Recipe
 from bakeoff.run.context import RunContext
 from bakeoff.run.gpu import peak_gpu_gb, reset_gpu_peak
+from bakeoff.run.first_results import phases, print_first_results
 from bakeoff.run.store import RunWriter
 
 if TYPE_CHECKING:
@@ -113,7 +114,8 @@ def run_recipe(
 
     With ``resume`` (an unfinished run folder of this recipe), answers already on disk are reused batch by
     batch — batches have fixed boundaries, so greedy answers equal an uninterrupted run's — and only the
-    missing work is done.
+    missing work is done. Candidates that train nothing are prepared and answered first, and their scores
+    printed (:mod:`bakeoff.run.first_results`), before a fine-tune trains.
 
     Raises:
         RunError: bad ``--only`` or unreadable evaluation data (before any run folder is made).
@@ -135,10 +137,32 @@ def run_recipe(
     )
     try:
         ctx = make_context(recipe, console, writer.path, retrain=retrain)
-        agents = _prepare(needed, ctx, writer)
-        _register(agents, ctx, writer)
+        agents: dict[str, Agent] = {}
+        answers: dict[str, list[dict[str, Any]]] = {}
+        steps = phases(needed)  # what trains nothing first, so its scores show before a fine-tune trains
+        for n, phase in enumerate(steps):
+            prepared = _prepare(phase, ctx, writer)
+            agents.update(prepared)
+            _register(prepared, ctx, writer)
+            t0 = time.perf_counter()
+            asking = [agents[c.name] for c in answering if c.name in prepared]
+            answers.update(_answer(asking, questions, ctx, writer, done))
+            if n + 1 < len(steps) and answers:
+                with _stage(writer.manifest["timings_s"], "first_results"):
+                    print_first_results(
+                        recipe,
+                        questions,
+                        answers,
+                        answer_s=time.perf_counter() - t0,
+                        later=steps[n + 1],
+                        later_answering=sum(1 for c in answering if c.name not in agents),
+                        console=console,
+                    )
         answering_agents = _serve(agents, [agents[c.name] for c in answering], ctx, writer)
-        answers = _answer(answering_agents, questions, ctx, writer, done)
+        forms = [a for a in answering_agents if a.name not in answers]  # the served forms answer last
+        if forms:
+            answers.update(_answer(forms, questions, ctx, writer, done))
+        answers = {a.name: answers[a.name] for a in answering_agents}  # the recipe's order, forms after theirs
         scores = _score(recipe, questions, answers, answering_agents, writer, console)
         _served_parity(recipe, scores, answers, writer)
         _retention(recipe, answering_agents, scores, writer, console)
@@ -259,7 +283,7 @@ def _prepare(needed: list[AgentSettings], ctx: RunContext, writer: RunWriter) ->
         for cand in needed:
             with _stage(prepare_s, cand.name):
                 agents[cand.name].prepare()
-        writer.manifest["prepare_s"] = prepare_s
+        writer.manifest.setdefault("prepare_s", {}).update(prepare_s)
         writer.manifest.update(ctx.manifest)
     return agents
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bakeoff.io import atomic_path
+from bakeoff.training.peft_compat import peft_wrapping
 
 __all__ = ["apply_adapter", "merge_lora"]
 
@@ -17,7 +18,8 @@ def apply_adapter(model: Any, adapter: Path, *, merge: bool = True) -> Any:
     runs at the base's speed), or kept as a peft model (``merge=False``, e.g. over a 4-bit QLoRA base)."""
     from peft import PeftModel
 
-    with_adapter = PeftModel.from_pretrained(model, adapter)
+    with peft_wrapping():
+        with_adapter = PeftModel.from_pretrained(model, adapter)
     return with_adapter.merge_and_unload() if merge else with_adapter
 
 

@@ -21,6 +21,7 @@ from bakeoff.io import atomic_path, dumps_jsonl, read_jsonl, write_json_atomic
 from bakeoff.training.cache import library_versions
 from bakeoff.training.config import parse_select
 from bakeoff.training.model_card import fmt_loss, model_card
+from bakeoff.training.peft_compat import peft_wrapping
 from bakeoff.training.quantization import TrainingError
 from bakeoff.training.ranks import barrier, is_main_process, world_size
 from bakeoff.training.request import TrainRequest, hyperparameters, training_device
@@ -209,14 +210,15 @@ class TrainingSession:
         # seeded here, they depend on `seed` alone, not on what this process ran before (a launched process and
         # the run's own process start from the same adapter).
         set_seed(s.seed)
-        trainer = sft_trainer_class(SFTTrainer)(
-            model=model,
-            args=args,
-            train_dataset=Dataset.from_list(req.data.train),
-            eval_dataset=val_ds,
-            processing_class=tokenizer,
-            peft_config=None if self.method == "full" else lora_config(s, model),
-        )
+        with peft_wrapping():
+            trainer = sft_trainer_class(SFTTrainer)(
+                model=model,
+                args=args,
+                train_dataset=Dataset.from_list(req.data.train),
+                eval_dataset=val_ds,
+                processing_class=tokenizer,
+                peft_config=None if self.method == "full" else lora_config(s, model),
+            )
         trainer.remove_callback(PrinterCallback)  # bakeoff draws its own progress
         self.trainer = trainer
         return trainer, checkpointing
