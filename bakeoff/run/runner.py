@@ -24,8 +24,8 @@ from bakeoff.progress import progress_bar
 from bakeoff.questions import load_questions
 from bakeoff.recipe.schema import Recipe
 from bakeoff.run.context import RunContext
-from bakeoff.run.gpu import peak_gpu_gb, reset_gpu_peak
 from bakeoff.run.first_results import phases, print_first_results
+from bakeoff.run.gpu import peak_gpu_gb, reset_gpu_peak
 from bakeoff.run.store import RunWriter
 
 if TYPE_CHECKING:
