@@ -213,6 +213,7 @@ def test_f16_and_q8_0_through_llama_cpp_and_a_rerun_reuses_the_exports(tmp_path,
 
     recipe = _recipe(tmp_path, {"forms": ["f16", "q8_0"]})
     runs = tmp_path / "runs"
+    env = {**os.environ, "BAKEOFF_HOME": str(tmp_path / "home")}  # no export of this adapter exists yet
     results = []
     for _ in range(2):
         proc = subprocess.run(
@@ -220,6 +221,7 @@ def test_f16_and_q8_0_through_llama_cpp_and_a_rerun_reuses_the_exports(tmp_path,
             capture_output=True,
             text=True,
             check=False,
+            env=env,
         )
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         run = sorted(p for p in (runs / "served-test").iterdir() if p.is_dir())[-1]

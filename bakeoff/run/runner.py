@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from bakeoff.agents.base import Agent, AgentSettings, Registrable, Retriever, load_agent_class
+from bakeoff.agents.base import Agent, AgentSettings, Registrable, Retriever, Servable, load_agent_class
 from bakeoff.agents.prompts import parse_label
 from bakeoff.core import Answer, Question
 from bakeoff.errors import BakeoffError
@@ -303,6 +303,8 @@ def _register(agents: dict[str, Agent], ctx: RunContext, writer: RunWriter) -> N
 def _serve(agents: dict[str, Agent], answering: list[Agent], ctx: RunContext, writer: RunWriter) -> list[Agent]:
     """The answering agents plus the served forms their ``serve:`` asks for (:class:`Servable`), each right
     after its candidate."""
+    if not any(isinstance(a, Servable) and a.served_forms() is not None for a in answering):
+        return answering
     from bakeoff.run.serve import serve_forms, with_served
 
     with _stage(writer.manifest["timings_s"], "serve"):
