@@ -129,6 +129,9 @@ def _variants(node: dict[str, Any], defs: dict[str, Any]) -> list[dict[str, Any]
     for key in ("anyOf", "oneOf"):
         if key in node:
             return [_resolve(v, defs) for v in node[key] if v.get("type") != "null"]
+    selected = [v["then"] for v in node.get("allOf", []) if "then" in v]  # kinds chosen by agent (if/then)
+    if selected:
+        return [_resolve(v, defs) for v in selected]
     return [node]
 
 
