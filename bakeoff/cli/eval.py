@@ -47,23 +47,11 @@ def rescore_run(run_dir: Path, recipe: Any, *, judge: Any = None, skip_bad_lines
         RunStoreError: a torn or malformed answers.jsonl line (file:line), unless ``skip_bad_lines``, which
             scores the readable rows and records how many were dropped (``dropped_lines``).
     """
-    from bakeoff.core import Question
     from bakeoff.eval.scoring import ScoringSettings, score_answers
-    from bakeoff.run.store import read_answers_checked
+    from bakeoff.run.store import by_candidate, read_answers_checked
 
     rows, dropped = read_answers_checked(run_dir, skip_bad_lines=skip_bad_lines)
-    answers: dict[str, list[dict[str, Any]]] = {}
-    questions: dict[str, Question] = {}
-    for row in rows:
-        answers.setdefault(row["candidate"], []).append(row)
-        questions.setdefault(
-            row["question_id"],
-            Question(
-                id=row["question_id"],
-                question=row.get("question", ""),
-                reference=str(row.get("reference", "")),
-            ),
-        )
+    answers, questions = by_candidate(rows)
     scores = score_answers(list(questions.values()), answers, ScoringSettings.from_recipe(recipe, judge=judge))
     scores.dropped_lines = dropped
     from bakeoff.run.retention import rescore_retention

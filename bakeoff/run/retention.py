@@ -109,6 +109,7 @@ def rescore_retention(run_dir: Path, recipe: Recipe, scores: Scores) -> None:
     from bakeoff.eval.scoring import ScoringSettings
     from bakeoff.io import read_jsonl
     from bakeoff.run.documents.manifest import Manifest
+    from bakeoff.run.store import by_candidate
 
     path = Path(run_dir) / RETENTION_ANSWERS
     if not path.is_file():
@@ -116,18 +117,7 @@ def rescore_retention(run_dir: Path, recipe: Recipe, scores: Scores) -> None:
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     for row in read_jsonl(path):  # a resumed run appended the answers it asked again: the last one counts
         latest[(row["candidate"], row["question_id"])] = row
-    answers: dict[str, list[dict[str, Any]]] = {}
-    questions: dict[str, Question] = {}
-    for row in latest.values():
-        answers.setdefault(row["candidate"], []).append(row)
-        questions.setdefault(
-            row["question_id"],
-            Question(
-                id=row["question_id"],
-                question=row.get("question", ""),
-                reference=str(row.get("reference", "")),
-            ),
-        )
+    answers, questions = by_candidate(list(latest.values()))
     manifest = Manifest.read(Path(run_dir) / "manifest.json")
     facts = {name: {"agent": c.agent, "model": c.model} for name, c in manifest.candidates.items()}
     scores.retention = score_retention(

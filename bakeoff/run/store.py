@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -32,10 +32,14 @@ from bakeoff.io import append_jsonl, cut_torn_tail, read_jsonl, write_json_atomi
 from bakeoff.run.documents.manifest import Manifest
 from bakeoff.run.documents.scores import Scores
 
+if TYPE_CHECKING:
+    from bakeoff.core import Question
+
 __all__ = [
     "RunInfo",
     "RunStoreError",
     "RunWriter",
+    "by_candidate",
     "find_run",
     "list_runs",
     "read_answers",
@@ -388,3 +392,21 @@ def read_answers_checked(path: Path, *, skip_bad_lines: bool = False) -> tuple[l
     if not rows:
         raise RunStoreError(f"{file}: no readable answers")
     return list(rows.values()), dropped
+
+
+def by_candidate(rows: list[dict[str, Any]]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Question]]:
+    """Answer rows grouped by candidate, and the questions they answer rebuilt from the rows (id, question,
+    reference: what re-scoring needs when the evaluation file is gone)."""
+    from bakeoff.core import Question
+
+    answers: dict[str, list[dict[str, Any]]] = {}
+    questions: dict[str, Question] = {}
+    for row in rows:
+        answers.setdefault(row["candidate"], []).append(row)
+        questions.setdefault(
+            row["question_id"],
+            Question(
+                id=row["question_id"], question=row.get("question", ""), reference=str(row.get("reference", ""))
+            ),
+        )
+    return answers, questions
