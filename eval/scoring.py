@@ -60,7 +60,7 @@ from bakeoff.run.documents.scores import (
 if TYPE_CHECKING:
     from bakeoff.eval.settings import StatisticsSpec
 
-__all__ = ["ScoringSettings", "score_answers"]
+__all__ = ["ScoringSettings", "metric_names", "score_answers"]
 
 Row = dict[str, Any]
 
@@ -138,7 +138,7 @@ def score_answers(
         ValueError: a judged metric without a judge, or a headline that is not among the metrics.
         MetricError: a metric that cannot be found or loaded, or a plugin metric that fails while scoring.
     """
-    names, headline, headline_reason = _metric_names(settings, questions)
+    names, headline, headline_reason = metric_names(settings, questions)
     by_id = {q.id: q for q in questions}
     rows_by_candidate = {c: [r for r in rows if r["question_id"] in by_id] for c, rows in answers.items()}
     scores = Scores(
@@ -183,7 +183,7 @@ def score_answers(
 # -- metric lookup ------------------------------------------------------------------------------------------
 
 
-def _metric_names(settings: ScoringSettings, questions: Sequence[Question]) -> tuple[list[str], str, str]:
+def metric_names(settings: ScoringSettings, questions: Sequence[Question]) -> tuple[list[str], str, str]:
     """The metrics to score (default: per task), the headline and why it leads (see
     :mod:`bakeoff.eval.headline`)."""
     from bakeoff.eval.headline import choose_headline

@@ -58,11 +58,11 @@ def print_first_results(
         later_answering: how many of them answer.
     """
     from bakeoff.eval import metric_class
-    from bakeoff.eval.scoring import ScoringSettings, _metric_names, score_answers
+    from bakeoff.eval.scoring import ScoringSettings, metric_names, score_answers
     from bakeoff.eval.table import comparison_table
 
     settings = ScoringSettings.from_recipe(recipe)
-    names, headline = _metric_names(settings)
+    names, headline, _ = metric_names(settings, questions)
     cheap = [n for n in names if "judge" not in metric_class(n).needs]
     n_done = sum(len(rows) for rows in answers.values())
     per_answer = answer_s / max(1, n_done)
