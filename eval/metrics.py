@@ -282,6 +282,11 @@ class ExactMatch(Metric):
         return MetricResult(float(normalize_answer(response) == normalize_answer(reference)))
 
 
+def _shared_tokens(pred: list[str], gold: list[str]) -> int:
+    """Tokens the answer and the reference have in common, counted with multiplicity (SQuAD's overlap)."""
+    return sum((Counter(pred) & Counter(gold)).values())
+
+
 class TokenF1(Metric):
     """SQuAD token F1 between normalised response and reference."""
 
@@ -295,7 +300,7 @@ class TokenF1(Metric):
         pred, gold = normalize_answer(response).split(), normalize_answer(reference).split()
         if not pred or not gold:
             return MetricResult(float(pred == gold))
-        common = sum((Counter(pred) & Counter(gold)).values())
+        common = _shared_tokens(pred, gold)
         if common == 0:
             return MetricResult(0.0)
         precision, recall = common / len(pred), common / len(gold)
@@ -321,8 +326,7 @@ class TokenRecall(Metric):
         gold = normalize_answer(reference).split()
         if not gold:
             return MetricResult(None, "empty reference")
-        common = sum((Counter(normalize_answer(response).split()) & Counter(gold)).values())
-        return MetricResult(common / len(gold))
+        return MetricResult(_shared_tokens(normalize_answer(response).split(), gold) / len(gold))
 
 
 class ContainsReference(Metric):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_corpus import _tiny_pdf  # the one hand-built PDF the corpus tests use
 
 from bakeoff.questions import DataError, load_questions
 from bakeoff.rag.corpus import SUPPORTED_SUFFIXES, CorpusSpec, load_corpus, load_document
@@ -137,26 +138,6 @@ test_question_files_long = pytest.mark.slow(
 
 
 # -- corpus documents ---------------------------------------------------------------------------------------
-def _pdf(text: str) -> bytes:
-    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-    objs = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out, offsets = b"%PDF-1.4\n", []
-    for i, body in enumerate(objs, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer << /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
-    return out
-
-
 def _docx(xml: bytes, extra: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -201,7 +182,7 @@ def documents(draw) -> tuple[str, bytes]:
     suffix = draw(st.sampled_from([*SUPPORTED_SUFFIXES, ".bin"]))
     kind = draw(st.sampled_from(["valid", "mutated", "bytes"]))
     if suffix == ".pdf":
-        data = _pdf(draw(st.text(alphabet="abc xyz()\\", max_size=30)))
+        data = _tiny_pdf(draw(st.text(alphabet="abc xyz()\\", max_size=30)))
     elif suffix == ".docx":
         body = draw(_markup).encode("utf-8", "surrogatepass")
         xml = f'<?xml version="1.0"?><w:document {W}><w:body><w:p><w:r><w:t>'.encode() + body
