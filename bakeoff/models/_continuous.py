@@ -9,6 +9,18 @@ key/value cache, left-padded to its length. A beginning that a group's prompts s
 few-shot examples) is prefilled once for the group. Positions are given per row, so every row decodes exactly
 what it would alone (up to float rounding, as in any padded batch).
 
+What a CPU step costs decides the rest (``bench/bench_decoding.py``, docs/benchmarks.md "Answering"):
+
+- Prompts are prefilled a few rows at a time (about :data:`PREFILL_TOKENS` padded tokens per pass): one pass
+  over 48 RAG prompts of ~600 tokens ran at 411 tokens/s, passes of ~2,400 tokens at 558 (the attention of a
+  huge padded pass and activations that outgrow the caches cost more than the matrix products save).
+- The key/value cache lives at the start of buffers with room to grow (:class:`_RoomyLayer`): a step writes
+  its new column in place. transformers' ``DynamicLayer`` concatenates, copying the whole cache every step —
+  half of a 48-row step's time with 600-token RAG prompts.
+- A finished row is handed back at once but stays in the batch, ignored, until a sixteenth of the rows are
+  done (or new prompts join): dropping rows copies the cache, which costs more than computing a few idle
+  rows for some steps.
+
 Only the plain growing cache (``DynamicCache`` of ``DynamicLayer``) is supported; anything else raises
 :class:`Unsupported` before any token is generated and the caller falls back to ``model.generate``.
 """
@@ -18,10 +30,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["Finished", "Unsupported", "greedy_continuous"]
 
 MIN_SHARED_PREFIX = 8  # tokens; below this a shared beginning is not worth a separate pass
+PREFILL_TOKENS = 2048  # padded tokens per prefill pass (at least one row per pass)
+ROOM = 128  # free cache columns at most after a merge; a full buffer grows by half (at least this)
 
 
 class Unsupported(Exception):
@@ -36,11 +51,16 @@ class Finished:
     ended: bool  # a stop token ended it (not max_new_tokens)
 
 
-def _layers(cache):
+def _dynamic_layer():
     from transformers.cache_utils import DynamicLayer
 
+    return DynamicLayer
+
+
+def _layers(cache):
+    dynamic = _dynamic_layer()
     layers = getattr(cache, "layers", None)
-    if not layers or any(type(layer) is not DynamicLayer for layer in layers):
+    if not layers or any(type(layer) is not dynamic for layer in layers):
         raise Unsupported(f"{type(cache).__name__} cannot be batched row by row")
     return layers
 
@@ -59,16 +79,6 @@ def _cache_of(output):
     return output["cache"] if "cache" in output else output["past_key_values"]
 
 
-def _left_pad(tensor, width: int, dim: int):
-    import torch
-
-    if width == 0:
-        return tensor
-    shape = list(tensor.shape)
-    shape[dim] = width
-    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
-
-
 def _common_prefix(rows: list[list[int]]) -> int:
     first = rows[0]
     n = min(len(r) for r in rows)
@@ -80,8 +90,32 @@ def _common_prefix(rows: list[list[int]]) -> int:
     return n
 
 
-def _prefill(model, tokenizer, prompts: list[str], budget: int):
-    """Run the prompts through the model: (output with its cache, attention mask).
+def _chunks(lengths: list[int], tokens: int) -> list[range]:
+    """Consecutive runs of rows whose padded size (rows × longest) stays within ``tokens``."""
+    out, start, longest = [], 0, 0
+    for i, n in enumerate(lengths):
+        longest_with = max(longest, n)
+        if i > start and (i - start + 1) * longest_with > tokens:
+            out.append(range(start, i))
+            start, longest_with = i, n
+        longest = longest_with
+    if lengths:
+        out.append(range(start, len(lengths)))
+    return out
+
+
+@dataclass
+class _Part:
+    """Rows of key/value cache, right-aligned: ``keys[l]``/``values[l]`` are [rows, heads, width, dim]."""
+
+    keys: list[Any]
+    values: list[Any]
+    mask: Any  # [rows, width], 0 on left padding
+    first: Any = None  # the greedy next token of each row (after a prefill)
+
+
+def _prefill(model, tokenizer, prompts: list[str], budget: int) -> _Part:
+    """Run the prompts through the model, a few rows per pass: their cache, mask and first tokens.
 
     The prompts of one group usually share a long beginning (system prompt, few-shot examples): it is computed
     once and its keys/values copied to every row; the rest of each prompt follows it after padding
@@ -96,31 +130,120 @@ def _prefill(model, tokenizer, prompts: list[str], budget: int):
         for p in prompts
     ]
     shared = min(_common_prefix(ids), min(len(r) for r in ids) - 1) if len(ids) > 1 else 0
-    past = None
+    head = None
     if shared >= MIN_SHARED_PREFIX:
         head = torch.tensor([ids[0][:shared]], device=device)
-        past = _cache_of(model(input_ids=head, use_cache=True, logits_to_keep=1))
-        for layer in _layers(past):
-            layer.keys = layer.keys.expand(len(ids), -1, -1, -1).contiguous()
-            layer.values = layer.values.expand(len(ids), -1, -1, -1).contiguous()
+        head = _cache_of(model(input_ids=head, use_cache=True, logits_to_keep=1))
+        _layers(head)
     else:
         shared = 0
     rest = [r[shared:] for r in ids]
-    width = max(len(r) for r in rest)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rest], device=device)
-    own = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rest], device=device)
-    mask = torch.cat([own.new_ones((len(ids), shared)), own], dim=1)
-    position = (shared + own.cumsum(-1) - 1).clamp(min=0)
-    res = model(
-        input_ids=input_ids,
-        attention_mask=mask,
-        position_ids=position,
-        use_cache=True,
-        logits_to_keep=1,
-        **{_cache_keyword(model): past},
-    )
-    return res, mask
+    parts = []
+    for rows in _chunks([len(r) for r in rest], PREFILL_TOKENS):
+        chunk = [rest[i] for i in rows]
+        past = None
+        if head is not None:
+            past = _expanded(head, len(chunk))
+        width = max(len(r) for r in chunk)
+        input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in chunk], device=device)
+        own = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in chunk], device=device)
+        mask = torch.cat([own.new_ones((len(chunk), shared)), own], dim=1)
+        res = model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=(shared + own.cumsum(-1) - 1).clamp(min=0),
+            use_cache=True,
+            logits_to_keep=1,
+            **{_cache_keyword(model): past},
+        )
+        layers = _layers(_cache_of(res))
+        parts.append(
+            _Part(
+                [layer.keys for layer in layers],
+                [layer.values for layer in layers],
+                mask,
+                res.logits[:, -1].argmax(-1),
+            )
+        )
+    if len(parts) == 1:
+        return parts[0]
+    joined = _join(parts, room=0)
+    joined.first = torch.cat([p.first for p in parts])
+    return joined
+
+
+def _expanded(cache, rows: int):
+    """A new plain cache holding ``cache``'s single row ``rows`` times."""
+    from transformers.cache_utils import DynamicCache
+
+    out = DynamicCache()
+    out.layers = []
+    for layer in cache.layers:
+        copy = _dynamic_layer()()
+        copy.keys = layer.keys.expand(rows, -1, -1, -1).contiguous()
+        copy.values = layer.values.expand(rows, -1, -1, -1).contiguous()
+        copy.device, copy.is_initialized = layer.keys.device, True
+        out.layers.append(copy)
+    return out
+
+
+def _join(parts: list[_Part], room: int) -> _Part:
+    """The parts' rows in one cache, left-padded to the widest, with ``room`` free columns after it."""
+    import torch
+
+    width = max(p.mask.shape[1] for p in parts)
+    rows = sum(p.mask.shape[0] for p in parts)
+    keys, values = [], []
+    for n, sample in enumerate(parts[0].keys):
+        k = sample.new_zeros((rows, sample.shape[1], width + room, sample.shape[3]))
+        v = torch.zeros_like(k)
+        r = 0
+        for p in parts:
+            w, h = p.mask.shape[1], p.mask.shape[0]
+            k[r : r + h, :, width - w : width] = p.keys[n]
+            v[r : r + h, :, width - w : width] = p.values[n]
+            r += h
+        keys.append(k)
+        values.append(v)
+    mask = parts[0].mask.new_zeros((rows, width))
+    r = 0
+    for p in parts:
+        w, h = p.mask.shape[1], p.mask.shape[0]
+        mask[r : r + h, width - w :] = p.mask
+        r += h
+    return _Part(keys, values, mask)
+
+
+def _roomy_layer_class():
+    dynamic = _dynamic_layer()
+
+    class _RoomyLayer(dynamic):
+        """A ``DynamicLayer`` whose keys/values are the first ``n`` columns of larger buffers: a step writes its
+        new columns in place (growing by half when full) instead of concatenating a copy of the cache."""
+
+        def __init__(self, keys, values, n: int):
+            super().__init__()
+            self.kbuf, self.vbuf, self.n = keys, values, n
+            self.device, self.is_initialized = keys.device, True
+            self.keys, self.values = keys[:, :, :n], values[:, :, :n]
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            import torch
+
+            new = key_states.shape[-2]
+            if self.n + new > self.kbuf.shape[2]:
+                grow = max(ROOM, new, self.n // 2)
+                pad = self.kbuf.new_zeros((*self.kbuf.shape[:2], grow, self.kbuf.shape[3]))
+                self.kbuf = torch.cat([self.kbuf[:, :, : self.n], pad], dim=2)
+                self.vbuf = torch.cat([self.vbuf[:, :, : self.n], pad.clone()], dim=2)
+            self.kbuf[:, :, self.n : self.n + new] = key_states
+            self.vbuf[:, :, self.n : self.n + new] = value_states
+            self.n += new
+            self.keys, self.values = self.kbuf[:, :, : self.n], self.vbuf[:, :, : self.n]
+            return self.keys, self.values
+
+    return _RoomyLayer
 
 
 def greedy_continuous(
@@ -147,12 +270,12 @@ def greedy_continuous(
     pending = deque(range(len(prompts)))
     refill_at = max(1, batch_size // 4)
     with torch.inference_mode():
-        while pending or batch.rows:
+        while pending or batch.alive:
             before_step()
-            free = batch_size - len(batch.rows)
-            if pending and (not batch.rows or free >= refill_at):
+            free = batch_size - batch.alive
+            if pending and (not batch.alive or free >= refill_at):
                 take = [pending.popleft() for _ in range(min(free, len(pending)))]
-                batch.admit(take, *_prefill(model, tokenizer, [prompts[i] for i in take], budget))
+                batch.admit(take, _prefill(model, tokenizer, [prompts[i] for i in take], budget))
             else:
                 batch.step()
 
@@ -166,48 +289,55 @@ class _Batch:
         self.stop_ids = stop_ids
         self.max_new_tokens = max_new_tokens
         self.on_done = on_done
-        self.rows: list[int] = []  # prompt index of each active row
-        self.out: list[list[int]] = []  # tokens generated so far, per active row
+        self.roomy = _roomy_layer_class()
+        self.rows: list[int] = []  # prompt index of each row
+        self.out: list[list[int]] = []  # tokens generated so far, per row
         self.n_prompt: list[int] = []
-        self.cache = self.layers = None
+        self.dead: set[int] = set()  # rows already handed back, still computed until the next compaction
+        self.cache = None
         self.mask = self.last = (
             None  # attention mask [rows, length]; last generated token per row (not yet fed)
         )
 
-    def admit(self, take: list[int], res, new_mask) -> None:
+    @property
+    def alive(self) -> int:
+        return len(self.rows) - len(self.dead)
+
+    def _install(self, part: _Part) -> None:
+        """Make ``part`` (buffers with room) the batch's cache."""
+        from transformers.cache_utils import DynamicCache
+
+        width = part.mask.shape[1]
+        self.cache = DynamicCache()
+        self.cache.layers = [self.roomy(k, v, width) for k, v in zip(part.keys, part.values, strict=True)]
+        self.mask = part.mask
+
+    def _current(self) -> _Part:
+        return _Part(
+            [layer.keys for layer in self.cache.layers],
+            [layer.values for layer in self.cache.layers],
+            self.mask,
+        )
+
+    def admit(self, take: list[int], new: _Part) -> None:
         """Merge freshly prefilled prompts into the running cache (both left-padded to one length)."""
         import torch
 
-        new_layers = _layers(_cache_of(res))
-        first_tokens = res.logits[:, -1].argmax(-1)
-        if not self.rows:  # the first prompts, or every earlier row has finished
-            self.cache, self.layers = _cache_of(res), new_layers
-            self.mask, self.last = new_mask, first_tokens
-        else:
-            old_w, new_w = self.mask.shape[1], new_mask.shape[1]
-            width = max(old_w, new_w)
-            for old, new in zip(self.layers, new_layers, strict=True):
-                old.keys = torch.cat(
-                    [_left_pad(old.keys, width - old_w, 2), _left_pad(new.keys, width - new_w, 2)]
-                )
-                old.values = torch.cat(
-                    [_left_pad(old.values, width - old_w, 2), _left_pad(new.values, width - new_w, 2)]
-                )
-            self.mask = torch.cat(
-                [_left_pad(self.mask, width - old_w, 1), _left_pad(new_mask, width - new_w, 1)]
-            )
-            self.last = torch.cat([self.last, first_tokens])
+        self.compact()
+        parts = [self._current(), new] if self.rows else [new]
+        self._install(_join(parts, room=min(self.max_new_tokens, ROOM)))
+        self.last = torch.cat([self.last, new.first]) if self.rows else new.first
         self.rows += take
-        firsts = first_tokens.tolist()
+        firsts = new.first.tolist()
         self.out += [[t] for t in firsts]
-        self.n_prompt += new_mask.sum(-1).tolist()
+        self.n_prompt += new.mask.sum(-1).tolist()
         start = len(self.rows) - len(take)
         self.finish(
             [start + j for j, t in enumerate(firsts) if t in self.stop_ids or self.max_new_tokens <= 1]
         )
 
     def step(self) -> None:
-        """One decoding step for every active row."""
+        """One decoding step for every row in the batch."""
         import torch
 
         self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)
@@ -222,35 +352,43 @@ class _Batch:
         self.last = res.logits[:, -1].argmax(-1)
         done = []
         for i, t in enumerate(self.last.tolist()):
+            if i in self.dead:
+                continue
             self.out[i].append(t)
             if t in self.stop_ids or len(self.out[i]) >= self.max_new_tokens:
                 done.append(i)
         self.finish(done)
 
     def finish(self, done: list[int]) -> None:
-        """Hand the finished rows to ``on_done`` and drop them from the batch."""
+        """Hand the finished rows to ``on_done``; they leave the batch at the next compaction."""
         for i in done:
             tokens = self.out[i]
             self.on_done(
                 Finished(self.rows[i], tokens, self.n_prompt[i], bool(tokens) and tokens[-1] in self.stop_ids)
             )
-        if done:
-            gone = set(done)
-            self.keep([i for i in range(len(self.rows)) if i not in gone])
+        self.dead.update(done)
+        if self.dead and (len(self.dead) * 16 >= len(self.rows) or not self.alive):
+            self.compact()
 
-    def keep(self, selected: list[int]) -> None:
+    def compact(self) -> None:
+        """Drop the finished rows, and the columns that are padding in every remaining row."""
         import torch
 
-        index = torch.tensor(selected, dtype=torch.long, device=self.model.device)
-        for layer in self.layers:
-            layer.keys, layer.values = layer.keys[index], layer.values[index]
-        self.mask, self.last = self.mask[index], self.last[index]
+        if not self.dead:
+            return
+        selected = [i for i in range(len(self.rows)) if i not in self.dead]
+        self.dead = set()
         self.rows = [self.rows[i] for i in selected]
         self.out = [self.out[i] for i in selected]
         self.n_prompt = [self.n_prompt[i] for i in selected]
-        # Columns that are padding in every remaining row are dropped: attention then reads less.
-        first = int(self.mask.any(dim=0).nonzero()[0]) if self.mask.numel() else 0
-        if first:
-            self.mask = self.mask[:, first:]
-            for layer in self.layers:
-                layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+        if not selected:
+            self.cache = self.mask = self.last = None
+            return
+        index = torch.tensor(selected, dtype=torch.long, device=self.model.device)
+        mask = self.mask[index]
+        first = int(mask.any(dim=0).nonzero()[0])  # attention then reads less
+        self.mask, self.last = mask[:, first:], self.last[index]
+        for layer in self.cache.layers:
+            layer.kbuf, layer.vbuf = layer.kbuf[index, :, first:], layer.vbuf[index, :, first:]
+            layer.n -= first
+            layer.keys, layer.values = layer.kbuf[:, :, : layer.n], layer.vbuf[:, :, : layer.n]
