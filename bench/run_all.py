@@ -31,6 +31,7 @@ BENCHMARKS = [
     "bench_answering",
     "bench_retrieval",
     "bench_e2e",
+    "bench_answer_stage",
     "bench_console",
     "bench_gpu",
 ]
@@ -112,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_end": info_end,
         "results": results,
     }
+    if args.only and not args.toy and (RESULTS / "latest.json").is_file():
+        run = _merged(json.loads((RESULTS / "latest.json").read_text(encoding="utf-8")), run)
     if not args.toy:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "latest.json").write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
@@ -121,6 +124,23 @@ def main(argv: list[str] | None = None) -> int:
         doc.write_text(render(run), encoding="utf-8")
         print(f"wrote {doc}")
     return 1 if any(r.get("failed") for r in results) else 0
+
+
+def _merged(before: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """``before`` (the last full run) with the benchmarks of ``now`` (an ``--only`` run) replaced or added;
+    ``remeasured`` records which, so the document says when those rows were measured."""
+    fresh = {r["benchmark"]: r for r in now["results"]}
+    names = [r["benchmark"] for r in before["results"]]
+    results = [fresh.get(r["benchmark"], r) for r in before["results"]]
+    results += [r for r in now["results"] if r["benchmark"] not in names]
+    remeasured = {**before.get("remeasured", {})}
+    for r in now["results"]:
+        remeasured[r["benchmark"]] = {
+            "started": now["started"],
+            "load_average": now["machine"]["load_average"],
+            "load_average_end": now["load_average_end"],
+        }
+    return {**before, "results": results, "remeasured": remeasured}
 
 
 def _line(m: dict[str, Any]) -> str:
@@ -170,6 +190,13 @@ def _header(run: dict[str, Any]) -> list[str]:
         "The machine is shared: while this ran, other sessions ran test suites on the same 2 cores, so the load "
         "average is above what the benchmark itself adds (about 1-2). Ratios are measured side by side, within "
         "minutes, and are what counts; absolute numbers are lower bounds for an idle machine.",
+        "",
+        *[
+            f"Re-measured with `python -m bench --only {name.removeprefix('bench_')}` on {when['started']} "
+            f"(load average {_load(when['load_average'])} at the start, {_load(when['load_average_end'])} at the "
+            "end): the rows of that benchmark."
+            for name, when in run.get("remeasured", {}).items()
+        ],
         "",
     ]
 

@@ -85,3 +85,65 @@ def test_driver_runs_and_writes_the_document(tmp_path):
     text = doc.read_text()
     assert "## Machine" in text and "| CPU |" in text and "load average" in text
     assert "`console.runs_page_cold`" in text and "< 2 s" in text
+
+
+@pytest.mark.slow
+def test_answer_stage_runs_old_and_new_code_side_by_side(capsys):
+    # A worktree of the old revision and this checkout answer the quickstart's zero-shot questions; both
+    # run the same greedy decoding of the same model, so the answers are identical.
+    from bench import bench_answer_stage
+
+    result = bench_answer_stage.run("toy")
+    values = {m.name: m.value for m in result.measures}
+    assert values["answer_stage.new_vs_old"] > 0
+    assert values["answer_stage.identical_answers"] == 1.0
+    assert 0 < values["answer_stage.achieved_fraction_of_peak"] < 1
+    assert result.raw["answers"] == 48 and set(result.raw["new_per_candidate_s"]) == {"zero-shot"}
+
+
+def test_an_only_run_replaces_its_rows_and_keeps_the_rest():
+    from bench.run_all import _merged, render
+
+    def bench(name, value):
+        return {
+            "benchmark": name,
+            "skipped": None,
+            "measures": [
+                {"name": f"{name}.m", "value": value, "unit": "x", "target": None, "met": None, "note": ""}
+            ],
+            "raw": {},
+        }
+
+    machine = {
+        "cpu": "c",
+        "cores": 2,
+        "memory_gib": 1,
+        "gpu": None,
+        "os": "o",
+        "python": "3",
+        "versions": {},
+        "load_average": [0.1, 0.2, 0.3],
+    }
+    before = {
+        "started": "then",
+        "seconds": 60,
+        "machine": machine,
+        "load_average_end": [1, 1, 1],
+        "results": [bench("a", 1.0), bench("b", 2.0)],
+    }
+    now = {
+        "started": "now",
+        "seconds": 5,
+        "machine": machine,
+        "load_average_end": [0.5, 0.5, 0.5],
+        "results": [bench("b", 3.0), bench("c", 4.0)],
+    }
+    run = _merged(before, now)
+    assert [(r["benchmark"], r["measures"][0]["value"]) for r in run["results"]] == [
+        ("a", 1.0),
+        ("b", 3.0),
+        ("c", 4.0),
+    ]
+    text = render(run)
+    assert "`python -m bench --only b` on now" in text and "`python -m bench --only c` on now" in text
+    assert "| `a.m` | 1.00x |" in text and "| `b.m` | 3.00x |" in text
